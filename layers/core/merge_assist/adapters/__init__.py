@@ -1,0 +1,1 @@
+"""Adapters: the only modules of the core package that talk to AWS or GitLab clients."""

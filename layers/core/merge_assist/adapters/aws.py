@@ -1,0 +1,35 @@
+"""Cached boto3 factories. Nothing is built at import time, so handlers stay cheap to import
+and tests can point them at moto (``AWS_ENDPOINT_URL`` is honoured by boto3 itself)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import boto3
+
+from merge_assist.adapters.dynamodb_store import DynamoDBStore
+from merge_assist.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+
+@lru_cache(maxsize=8)
+def dynamodb_table(name: str) -> Table:
+    return boto3.resource("dynamodb").Table(name)
+
+
+def store_from_settings(settings: Settings | None = None) -> DynamoDBStore:
+    settings = settings or get_settings()
+    return DynamoDBStore(
+        dynamodb_table(settings.resolved_table_name),
+        history=timedelta(days=settings.history_days),
+    )
+
+
+def clear_caches() -> None:
+    """Forget cached clients and settings (tests and the local stack switch endpoints)."""
+    dynamodb_table.cache_clear()
+    get_settings.cache_clear()

@@ -1,0 +1,327 @@
+"""The ``Store`` on one DynamoDB table.
+
+Items (``pk`` / ``sk``; index ``gsi1`` on ``gsi1pk`` / ``gsi1sk``)::
+
+    project config   PROJECT#<pid>        CONFIG              PROJECTS              <pid:012>
+    merge request    PROJECT#<pid>        MR#<iid:010>        PROJECT#<pid>#MR#<status>
+                                                              <branch>#<1000-priority:04>#<ready>#<iid:010>
+    branch lock      PROJECT#<pid>        LOCK#<branch>       -
+    batch            BATCH#<id>           BATCH               PROJECT#<pid>#BATCHES  <created>#<id>
+
+``<branch>`` is URL-quoted so that a ``#`` in a branch name cannot fake a key boundary.
+Every write that two Lambdas could race on is conditional on the item's ``version``.
+Finished MRs and batches, and locks, carry ``expires_at`` for DynamoDB's TTL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
+
+from boto3.dynamodb.conditions import Attr, ConditionBase, Key
+from botocore.exceptions import ClientError
+from pydantic import BaseModel
+
+from merge_assist.clock import SystemClock
+from merge_assist.errors import AlreadyExistsError, ConflictError, LockHeldError, NotFoundError
+from merge_assist.models import (
+    Batch,
+    BranchLock,
+    MergeRequestState,
+    ProjectConfig,
+    StatusCategory,
+)
+from merge_assist.ports import Clock
+from merge_assist.resources import TABLE
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+_KEY_ATTRIBUTES = frozenset(
+    {
+        TABLE.partition_key,
+        TABLE.sort_key,
+        TABLE.index_partition_key,
+        TABLE.index_sort_key,
+        TABLE.ttl_attribute,
+        "kind",
+    }
+)
+
+
+def project_pk(project_id: int) -> str:
+    return f"PROJECT#{project_id}"
+
+
+def mr_sk(iid: int) -> str:
+    return f"MR#{iid:010d}"
+
+
+def branch_key(branch: str) -> str:
+    return quote(branch, safe="")
+
+
+def mr_index_pk(project_id: int, status: StatusCategory) -> str:
+    return f"PROJECT#{project_id}#MR#{status.value}"
+
+
+def mr_index_sk(mr: MergeRequestState) -> str:
+    """Sorts like ``merge_assist.queue.queue_order`` within one branch."""
+    when = _sortable(mr.ready_since or mr.updated_at)
+    return f"{branch_key(mr.target_branch)}#{1000 - mr.priority:04d}#{when}#{mr.iid:010d}"
+
+
+def _sortable(moment: datetime) -> str:
+    """Fixed-width text in UTC: string order in the index is then time order, whatever
+    offset the moment came with (``10:30+02:00`` is before ``09:00+00:00``)."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _whole_second_after(moment: datetime) -> datetime:
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + timedelta(seconds=1)
+
+
+class DynamoDBStore:
+    def __init__(self, table: Table, *, clock: Clock | None = None, history: timedelta) -> None:
+        self._table = table
+        self._clock = clock or SystemClock()
+        self._history = history
+
+    # -- projects ---------------------------------------------------------------------
+
+    def get_project(self, project_id: int) -> ProjectConfig:
+        item = self._get(project_pk(project_id), "CONFIG")
+        if item is None:
+            raise NotFoundError(f"project {project_id} is not connected")
+        return _load(ProjectConfig, item)
+
+    def list_projects(self) -> list[ProjectConfig]:
+        return [
+            _load(ProjectConfig, item)
+            for item in self._query_index(Key(TABLE.index_partition_key).eq("PROJECTS"))
+        ]
+
+    def save_project(self, config: ProjectConfig) -> ProjectConfig:
+        stored = config.model_copy(
+            update={"version": config.version + 1, "updated_at": self._now()}
+        )
+        self._put_versioned(
+            stored,
+            keys={
+                TABLE.partition_key: project_pk(config.project_id),
+                TABLE.sort_key: "CONFIG",
+                TABLE.index_partition_key: "PROJECTS",
+                TABLE.index_sort_key: f"{config.project_id:012d}",
+                "kind": "project",
+            },
+            expected_version=config.version,
+            what=f"project {config.project_id}",
+        )
+        return stored
+
+    def delete_project(self, project_id: int) -> None:
+        self._table.delete_item(
+            Key={TABLE.partition_key: project_pk(project_id), TABLE.sort_key: "CONFIG"}
+        )
+
+    # -- merge requests ---------------------------------------------------------------
+
+    def get_merge_request(self, project_id: int, iid: int) -> MergeRequestState:
+        item = self._get(project_pk(project_id), mr_sk(iid))
+        if item is None:
+            raise NotFoundError(f"merge request !{iid} of project {project_id} is not tracked")
+        return _load(MergeRequestState, item)
+
+    def save_merge_request(self, mr: MergeRequestState) -> MergeRequestState:
+        now = self._now()
+        stored = mr.model_copy(update={"version": mr.version + 1, "updated_at": now})
+        keys: dict[str, Any] = {
+            TABLE.partition_key: project_pk(mr.project_id),
+            TABLE.sort_key: mr_sk(mr.iid),
+            TABLE.index_partition_key: mr_index_pk(mr.project_id, mr.status),
+            TABLE.index_sort_key: mr_index_sk(stored),
+            "kind": "merge_request",
+        }
+        if mr.status.is_final:
+            keys[TABLE.ttl_attribute] = _epoch(now + self._history)
+        self._put_versioned(
+            stored, keys=keys, expected_version=mr.version, what=f"merge request !{mr.iid}"
+        )
+        return stored
+
+    def list_merge_requests(
+        self,
+        project_id: int,
+        status: StatusCategory,
+        target_branch: str | None = None,
+    ) -> list[MergeRequestState]:
+        condition: ConditionBase = Key(TABLE.index_partition_key).eq(
+            mr_index_pk(project_id, status)
+        )
+        if target_branch is not None:
+            condition = condition & Key(TABLE.index_sort_key).begins_with(
+                f"{branch_key(target_branch)}#"
+            )
+        return [_load(MergeRequestState, item) for item in self._query_index(condition)]
+
+    # -- batches ----------------------------------------------------------------------
+
+    def get_batch(self, batch_id: str) -> Batch:
+        item = self._get(f"BATCH#{batch_id}", "BATCH")
+        if item is None:
+            raise NotFoundError(f"batch {batch_id} does not exist")
+        return _load(Batch, item)
+
+    def save_batch(self, batch: Batch) -> Batch:
+        now = self._now()
+        stored = batch.model_copy(update={"version": batch.version + 1, "updated_at": now})
+        keys: dict[str, Any] = {
+            TABLE.partition_key: f"BATCH#{batch.id}",
+            TABLE.sort_key: "BATCH",
+            TABLE.index_partition_key: f"PROJECT#{batch.project_id}#BATCHES",
+            TABLE.index_sort_key: f"{_sortable(batch.created_at)}#{batch.id}",
+            "kind": "batch",
+        }
+        if batch.state.is_final:
+            keys[TABLE.ttl_attribute] = _epoch(now + self._history)
+        self._put_versioned(
+            stored, keys=keys, expected_version=batch.version, what=f"batch {batch.id}"
+        )
+        return stored
+
+    def list_batches(self, project_id: int, limit: int = 50) -> list[Batch]:
+        response = self._table.query(
+            IndexName=TABLE.index_name,
+            KeyConditionExpression=Key(TABLE.index_partition_key).eq(
+                f"PROJECT#{project_id}#BATCHES"
+            ),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [_load(Batch, item) for item in response.get("Items", [])]
+
+    # -- branch locks -----------------------------------------------------------------
+
+    def acquire_branch_lock(
+        self, project_id: int, target_branch: str, batch_id: str, ttl: timedelta
+    ) -> BranchLock:
+        now = self._now()
+        # The TTL attribute holds whole epoch seconds; rounding the expiry up keeps the lock
+        # we return, the item we store and the expiry checks in agreement, and never shorter
+        # than ``ttl``.
+        lock = BranchLock(
+            project_id=project_id,
+            target_branch=target_branch,
+            batch_id=batch_id,
+            acquired_at=now,
+            expires_at=_whole_second_after(now + ttl),
+        )
+        item = {
+            **lock.model_dump(mode="json", exclude={"expires_at"}),
+            TABLE.partition_key: project_pk(project_id),
+            TABLE.sort_key: f"LOCK#{branch_key(target_branch)}",
+            TABLE.ttl_attribute: _epoch(lock.expires_at),
+            "kind": "branch_lock",
+        }
+        free_or_ours = (
+            Attr(TABLE.partition_key).not_exists()
+            | Attr(TABLE.ttl_attribute).lte(_epoch(now))
+            | Attr("batch_id").eq(batch_id)
+        )
+        try:
+            self._table.put_item(Item=item, ConditionExpression=free_or_ours)
+        except ClientError as error:
+            if _is_condition_failure(error):
+                holder = self.get_branch_lock(project_id, target_branch)
+                held_by = holder.batch_id if holder else "another batch"
+                raise LockHeldError(
+                    f"{target_branch} of project {project_id} is locked by {held_by}"
+                ) from error
+            raise
+        return lock
+
+    def release_branch_lock(self, project_id: int, target_branch: str, batch_id: str) -> None:
+        try:
+            self._table.delete_item(
+                Key={
+                    TABLE.partition_key: project_pk(project_id),
+                    TABLE.sort_key: f"LOCK#{branch_key(target_branch)}",
+                },
+                ConditionExpression=Attr("batch_id").eq(batch_id),
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+
+    def get_branch_lock(self, project_id: int, target_branch: str) -> BranchLock | None:
+        item = self._get(project_pk(project_id), f"LOCK#{branch_key(target_branch)}")
+        if item is None or int(item[TABLE.ttl_attribute]) <= _epoch(self._now()):
+            return None
+        expires_at = datetime.fromtimestamp(int(item[TABLE.ttl_attribute]), tz=self._now().tzinfo)
+        return BranchLock.model_validate({**_strip_keys(item), "expires_at": expires_at})
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return self._clock.now()
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        response = self._table.get_item(
+            Key={TABLE.partition_key: pk, TABLE.sort_key: sk}, ConsistentRead=True
+        )
+        return response.get("Item")
+
+    def _query_index(self, condition: ConditionBase) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "IndexName": TABLE.index_name,
+            "KeyConditionExpression": condition,
+        }
+        while True:
+            response = self._table.query(**kwargs)
+            yield from response.get("Items", [])
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
+
+    def _put_versioned(
+        self, model: BaseModel, *, keys: Mapping[str, Any], expected_version: int, what: str
+    ) -> None:
+        condition = (
+            Attr(TABLE.partition_key).not_exists()
+            if expected_version == 0
+            else Attr("version").eq(expected_version)
+        )
+        try:
+            self._table.put_item(
+                Item={**model.model_dump(mode="json"), **keys}, ConditionExpression=condition
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            if expected_version == 0:
+                raise AlreadyExistsError(f"{what} already exists") from error
+            raise ConflictError(
+                f"{what} changed since version {expected_version} was read"
+            ) from error
+
+
+def _is_condition_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _strip_keys(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in item.items() if name not in _KEY_ATTRIBUTES}
+
+
+def _load(model: type[ModelT], item: Mapping[str, Any]) -> ModelT:
+    return model.model_validate(_strip_keys(item))

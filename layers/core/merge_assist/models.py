@@ -1,0 +1,186 @@
+"""The domain's typed records: a project's configuration, a merge request's place in the
+queue, and a batch. These are what the store persists and what the API shows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+BranchName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\s~^:?*\[\\]+$")]
+Priority = Annotated[int, Field(ge=-1000, le=1000)]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Strategy(StrEnum):
+    """How a queue is drained: one MR at a time, or several tested together."""
+
+    SERIAL = "serial"
+    BATCH = "batch"
+
+
+class Landing(StrEnum):
+    """How a green batch reaches the target branch (see DESIGN.md, "Landing a green batch")."""
+
+    PUSH = "push"
+    MERGE_EACH = "merge-each"
+
+
+class StatusCategory(StrEnum):
+    NOT_READY = "not_ready"
+    QUEUED = "queued"
+    BATCHING = "batching"
+    TESTING = "testing"
+    MERGED = "merged"
+    REJECTED = "rejected"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (StatusCategory.MERGED, StatusCategory.REJECTED)
+
+
+class ReasonCode(StrEnum):
+    """Why an MR is not ready, or why it was rejected."""
+
+    DRAFT = "draft"
+    NOT_ASSIGNED = "not_assigned"
+    PIPELINE = "pipeline"
+    APPROVALS = "approvals"
+    DISCUSSIONS = "discussions"
+    CONFLICTS = "conflicts"
+    CLOSED = "closed"
+    CI_FAILED = "ci_failed"
+    CI_TIMEOUT = "ci_timeout"
+    TARGET_BRANCH = "target_branch"
+    TOO_MANY_STRIKES = "too_many_strikes"
+
+
+class Reason(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: ReasonCode
+    message: str = Field(max_length=2000)
+
+
+class QueueLabels(BaseModel):
+    """The GitLab labels that mark each transition; names are configurable per project."""
+
+    model_config = ConfigDict(frozen=True)
+
+    recognised: str = "Merge Assist: Recognised for Merge"
+    not_ready: str = "Merge Assist: Not Ready"
+    rejected: str = "Merge Assist: Rejected"
+    ready_to_merge: str = "Merge Assist: Ready to Merge"
+    batch_merge_request: str = "Merge Assist: Batch Merge Request"
+
+
+class ProjectConfig(BaseModel):
+    """A connected GitLab project; changeable at run time, read at the start of each batch."""
+
+    model_config = ConfigDict(validate_assignment=True)
+
+    project_id: int = Field(gt=0)
+    path: str | None = Field(default=None, max_length=512)
+    target_branches: list[BranchName] = Field(default_factory=lambda: ["main"], min_length=1)
+    strategy: Strategy = Strategy.BATCH
+    batch_size: int = Field(default=5, ge=1, le=50)
+    landing: Landing = Landing.PUSH
+    ci_timeout_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    flaky_retries: int = Field(default=0, ge=0, le=3)
+    labels: QueueLabels = Field(default_factory=QueueLabels)
+    paused: bool = False
+    version: int = Field(default=0, ge=0)
+    updated_at: datetime = Field(default_factory=utc_now)
+
+    @field_validator("target_branches")
+    @classmethod
+    def _unique_branches(cls, branches: list[str]) -> list[str]:
+        if len(set(branches)) != len(branches):
+            raise ValueError("target branches must be unique")
+        return branches
+
+    @property
+    def effective_batch_size(self) -> int:
+        return 1 if self.strategy is Strategy.SERIAL else self.batch_size
+
+
+class MergeRequestState(BaseModel):
+    """Where one MR stands in its target branch's queue."""
+
+    project_id: int = Field(gt=0)
+    iid: int = Field(gt=0)
+    sha: str = Field(min_length=7, max_length=64)
+    source_branch: BranchName
+    target_branch: BranchName
+    title: str = ""
+    web_url: str | None = None
+    status: StatusCategory = StatusCategory.NOT_READY
+    reasons: list[Reason] = Field(default_factory=list)
+    priority: Priority = 0
+    ready_since: datetime | None = None
+    strikes: int = Field(default=0, ge=0)
+    batch_id: str | None = None
+    version: int = Field(default=0, ge=0)
+    updated_at: datetime = Field(default_factory=utc_now)
+
+    @model_validator(mode="after")
+    def _queued_needs_ready_since(self) -> Self:
+        if self.status is StatusCategory.QUEUED and self.ready_since is None:
+            raise ValueError("a queued merge request needs ready_since")
+        return self
+
+
+class BatchState(StrEnum):
+    BUILDING = "building"
+    TESTING = "testing"
+    LANDING = "landing"
+    LANDED = "landed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (BatchState.LANDED, BatchState.FAILED, BatchState.CANCELLED)
+
+
+class Batch(BaseModel):
+    """A set of MRs tested together on one batch commit; bisection halves have a parent."""
+
+    id: str = Field(min_length=1, max_length=128)
+    project_id: int = Field(gt=0)
+    target_branch: BranchName
+    strategy: Strategy
+    merge_requests: list[int] = Field(min_length=1, max_length=50)
+    batch_branch: str | None = None
+    target_sha: str | None = None
+    sha: str | None = None
+    pipeline_id: int | None = None
+    pipeline_url: str | None = None
+    parent_id: str | None = None
+    state: BatchState = BatchState.BUILDING
+    execution_name: str | None = None
+    version: int = Field(default=0, ge=0)
+    created_at: datetime = Field(default_factory=utc_now)
+    updated_at: datetime = Field(default_factory=utc_now)
+
+    @field_validator("merge_requests")
+    @classmethod
+    def _unique_iids(cls, iids: list[int]) -> list[int]:
+        if len(set(iids)) != len(iids):
+            raise ValueError("a merge request appears twice in the batch")
+        return iids
+
+
+class BranchLock(BaseModel):
+    """Held by the one batch that runs for a project's target branch."""
+
+    project_id: int = Field(gt=0)
+    target_branch: BranchName
+    batch_id: str
+    acquired_at: datetime
+    expires_at: datetime

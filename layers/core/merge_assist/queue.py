@@ -1,0 +1,31 @@
+"""Queue policy: the order in which ready MRs are taken and what the next batch holds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from merge_assist.models import MergeRequestState, ProjectConfig, StatusCategory
+
+
+def queue_order(mr: MergeRequestState) -> tuple[int, datetime, int]:
+    """Highest priority first; among equals, the MR that became ready first; then by iid so
+    the order is total and every replica agrees on it."""
+    if mr.ready_since is None:
+        raise ValueError(f"!{mr.iid} has no ready_since and cannot be ordered in a queue")
+    return (-mr.priority, mr.ready_since, mr.iid)
+
+
+def select_batch(
+    config: ProjectConfig, queued: Iterable[MergeRequestState], target_branch: str
+) -> list[MergeRequestState]:
+    """The MRs the next batch for ``target_branch`` takes, in the order they merge."""
+    if config.paused or target_branch not in config.target_branches:
+        return []
+    candidates = [
+        mr
+        for mr in queued
+        if mr.status is StatusCategory.QUEUED and mr.target_branch == target_branch
+    ]
+    candidates.sort(key=queue_order)
+    return candidates[: config.effective_batch_size]

@@ -1,0 +1,163 @@
+"""The names of every AWS resource Merge Assist creates, shared by ``infra/`` and ``local/``.
+
+The CDK app and the embedded local stack both build their resources from this module, so a
+name used by a handler can never differ between the cloud and a laptop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+DEFAULT_PREFIX = "merge-assist"
+PYTHON_RUNTIME = "python3.13"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One Lambda function: its key (the suffix of its name) and the handler it runs."""
+
+    key: str
+    handler: str
+    description: str
+    memory_mb: int = 512
+    timeout_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    """One route of the HTTP API; ``authorized`` routes need a Cognito access token."""
+
+    method: str
+    path: str
+    function: str
+    authorized: bool
+
+
+@dataclass(frozen=True)
+class StateMachineSpec:
+    """An ASL file in ``statemachines/`` and which function fills each ``${Placeholder}``."""
+
+    key: str
+    definition_file: str
+    function_placeholders: Mapping[str, str] = field(default_factory=dict)
+
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec(
+        key="api",
+        handler="functions.api.app.handler",
+        description="Dashboard and admin REST API",
+        timeout_seconds=29,
+    ),
+    FunctionSpec(
+        key="workflow-select",
+        handler="functions.workflow.select.handler",
+        description="Selects the merge requests of the next batch from a queue",
+        timeout_seconds=60,
+    ),
+)
+
+ROUTES: tuple[HttpRoute, ...] = (
+    HttpRoute(method="ANY", path="/api/v1/{proxy+}", function="api", authorized=True),
+)
+
+STATE_MACHINES: tuple[StateMachineSpec, ...] = (
+    StateMachineSpec(
+        key="merge-batch",
+        definition_file="merge_batch.asl.json",
+        function_placeholders=MappingProxyType({"SelectBatchFunctionArn": "workflow-select"}),
+    ),
+)
+
+USER_GROUPS: tuple[str, ...] = ("admin", "project_owner", "priority_manager", "viewer")
+
+
+def function_spec(key: str) -> FunctionSpec:
+    for spec in FUNCTIONS:
+        if spec.key == key:
+            return spec
+    raise KeyError(f"no function {key!r} in merge_assist.resources.FUNCTIONS")
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Physical names derived from one prefix (one deployment = one prefix)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def table(self) -> str:
+        return f"{self.prefix}-state"
+
+    @property
+    def bot_token_secret(self) -> str:
+        return f"{self.prefix}/gitlab-bot-token"
+
+    @property
+    def project_queue_prefix(self) -> str:
+        """Every project queue's name starts with this; IAM for onboarding is scoped to it."""
+        return f"{self.prefix}-project-"
+
+    @property
+    def user_pool(self) -> str:
+        return f"{self.prefix}-users"
+
+    @property
+    def user_pool_client(self) -> str:
+        return f"{self.prefix}-dashboard"
+
+    @property
+    def http_api(self) -> str:
+        return f"{self.prefix}-http"
+
+    def function(self, key: str) -> str:
+        return f"{self.prefix}-{function_spec(key).key}"
+
+    def state_machine(self, key: str) -> str:
+        return f"{self.prefix}-{key}"
+
+    def webhook_secret(self, project_id: int) -> str:
+        return f"{self.prefix}/projects/{project_id}/webhook-secret"
+
+    def project_queue(self, project_id: int) -> str:
+        return f"{self.project_queue_prefix}{project_id}.fifo"
+
+    def project_dead_letter_queue(self, project_id: int) -> str:
+        return f"{self.project_queue_prefix}{project_id}-dlq.fifo"
+
+
+# Environment variables every function receives; ``merge_assist.settings`` reads them.
+ENV_PREFIX = "MERGE_ASSIST_"
+
+
+def function_environment(
+    names: ResourceNames, *, gitlab_url: str, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    env = {
+        f"{ENV_PREFIX}RESOURCE_PREFIX": names.prefix,
+        f"{ENV_PREFIX}TABLE_NAME": names.table,
+        f"{ENV_PREFIX}BOT_TOKEN_SECRET": names.bot_token_secret,
+        f"{ENV_PREFIX}GITLAB_URL": gitlab_url,
+        "POWERTOOLS_SERVICE_NAME": "merge-assist",
+        "POWERTOOLS_METRICS_NAMESPACE": "MergeAssist",
+    }
+    env.update(extra or {})
+    return env
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """The single table's key schema; items and their keys are described in
+    ``merge_assist.adapters.dynamodb_store``."""
+
+    partition_key: str = "pk"
+    sort_key: str = "sk"
+    index_name: str = "gsi1"
+    index_partition_key: str = "gsi1pk"
+    index_sort_key: str = "gsi1sk"
+    ttl_attribute: str = "expires_at"
+
+
+TABLE = TableSchema()

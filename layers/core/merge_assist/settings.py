@@ -1,0 +1,35 @@
+"""Process configuration, read from the environment (names in ``merge_assist.resources``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from merge_assist.resources import DEFAULT_PREFIX, ENV_PREFIX, ResourceNames
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    resource_prefix: str = Field(default=DEFAULT_PREFIX, min_length=1, max_length=40)
+    table_name: str | None = None
+    bot_token_secret: str | None = None
+    gitlab_url: str = "https://gitlab.com"
+    state_machine_arn: str | None = None
+    # Finished batches and expired locks are kept this long before DynamoDB's TTL removes them.
+    history_days: int = Field(default=90, ge=1, le=3650)
+
+    @property
+    def names(self) -> ResourceNames:
+        return ResourceNames(self.resource_prefix)
+
+    @property
+    def resolved_table_name(self) -> str:
+        return self.table_name or self.names.table
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,292 @@
+"""``LocalStack``: the whole deployment on one machine, no AWS account needed.
+
+A threaded moto server on 127.0.0.1 plays every AWS service; handlers run in-process
+(``local.runtime``); moto's Step Functions interpreter runs the real ASL files; the HTTP
+front plays API Gateway; the poller plays the SQS event source mapping. Every client in the
+process, and any other process that reads ``DATA/endpoints.json``, talks to the same moto.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import boto3
+import requests
+from merge_assist.adapters.aws import clear_caches
+from merge_assist.resources import (
+    DEFAULT_PREFIX,
+    FUNCTIONS,
+    ROUTES,
+    ResourceNames,
+    function_environment,
+)
+from moto.core.config import default_user_config
+from moto.server import ThreadedMotoServer
+
+from local.authorizer import JwtAuthorizer
+from local.http_front import HttpFront, compile_route
+from local.poller import SqsPoller, detached_event_sources
+from local.provision import REPO_ROOT, Provisioned, provision
+from local.runtime import LambdaRuntime
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+@dataclass
+class LocalStackConfig:
+    data_dir: Path
+    http_port: int = 8080
+    aws_port: int = 0
+    host: str = "127.0.0.1"
+    prefix: str = DEFAULT_PREFIX
+    region: str = "us-east-1"
+    gitlab_url: str = "http://127.0.0.1:8929"
+    gitlab_token: str | None = None
+    web_dir: Path | None = field(default_factory=lambda: REPO_ROOT / "web" / "dist")
+    poll_interval_seconds: float = 0.1
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    status: str
+    output: Any
+    error: str | None
+    cause: str | None
+
+
+class LocalStack:
+    def __init__(self, config: LocalStackConfig) -> None:
+        self.config = config
+        self.names = ResourceNames(config.prefix)
+        self.runtime = LambdaRuntime(ACCOUNT_ID, config.region)
+        self._exit = ExitStack()
+        self._moto: ThreadedMotoServer | None = None
+        self.aws_endpoint = ""
+        self.front: HttpFront | None = None
+        self.poller: SqsPoller | None = None
+        self.provisioned: Provisioned | None = None
+        self.session: boto3.Session | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> Self:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        config = self.config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        # moto's server logs every request at INFO; the stack's own log says what matters.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._exit.enter_context(_moto_config())
+        self._moto = ThreadedMotoServer(ip_address=config.host, port=config.aws_port, verbose=False)
+        self._moto.start()
+        self._exit.callback(self._moto.stop)
+        host, port = self._moto.get_host_and_port()
+        self.aws_endpoint = f"http://{host}:{port}"
+        # moto's backends are process-wide: a second stack in one process starts clean.
+        requests.post(f"{self.aws_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+
+        environment = function_environment(self.names, gitlab_url=config.gitlab_url)
+        self._exit.enter_context(
+            _environment(
+                {
+                    **FAKE_CREDENTIALS,
+                    **environment,
+                    "AWS_ENDPOINT_URL": self.aws_endpoint,
+                    "AWS_DEFAULT_REGION": config.region,
+                    "AWS_REGION": config.region,
+                    # moto's Step Functions interpreter calls Lambda at localhost:$MOTO_PORT.
+                    "MOTO_PORT": str(port),
+                    "POWERTOOLS_TRACE_DISABLED": "true",
+                    "POWERTOOLS_METRICS_DISABLED": "false",
+                }
+            )
+        )
+        clear_caches()
+        self._exit.callback(clear_caches)
+        self.session = boto3.Session(region_name=config.region)
+
+        for spec in FUNCTIONS:
+            self.runtime.register(self.names.function(spec.key), spec)
+        self._exit.enter_context(self.runtime.installed())
+        self._exit.callback(self.runtime.shutdown)
+        self._exit.enter_context(detached_event_sources())
+
+        self.provisioned = provision(
+            self.session, self.names, environment=environment, bot_token=config.gitlab_token
+        )
+        self.poller = SqsPoller(
+            self.runtime,
+            self.session.client("lambda"),
+            self.session.client("sqs"),
+            endpoint=self.aws_endpoint,
+            region=config.region,
+            interval_seconds=config.poll_interval_seconds,
+        )
+        self.poller.start()
+        self._exit.callback(self.poller.stop)
+
+        authorizer = JwtAuthorizer(
+            issuer=self.provisioned.issuer,
+            audiences=[self.provisioned.user_pool_client_id],
+            jwks_url=f"{self.aws_endpoint}/{self.provisioned.user_pool_id}/.well-known/jwks.json",
+        )
+        self.front = HttpFront(
+            [compile_route(route, self.names.function(route.function)) for route in ROUTES],
+            self.runtime.invoke,
+            authorizer=authorizer,
+            web_dir=config.web_dir,
+            account_id=ACCOUNT_ID,
+            host=config.host,
+            port=config.http_port,
+        )
+        self.front.start()
+        self._exit.callback(self.front.stop)
+        self.endpoints_file.write_text(json.dumps(self.endpoints(), indent=2) + "\n")
+
+    def stop(self) -> None:
+        self._exit.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- what the stack offers --------------------------------------------------------
+
+    @property
+    def endpoints_file(self) -> Path:
+        return self.config.data_dir / "endpoints.json"
+
+    @property
+    def url(self) -> str:
+        assert self.front is not None, "the stack is not started"
+        return self.front.url
+
+    def endpoints(self) -> dict[str, Any]:
+        assert self.provisioned is not None, "the stack is not started"
+        provisioned = self.provisioned
+        return {
+            "api": f"{self.url}/api/v1",
+            "webhook": f"{self.url}/webhook/gitlab",
+            "dashboard": f"{self.url}/",
+            "aws_endpoint": self.aws_endpoint,
+            "region": self.config.region,
+            "resource_prefix": self.names.prefix,
+            "gitlab": self.config.gitlab_url,
+            "table": provisioned.table_name,
+            "bot_token_secret": provisioned.bot_token_secret,
+            "state_machines": provisioned.state_machine_arns,
+            "functions": provisioned.function_arns,
+            "user_pool_id": provisioned.user_pool_id,
+            "user_pool_client_id": provisioned.user_pool_client_id,
+            "issuer": provisioned.issuer,
+            "demo_users": [
+                {"username": u.username, "password": u.password, "group": u.group}
+                for u in provisioned.demo_users
+            ],
+            "data_dir": str(self.config.data_dir),
+        }
+
+    def client(self, service: str) -> Any:
+        assert self.session is not None, "the stack is not started"
+        return self.session.client(service)  # type: ignore[call-overload]
+
+    def sign_in(self, username: str, password: str) -> dict[str, str]:
+        """Cognito tokens for a user, as the dashboard's sign-in form gets them."""
+        assert self.provisioned is not None, "the stack is not started"
+        result = self.client("cognito-idp").initiate_auth(
+            ClientId=self.provisioned.user_pool_client_id,
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": username, "PASSWORD": password},
+        )["AuthenticationResult"]
+        return {
+            "access_token": result["AccessToken"],
+            "id_token": result["IdToken"],
+            "refresh_token": result["RefreshToken"],
+        }
+
+    def execute(
+        self,
+        state_machine: str,
+        execution_input: dict[str, Any],
+        *,
+        name: str | None = None,
+        timeout_seconds: float = 60,
+    ) -> ExecutionResult:
+        """Start an execution of the real ASL and wait for it to end."""
+        assert self.provisioned is not None, "the stack is not started"
+        sfn = self.client("stepfunctions")
+        execution_arn = sfn.start_execution(
+            stateMachineArn=self.provisioned.state_machine_arns[state_machine],
+            name=name or str(uuid.uuid4()),
+            input=json.dumps(execution_input),
+        )["executionArn"]
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            described = sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] != "RUNNING":
+                output = described.get("output")
+                return ExecutionResult(
+                    status=described["status"],
+                    output=json.loads(output) if output else None,
+                    error=described.get("error"),
+                    cause=described.get("cause"),
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{execution_arn} still running after {timeout_seconds} s")
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def _moto_config() -> Any:
+    """moto's non-Docker Lambda backend and its ASL interpreter, for as long as the stack runs."""
+    saved = {
+        "lambda": dict(default_user_config.get("lambda", {})),
+        "stepfunctions": dict(default_user_config.get("stepfunctions", {})),
+    }
+    default_user_config["lambda"] = {"use_docker": False}
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
+    try:
+        yield
+    finally:
+        default_user_config["lambda"] = saved["lambda"]  # type: ignore[typeddict-item]
+        default_user_config["stepfunctions"] = saved["stepfunctions"]  # type: ignore[typeddict-item]
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Any:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -1,0 +1,67 @@
+"""``merge-assist local`` as a user runs it: starts, writes endpoints.json, stops on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.e2e
+
+
+def test_local_command_serves_writes_endpoints_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "merge_assist.cli",
+            "local",
+            "--port",
+            "0",
+            "--data",
+            str(data),
+            "--demo",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))},
+    )
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("Ready.") for line in lines):
+            assert time.monotonic() < deadline, "".join(lines)
+            line = process.stdout.readline()  # type: ignore[union-attr]
+            assert line or process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
+            lines.append(line)
+        output = "".join(lines)
+
+        endpoints = json.loads((data / "endpoints.json").read_text())
+        assert endpoints["api"] in output
+        assert endpoints["aws_endpoint"] in output
+        assert {user["group"] for user in endpoints["demo_users"]} == {
+            "admin",
+            "project_owner",
+            "priority_manager",
+            "viewer",
+        }
+        assert "merge-batch execution: SUCCEEDED" in output
+        assert "next batch (batch): !12, !11, !13" in output
+        assert requests.get(endpoints["api"] + "/health", timeout=10).status_code == 401
+
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+    assert "Stopped." in stdout
