@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from local.stack import LocalStack
 from merge_assist.adapters.aws import store_from_settings
 from merge_assist.errors import AlreadyExistsError
 from merge_assist.models import MergeRequestState, ProjectConfig, StatusCategory, utc_now
-
-from local.stack import LocalStack
 
 DEMO_PROJECT_ID = 1
 DEMO_QUEUE = (

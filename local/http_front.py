@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from merge_assist.resources import HttpRoute
-
 from local.authorizer import JwtAuthorizer, Unauthorized
 from local.runtime import InvocationResult
+from merge_assist.resources import HttpRoute
 
 log = logging.getLogger(__name__)
 

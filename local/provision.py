@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from local.asl import render_file
 from merge_assist.resources import (
     FUNCTIONS,
     PYTHON_RUNTIME,
@@ -20,8 +21,6 @@ from merge_assist.resources import (
     USER_GROUPS,
     ResourceNames,
 )
-
-from local.asl import render_file
 
 if TYPE_CHECKING:
     from boto3 import Session

@@ -20,8 +20,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from merge_assist.resources import FunctionSpec
 from moto.awslambda_simple.models import LambdaSimpleBackend
+
+from merge_assist.resources import FunctionSpec
 
 log = logging.getLogger(__name__)
 

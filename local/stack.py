@@ -22,14 +22,6 @@ from typing import Any, Self
 
 import boto3
 import requests
-from merge_assist.adapters.aws import clear_caches
-from merge_assist.resources import (
-    DEFAULT_PREFIX,
-    FUNCTIONS,
-    ROUTES,
-    ResourceNames,
-    function_environment,
-)
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
@@ -38,6 +30,14 @@ from local.http_front import HttpFront, compile_route
 from local.poller import SqsPoller, detached_event_sources
 from local.provision import REPO_ROOT, Provisioned, provision
 from local.runtime import LambdaRuntime
+from merge_assist.adapters.aws import clear_caches
+from merge_assist.resources import (
+    DEFAULT_PREFIX,
+    FUNCTIONS,
+    ROUTES,
+    ResourceNames,
+    function_environment,
+)
 
 log = logging.getLogger(__name__)
 

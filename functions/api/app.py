@@ -5,14 +5,15 @@
 
 from typing import Any
 
-import merge_assist
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
-from merge_assist.adapters.aws import store_from_settings
 from pydantic import BaseModel
+
+import merge_assist
+from merge_assist.adapters.aws import store_from_settings
 
 logger = Logger()
 tracer = Tracer()

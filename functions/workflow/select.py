@@ -7,10 +7,11 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
+
 from merge_assist.adapters.aws import store_from_settings
 from merge_assist.models import BranchName, Landing, StatusCategory, Strategy
 from merge_assist.queue import select_batch
-from pydantic import BaseModel, Field
 
 logger = Logger()
 tracer = Tracer()

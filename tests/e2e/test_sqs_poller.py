@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 import pytest
-from merge_assist.resources import FunctionSpec
 
 from local.stack import LocalStack
+from merge_assist.resources import FunctionSpec
 
 pytestmark = pytest.mark.e2e
 

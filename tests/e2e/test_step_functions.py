@@ -9,11 +9,11 @@ from importlib.metadata import version
 
 import pytest
 from botocore.exceptions import ClientError
-from merge_assist.adapters.aws import store_from_settings
-from merge_assist.models import MergeRequestState, ProjectConfig, StatusCategory, Strategy
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from local.stack import LocalStack
+from merge_assist.adapters.aws import store_from_settings
+from merge_assist.models import MergeRequestState, ProjectConfig, StatusCategory, Strategy
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from merge_assist.resources import HttpRoute
 
 from local.http_front import (
     HttpFront,
@@ -18,6 +17,7 @@ from local.http_front import (
     translate,
 )
 from local.runtime import InvocationResult
+from merge_assist.resources import HttpRoute
 
 
 def _routes() -> list[Any]:
