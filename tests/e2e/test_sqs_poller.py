@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from local.stack import LocalStack
-from merge_assist.resources import FunctionSpec
+from merge_assist.resources import PYTHON_RUNTIME, FunctionSpec
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +58,7 @@ def _consumer(stack: LocalStack, name: str, handler: Any) -> None:
     stack.runtime.register(name, spec, handler=handler)
     stack.client("lambda").create_function(
         FunctionName=name,
-        Runtime="python3.13",
+        Runtime=PYTHON_RUNTIME,
         Role=f"arn:aws:iam::123456789012:role/{stack.names.prefix}-lambda",
         Handler=spec.handler,
         Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 DEFAULT_PREFIX = "merge-assist"
-PYTHON_RUNTIME = "python3.13"
+PYTHON_RUNTIME = "python3.14"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,197 @@
+"""The core Lambda layer and every function listed in ``merge_assist.resources.FUNCTIONS``."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from aws_cdk import AssetHashType, BundlingOptions, Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra import REPO_ROOT
+from infra.bundling import CoreLayerBundling, FunctionCodeBundling, handler_package
+from infra.constructs import LOG_RETENTION, pascal_case
+from infra.constructs.storage import Storage
+from infra.nag import acknowledge, arn_finding
+from merge_assist.resources import (
+    FUNCTIONS,
+    PYTHON_RUNTIME,
+    FunctionSpec,
+    ResourceNames,
+    function_environment,
+)
+
+CORE_PACKAGE_DIR = REPO_ROOT / "layers" / "core" / "merge_assist"
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+PYPROJECT = REPO_ROOT / "pyproject.toml"
+
+
+class TableAccess(enum.Enum):
+    NONE = "none"
+    READ = "read"
+    READ_WRITE = "read-write"
+
+
+@dataclass(frozen=True)
+class Access:
+    table: TableAccess
+    bot_token: bool = False
+
+
+# resources.FunctionSpec says what a function runs, not what it may touch, so least privilege is
+# decided here. A function missing from this table fails the synth instead of being granted
+# everything.
+FUNCTION_ACCESS: Mapping[str, Access] = MappingProxyType(
+    {
+        # Project configuration is edited at run time through the API.
+        "api": Access(table=TableAccess.READ_WRITE),
+        "workflow-select": Access(table=TableAccess.READ),
+    }
+)
+
+
+def lambda_runtime(name: str) -> lambda_.Runtime:
+    for runtime in lambda_.Runtime.ALL:
+        if runtime.name == name:
+            return runtime
+    raise ValueError(f"aws-cdk-lib does not know the Lambda runtime {name!r}")
+
+
+def function_access(key: str) -> Access:
+    try:
+        return FUNCTION_ACCESS[key]
+    except KeyError:
+        raise KeyError(
+            f"function {key!r} has no entry in infra.constructs.functions.FUNCTION_ACCESS; "
+            "add one naming what it may read and write"
+        ) from None
+
+
+class Functions(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        storage: Storage,
+        gitlab_url: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._storage = storage
+        self.runtime = lambda_runtime(PYTHON_RUNTIME)
+        self.layer = lambda_.LayerVersion(
+            self,
+            "CoreLayer",
+            description="merge_assist and its runtime dependencies",
+            code=lambda_.Code.from_asset(
+                str(CORE_PACKAGE_DIR.parent),
+                # The bundle also depends on pyproject.toml, which is outside the source
+                # directory, so only a hash of the output notices a dependency change.
+                asset_hash_type=AssetHashType.OUTPUT,
+                bundling=BundlingOptions(
+                    image=self.runtime.bundling_image,
+                    local=CoreLayerBundling(
+                        pyproject=PYPROJECT,
+                        core_package=CORE_PACKAGE_DIR,
+                        runtime_name=self.runtime.name,
+                    ),
+                ),
+            ),
+            compatible_runtimes=[self.runtime],
+            compatible_architectures=[lambda_.Architecture.X86_64],
+        )
+        self._code: dict[str, lambda_.Code] = {}
+        environment = function_environment(names, gitlab_url=gitlab_url)
+        self.functions: dict[str, lambda_.Function] = {
+            spec.key: self._function(spec, names.function(spec.key), environment)
+            for spec in FUNCTIONS
+        }
+
+    def _package_code(self, package: str) -> lambda_.Code:
+        """One asset per package under functions/, shared by the functions it holds."""
+        if package not in self._code:
+            self._code[package] = lambda_.Code.from_asset(
+                str(FUNCTIONS_DIR / package),
+                # functions/__init__.py is copied in from outside the source directory.
+                asset_hash_type=AssetHashType.OUTPUT,
+                bundling=BundlingOptions(
+                    image=self.runtime.bundling_image,
+                    local=FunctionCodeBundling(functions_dir=FUNCTIONS_DIR, package=package),
+                ),
+            )
+        return self._code[package]
+
+    def _function(
+        self, spec: FunctionSpec, function_name: str, environment: Mapping[str, str]
+    ) -> lambda_.Function:
+        access = function_access(spec.key)
+        construct_id = pascal_case(spec.key)
+        log_group = logs.LogGroup(
+            self,
+            f"{construct_id}Logs",
+            log_group_name=f"/aws/lambda/{function_name}",
+            retention=LOG_RETENTION,
+            # A named log group left behind by a deleted stack makes the next deployment
+            # with the same prefix fail; the durable record is the table's audit trail.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # An own role instead of the default one, whose AWSLambdaBasicExecutionRole managed
+        # policy may write to every log group in the account.
+        role = iam.Role(
+            self,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Runs the Lambda function {function_name}",
+        )
+        log_group.grant_write(role)
+        function = lambda_.Function(
+            self,
+            construct_id,
+            function_name=function_name,
+            description=spec.description,
+            runtime=self.runtime,
+            architecture=lambda_.Architecture.X86_64,
+            handler=spec.handler,
+            code=self._package_code(handler_package(spec.handler)),
+            layers=[self.layer],
+            memory_size=spec.memory_mb,
+            timeout=Duration.seconds(spec.timeout_seconds),
+            environment=dict(environment),
+            tracing=lambda_.Tracing.ACTIVE,
+            role=role,
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5",
+            "X-Ray's PutTraceSegments and PutTelemetryRecords do not support resource-level "
+            "permissions, so active tracing needs Resource '*' for them.",
+            findings=["Resource::*"],
+        )
+        self._grant(function, role, access)
+        return function
+
+    def _grant(self, function: lambda_.Function, role: iam.Role, access: Access) -> None:
+        table = self._storage.table
+        if access.table is TableAccess.READ:
+            table.grant_read_data(function)
+        elif access.table is TableAccess.READ_WRITE:
+            table.grant_read_write_data(function)
+        if access.table is not TableAccess.NONE:
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5",
+                "The grant covers the indexes of the single Merge Assist table only; "
+                "queries by status and by project go through gsi1, and the index name is "
+                "the only part left open.",
+                findings=[arn_finding(table, "/index/*")],
+            )
+        if access.bot_token:
+            self._storage.bot_token.grant_read(function)

@@ -1,0 +1,433 @@
+"""The synthesized stack: built from ``merge_assist.resources``, clean under cdk-nag and cfn-lint.
+
+The app is synthesized once for the module, with asset bundling switched off (no pip download,
+no file copies) and with the context of cdk.json, so the feature flags match ``cdk synth``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+from cfnlint.api import lint
+from cfnlint.config import ManualArgs
+from cfnlint.helpers import REGIONS
+
+from infra.app import STACK_ID, cdk_json_context, check_prefix, context_list, create_app
+from infra.constructs.functions import FUNCTION_ACCESS, TableAccess
+from infra.nag import MIN_REASON_WORDS
+from infra.stack import MergeAssistStack
+from local.asl import render
+from merge_assist.resources import (
+    DEFAULT_PREFIX,
+    ENV_PREFIX,
+    FUNCTIONS,
+    PYTHON_RUNTIME,
+    ROUTES,
+    STATE_MACHINES,
+    TABLE,
+    USER_GROUPS,
+    FunctionSpec,
+    ResourceNames,
+    StateMachineSpec,
+    function_environment,
+)
+
+pytestmark = pytest.mark.infra
+
+NAMES = ResourceNames(DEFAULT_PREFIX)
+GITLAB_URL_PARAMETER = {"Ref": "GitLabUrl"}
+
+# The stack is built for the aws partition; China, GovCloud, the ISO and sovereign-cloud
+# partitions lack Cognito user pools or other services it needs.
+COMMERCIAL_REGIONS = [
+    region
+    for region in REGIONS
+    if not region.startswith(("cn-", "us-gov-", "us-iso", "eu-isoe-", "eusc-"))
+]
+# W3005: CDK renders a DependsOn on a role that a GetAtt already depends on. It is redundant,
+# not wrong, and comes from aws-cdk-lib, not from this app.
+CFN_LINT_ACCEPTED = frozenset({"W3005"})
+
+WRITE_ACTIONS = frozenset({"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"})
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    stack: MergeAssistStack
+    template: Template
+    assembly_dir: Path
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        resources: dict[str, Any] = self.template.to_json()["Resources"]
+        return resources
+
+    def only(self, resource_type: str, properties: dict[str, Any] | None = None) -> str:
+        """The logical id of the one resource of a type (with these properties)."""
+        found = self.template.find_resources(
+            resource_type, {"Properties": properties} if properties else None
+        )
+        assert len(found) == 1, f"expected one {resource_type} {properties or ''}, got {found}"
+        return next(iter(found))
+
+    def function_id(self, key: str) -> str:
+        return self.only("AWS::Lambda::Function", {"FunctionName": NAMES.function(key)})
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    context = cdk_json_context() | {
+        "aws:cdk:bundling-stacks": [],
+        # Findings are reported by test_cdk_nag_finds_nothing, not raised by this fixture.
+        "@aws-cdk/core:failSynthOnValidationErrors": False,
+    }
+    app, stack = create_app(context, outdir=str(tmp_path_factory.mktemp("cdk.out")))
+    assembly = app.synth()
+    # Template.from_stack reuses the assembly the app has synthesized.
+    return Synthesized(stack, Template.from_stack(stack), Path(assembly.directory))
+
+
+def test_stack_is_named_by_the_prefix(synthesized: Synthesized) -> None:
+    assert synthesized.stack.node.id == STACK_ID
+    assert synthesized.stack.stack_name == DEFAULT_PREFIX
+
+
+def test_gitlab_url_is_a_deploy_parameter(synthesized: Synthesized) -> None:
+    synthesized.template.has_parameter(
+        "GitLabUrl", {"Type": "String", "Default": "https://gitlab.com"}
+    )
+
+
+def test_table(synthesized: Synthesized) -> None:
+    synthesized.template.resource_count_is("AWS::DynamoDB::Table", 1)
+    synthesized.template.has_resource(
+        "AWS::DynamoDB::Table",
+        {
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "TableName": NAMES.table,
+                "KeySchema": [
+                    {"AttributeName": TABLE.partition_key, "KeyType": "HASH"},
+                    {"AttributeName": TABLE.sort_key, "KeyType": "RANGE"},
+                ],
+                "AttributeDefinitions": Match.array_with(
+                    [
+                        {"AttributeName": name, "AttributeType": "S"}
+                        for name in (
+                            TABLE.partition_key,
+                            TABLE.sort_key,
+                            TABLE.index_partition_key,
+                            TABLE.index_sort_key,
+                        )
+                    ]
+                ),
+                "GlobalSecondaryIndexes": [
+                    {
+                        "IndexName": TABLE.index_name,
+                        "KeySchema": [
+                            {"AttributeName": TABLE.index_partition_key, "KeyType": "HASH"},
+                            {"AttributeName": TABLE.index_sort_key, "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
+                ],
+                "BillingMode": "PAY_PER_REQUEST",
+                "TimeToLiveSpecification": {
+                    "AttributeName": TABLE.ttl_attribute,
+                    "Enabled": True,
+                },
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                "StreamSpecification": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
+            },
+        },
+    )
+
+
+def test_bot_token_secret(synthesized: Synthesized) -> None:
+    synthesized.template.has_resource(
+        "AWS::SecretsManager::Secret",
+        {"DeletionPolicy": "Retain", "Properties": {"Name": NAMES.bot_token_secret}},
+    )
+
+
+def test_core_layer(synthesized: Synthesized) -> None:
+    synthesized.template.has_resource_properties(
+        "AWS::Lambda::LayerVersion",
+        {"CompatibleRuntimes": [PYTHON_RUNTIME], "CompatibleArchitectures": ["x86_64"]},
+    )
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.key)
+def test_function(synthesized: Synthesized, spec: FunctionSpec) -> None:
+    layer = synthesized.only("AWS::Lambda::LayerVersion")
+    environment: dict[str, Any] = dict(function_environment(NAMES, gitlab_url="-"))
+    environment[f"{ENV_PREFIX}GITLAB_URL"] = GITLAB_URL_PARAMETER
+    function = synthesized.resources[synthesized.function_id(spec.key)]["Properties"]
+
+    assert function["Handler"] == spec.handler
+    assert function["Runtime"] == PYTHON_RUNTIME
+    assert function["Architectures"] == ["x86_64"]
+    assert function["Layers"] == [{"Ref": layer}]
+    assert function["Environment"]["Variables"] == environment
+    assert function["Environment"]["Variables"][f"{ENV_PREFIX}TABLE_NAME"] == NAMES.table
+    assert function["MemorySize"] == spec.memory_mb
+    assert function["Timeout"] == spec.timeout_seconds
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    log_group = synthesized.resources[function["LoggingConfig"]["LogGroup"]["Ref"]]
+    assert log_group["Properties"]["LogGroupName"] == f"/aws/lambda/{NAMES.function(spec.key)}"
+    assert log_group["Properties"]["RetentionInDays"] > 0
+
+
+def _role_actions(synthesized: Synthesized, role_id: str) -> set[str]:
+    actions: set[str] = set()
+    for policy in synthesized.template.find_resources("AWS::IAM::Policy").values():
+        if {"Ref": role_id} not in policy["Properties"]["Roles"]:
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            action = statement["Action"]
+            actions.update([action] if isinstance(action, str) else action)
+    return actions
+
+
+def test_every_function_has_its_access_decided() -> None:
+    assert FUNCTION_ACCESS.keys() == {spec.key for spec in FUNCTIONS}
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.key)
+def test_function_role_grants_what_the_access_table_says(
+    synthesized: Synthesized, spec: FunctionSpec
+) -> None:
+    function = synthesized.resources[synthesized.function_id(spec.key)]["Properties"]
+    role_id = function["Role"]["Fn::GetAtt"][0]
+    role = synthesized.resources[role_id]["Properties"]
+    actions = _role_actions(synthesized, role_id)
+    access = FUNCTION_ACCESS[spec.key]
+
+    assert "ManagedPolicyArns" not in role
+    assert ("dynamodb:Query" in actions) == (access.table is not TableAccess.NONE)
+    assert bool(actions & WRITE_ACTIONS) == (access.table is TableAccess.READ_WRITE)
+    assert ("secretsmanager:GetSecretValue" in actions) == access.bot_token
+
+
+@pytest.fixture(scope="module")
+def state_machines(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    return {
+        spec.key: synthesized.resources[
+            synthesized.only(
+                "AWS::StepFunctions::StateMachine",
+                {"StateMachineName": NAMES.state_machine(spec.key)},
+            )
+        ]["Properties"]
+        for spec in STATE_MACHINES
+    }
+
+
+@pytest.mark.parametrize("spec", STATE_MACHINES, ids=lambda spec: spec.key)
+def test_state_machine(
+    synthesized: Synthesized,
+    state_machines: dict[str, dict[str, Any]],
+    spec: StateMachineSpec,
+) -> None:
+    machine = state_machines[spec.key]
+
+    assert machine["StateMachineType"] == "STANDARD"
+    assert machine["LoggingConfiguration"]["Level"] == "ALL"
+    assert machine["LoggingConfiguration"]["IncludeExecutionData"] is True
+    assert machine["TracingConfiguration"] == {"Enabled": True}
+    assert machine["DefinitionSubstitutions"] == {
+        placeholder: {"Fn::GetAtt": [synthesized.function_id(key), "Arn"]}
+        for placeholder, key in spec.function_placeholders.items()
+    }
+    role_id = machine["RoleArn"]["Fn::GetAtt"][0]
+    assert "lambda:InvokeFunction" in _role_actions(synthesized, role_id)
+
+
+def _rendered_definition(synthesized: Synthesized, machine: dict[str, Any]) -> Any:
+    """The definition as CloudFormation hands it to Step Functions, each substituted ARN
+    shown as ``arn-of:<logical id>``."""
+    # CDK uploads a file definition as an asset; the staged copy is in the assembly.
+    staged = synthesized.assembly_dir / f"asset.{machine['DefinitionS3Location']['Key']}"
+    substitutions = {
+        placeholder: f"arn-of:{value['Fn::GetAtt'][0]}"
+        for placeholder, value in machine["DefinitionSubstitutions"].items()
+    }
+    rendered = render(staged.read_text(encoding="utf-8"), substitutions)
+    assert "${" not in rendered
+    return json.loads(rendered)
+
+
+def _lambda_targets(states: dict[str, Any]) -> Iterator[str]:
+    for state in states.values():
+        if state.get("Resource", "").startswith("arn:aws:states:::lambda:invoke"):
+            yield state["Parameters"]["FunctionName"]
+        for branch in state.get("Branches", []):
+            yield from _lambda_targets(branch["States"])
+        for processor in ("Iterator", "ItemProcessor"):
+            if processor in state:
+                yield from _lambda_targets(state[processor]["States"])
+
+
+def test_merge_batch_definition_calls_the_select_function(
+    synthesized: Synthesized, state_machines: dict[str, dict[str, Any]]
+) -> None:
+    definition = _rendered_definition(synthesized, state_machines["merge-batch"])
+
+    targets = set(_lambda_targets(definition["States"]))
+    assert f"arn-of:{synthesized.function_id('workflow-select')}" in targets
+    assert definition["States"]["SelectBatch"]["Parameters"]["FunctionName"] == (
+        f"arn-of:{synthesized.function_id('workflow-select')}"
+    )
+
+
+def test_user_pool_and_groups(synthesized: Synthesized) -> None:
+    pool = synthesized.only("AWS::Cognito::UserPool", {"UserPoolName": NAMES.user_pool})
+    synthesized.template.has_resource_properties(
+        "AWS::Cognito::UserPool",
+        {
+            "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True},
+            "MfaConfiguration": "ON",
+            "UserPoolTier": "PLUS",
+            "UserPoolAddOns": {"AdvancedSecurityMode": "ENFORCED"},
+        },
+    )
+    groups = synthesized.template.find_resources("AWS::Cognito::UserPoolGroup")
+    assert sorted(group["Properties"]["GroupName"] for group in groups.values()) == sorted(
+        USER_GROUPS
+    )
+    assert all(group["Properties"]["UserPoolId"] == {"Ref": pool} for group in groups.values())
+
+
+def test_dashboard_client(synthesized: Synthesized) -> None:
+    synthesized.template.has_resource_properties(
+        "AWS::Cognito::UserPoolClient",
+        {
+            "ClientName": NAMES.user_pool_client,
+            "GenerateSecret": False,
+            "AllowedOAuthFlows": ["code"],
+            "AllowedOAuthFlowsUserPoolClient": True,
+            "ExplicitAuthFlows": ["ALLOW_REFRESH_TOKEN_AUTH"],
+        },
+    )
+
+
+def test_http_api_routes(synthesized: Synthesized) -> None:
+    api = synthesized.only("AWS::ApiGatewayV2::Api", {"Name": NAMES.http_api})
+    pool = synthesized.only("AWS::Cognito::UserPool")
+    client = synthesized.only("AWS::Cognito::UserPoolClient")
+    authorizer_id = synthesized.only("AWS::ApiGatewayV2::Authorizer")
+    authorizer = synthesized.resources[authorizer_id]["Properties"]
+    assert authorizer["AuthorizerType"] == "JWT"
+    assert authorizer["JwtConfiguration"]["Audience"] == [{"Ref": client}]
+    assert {"Fn::GetAtt": [pool, "ProviderURL"]} in authorizer["JwtConfiguration"]["Issuer"][
+        "Fn::Join"
+    ][1]
+
+    routes = {
+        route["Properties"]["RouteKey"]: route["Properties"]
+        for route in synthesized.template.find_resources("AWS::ApiGatewayV2::Route").values()
+    }
+    assert sorted(routes) == sorted(f"{route.method} {route.path}" for route in ROUTES)
+    integrations = synthesized.template.find_resources("AWS::ApiGatewayV2::Integration")
+    for route in ROUTES:
+        rendered = routes[f"{route.method} {route.path}"]
+        assert rendered["ApiId"] == {"Ref": api}
+        if route.authorized:
+            assert rendered["AuthorizationType"] == "JWT"
+            assert rendered["AuthorizerId"] == {"Ref": authorizer_id}
+        else:
+            assert rendered.get("AuthorizationType", "NONE") == "NONE"
+        integration_id = rendered["Target"]["Fn::Join"][1][1]["Ref"]
+        assert integrations[integration_id]["Properties"]["IntegrationUri"] == {
+            "Fn::GetAtt": [synthesized.function_id(route.function), "Arn"]
+        }
+
+
+def test_default_stage_logs_and_throttles(synthesized: Synthesized) -> None:
+    stage = synthesized.resources[
+        synthesized.only("AWS::ApiGatewayV2::Stage", {"StageName": "$default"})
+    ]["Properties"]
+    assert stage["AutoDeploy"] is True
+    assert "$context.requestId" in stage["AccessLogSettings"]["Format"]
+    assert "Fn::GetAtt" in stage["AccessLogSettings"]["DestinationArn"]
+    assert stage["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+    assert stage["DefaultRouteSettings"]["ThrottlingBurstLimit"] > 0
+
+
+def test_outputs(synthesized: Synthesized) -> None:
+    outputs = synthesized.template.to_json()["Outputs"]
+    expected = {"ApiUrl", "UserPoolId", "UserPoolClientId", "TableName", "SignInUrl"}
+    expected |= {"MergeBatchStateMachineArn"}
+    assert expected <= outputs.keys()
+
+
+def test_cdk_nag_finds_nothing(synthesized: Synthesized) -> None:
+    report = json.loads((synthesized.assembly_dir / "validation-report.json").read_text())
+    findings = [
+        f"{violation['severity']} {violation['ruleName']} at {construct['constructPath']}"
+        for plugin in report["pluginReports"]
+        if plugin["pluginName"] == "AwsSolutions"
+        for violation in plugin["violations"]
+        for construct in violation["violatingConstructs"]
+    ]
+    # Warnings count as well: a finding worth keeping is worth an acknowledgement.
+    assert findings == [], "\n".join(findings)
+
+
+def test_every_acknowledgement_gives_a_reason(synthesized: Synthesized) -> None:
+    acknowledged = [
+        (logical_id, rule["id"], rule["reason"])
+        for logical_id, resource in synthesized.resources.items()
+        for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
+    ]
+    assert acknowledged, "cdk-nag acknowledgements are no longer written to the template"
+    too_short = [
+        f"{logical_id} {rule_id}: {reason!r}"
+        for logical_id, rule_id, reason in acknowledged
+        if len(reason.split()) < MIN_REASON_WORDS
+    ]
+    assert too_short == [], "\n".join(too_short)
+
+
+def test_cfn_lint_finds_nothing(synthesized: Synthesized) -> None:
+    template_path = synthesized.assembly_dir / synthesized.stack.template_file
+    matches = lint(
+        template_path.read_text(),
+        config=ManualArgs(regions=COMMERCIAL_REGIONS),
+    )
+    problems = [
+        f"{match.rule.id} {'/'.join(map(str, match.path))}: {match.message}"
+        for match in matches
+        if match.rule.id[0] in "EW" and match.rule.id not in CFN_LINT_ACCEPTED
+    ]
+    assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    "prefix", ["Merge-Assist", "9lives", "trailing-", "x" * 41, "a_b", "my-aws-queue"]
+)
+def test_rejects_a_prefix_that_cannot_name_every_resource(prefix: str) -> None:
+    with pytest.raises(ValueError, match="prefix"):
+        check_prefix(prefix)
+
+
+def test_app_checks_the_prefix_from_context() -> None:
+    with pytest.raises(ValueError, match="prefix"):
+        create_app({"prefix": "Merge-Assist", "aws:cdk:bundling-stacks": []})
+
+
+def test_context_list_accepts_cdk_json_lists_and_cli_strings() -> None:
+    assert context_list(["https://a.example", "https://b.example"]) == [
+        "https://a.example",
+        "https://b.example",
+    ]
+    assert context_list("https://a.example, https://b.example,") == [
+        "https://a.example",
+        "https://b.example",
+    ]
