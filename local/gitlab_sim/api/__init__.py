@@ -1,0 +1,1 @@
+"""The REST API v4 subset: one module per resource family."""
