@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= .local-data
 
-.PHONY: install demo test lint format synth clean
+.PHONY: install demo test lint format synth bench clean
 
 install: $(STAMP)
 
@@ -31,6 +31,10 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## bench: figures, printed (webhook receiver p50/p99 and cold import time)
+bench: install
+	$(BIN)/merge-assist bench webhook
 
 ## synth: the CloudFormation template in cdk.out, with the layer and functions bundled locally (no Docker)
 synth: install

@@ -34,3 +34,9 @@ def arn_finding(resource: IConstruct, suffix: str = "") -> str:
     if not isinstance(element, CfnElement):
         raise TypeError(f"{resource.node.path} has no CloudFormation resource to name")
     return f"Resource::<{Stack.of(element).get_logical_id(element)}.Arn>{suffix}"
+
+
+def stack_arn_finding(service: str, resource: str) -> str:
+    """The IAM5 finding id for an ARN that ``Stack.format_arn`` builds in the stack's own
+    partition, region and account, ``resource`` being everything after the account."""
+    return f"Resource::arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:{resource}"

@@ -11,6 +11,8 @@ from constructs import Construct
 from infra.constructs import pascal_case
 from infra.constructs.api import Api
 from infra.constructs.functions import Functions
+from infra.constructs.ingest import Ingest
+from infra.constructs.ops import Ops
 from infra.constructs.storage import Storage
 from infra.constructs.workflow import Workflow
 from merge_assist.resources import ResourceNames
@@ -56,6 +58,14 @@ class MergeAssistStack(Stack):
             functions=self.functions.functions,
             dashboard_urls=dashboard_urls,
         )
+        self.ingest = Ingest(
+            self,
+            "Ingest",
+            names=names,
+            storage=self.storage,
+            functions=self.functions.functions,
+        )
+        self.ops = Ops(self, "Ops", names=names, functions=self.functions.functions)
 
         CfnOutput(self, "ApiUrl", value=self.api.stage.url, description="HTTP API base URL")
         CfnOutput(self, "UserPoolId", value=self.api.user_pool.user_pool_id)
@@ -68,6 +78,12 @@ class MergeAssistStack(Stack):
         )
         CfnOutput(self, "TableName", value=self.storage.table.table_name)
         CfnOutput(self, "BotTokenSecretArn", value=self.storage.bot_token.secret_arn)
+        CfnOutput(
+            self,
+            "ProjectOnboardingPolicyArn",
+            value=self.ingest.onboarding_policy.managed_policy_arn,
+            description="Attach to whoever runs merge-assist project add|remove|config",
+        )
         for key, state_machine in self.workflow.state_machines.items():
             CfnOutput(
                 self,

@@ -135,7 +135,13 @@ def http_api_event(
     if path_parameters:
         event["pathParameters"] = path_parameters
     if body:
-        event["body"] = body.decode("utf-8") if textual else base64.b64encode(body).decode()
+        try:
+            event["body"] = body.decode("utf-8") if textual else None
+        except UnicodeDecodeError:
+            textual = False  # declared as text but is not: API Gateway base64-encodes it
+        if not textual:
+            event["body"] = base64.b64encode(body).decode()
+        event["isBase64Encoded"] = not textual
     if claims is not None:
         event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
     return event

@@ -73,7 +73,7 @@ def provision(
     bot_token: str | None,
 ) -> Provisioned:
     provisioned = Provisioned(table_name=names.table, bot_token_secret=names.bot_token_secret)
-    _create_table(session, names)
+    create_table(session, names)
     # As in the cloud, the secret exists from the start; the bot token is put in it when known.
     secretsmanager = session.client("secretsmanager")
     if bot_token:
@@ -117,7 +117,7 @@ def provision(
     return provisioned
 
 
-def _create_table(session: Session, names: ResourceNames) -> None:
+def create_table(session: Session, names: ResourceNames) -> None:
     client = session.client("dynamodb")
     client.create_table(
         TableName=names.table,

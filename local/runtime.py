@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from aws_lambda_powertools.utilities.typing import LambdaContext as PowertoolsLambdaContext
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from merge_assist.resources import FunctionSpec
@@ -48,6 +49,17 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def make_context(
+    function_name: str, memory_mb: int = 512, timeout_seconds: int = 30
+) -> PowertoolsLambdaContext:
+    """A context object for calling a handler directly (tests, benchmarks)."""
+    arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+    return cast(
+        PowertoolsLambdaContext,
+        LambdaContext(function_name, memory_mb, arn, timeout_seconds),
+    )
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
 from local.authorizer import JwtAuthorizer
+from local.gitlab_sim import GitLabSimulator
 from local.http_front import HttpFront, compile_route
 from local.poller import SqsPoller, detached_event_sources
 from local.provision import REPO_ROOT, Provisioned, provision
@@ -42,6 +43,7 @@ from merge_assist.resources import (
 log = logging.getLogger(__name__)
 
 ACCOUNT_ID = "123456789012"  # moto's default account
+BOT_USERNAME = "merge-assist"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
 
@@ -53,8 +55,11 @@ class LocalStackConfig:
     host: str = "127.0.0.1"
     prefix: str = DEFAULT_PREFIX
     region: str = "us-east-1"
-    gitlab_url: str = "http://127.0.0.1:8929"
+    # None embeds the GitLab simulator, with a bot user whose token goes into the bot secret.
+    gitlab_url: str | None = None
     gitlab_token: str | None = None
+    gitlab_port: int = 0
+    gitlab_time_scale: float = 0.05
     web_dir: Path | None = field(default_factory=lambda: REPO_ROOT / "web" / "dist")
     poll_interval_seconds: float = 0.1
 
@@ -79,6 +84,9 @@ class LocalStack:
         self.poller: SqsPoller | None = None
         self.provisioned: Provisioned | None = None
         self.session: boto3.Session | None = None
+        self.gitlab: GitLabSimulator | None = None
+        self.gitlab_url = config.gitlab_url or ""
+        self.bot_username = BOT_USERNAME
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -104,7 +112,18 @@ class LocalStack:
         # moto's backends are process-wide: a second stack in one process starts clean.
         requests.post(f"{self.aws_endpoint}/moto-api/reset", timeout=10).raise_for_status()
 
-        environment = function_environment(self.names, gitlab_url=config.gitlab_url)
+        bot_token = config.gitlab_token
+        if config.gitlab_url is None:
+            self.gitlab = GitLabSimulator(
+                config.data_dir / "gitlab",
+                port=config.gitlab_port,
+                time_scale=config.gitlab_time_scale,
+            )
+            self.gitlab.start()
+            self._exit.callback(self.gitlab.stop)
+            self.gitlab_url = self.gitlab.url
+            _, bot_token = self.gitlab.create_user(BOT_USERNAME, name="Merge Assist")
+        environment = function_environment(self.names, gitlab_url=self.gitlab_url)
         self._exit.enter_context(
             _environment(
                 {
@@ -131,7 +150,7 @@ class LocalStack:
         self._exit.enter_context(detached_event_sources())
 
         self.provisioned = provision(
-            self.session, self.names, environment=environment, bot_token=config.gitlab_token
+            self.session, self.names, environment=environment, bot_token=bot_token
         )
         self.poller = SqsPoller(
             self.runtime,
@@ -197,7 +216,9 @@ class LocalStack:
             "aws_endpoint": self.aws_endpoint,
             "region": self.config.region,
             "resource_prefix": self.names.prefix,
-            "gitlab": self.config.gitlab_url,
+            "gitlab": self.gitlab_url,
+            "gitlab_admin_token": self.gitlab.admin_token if self.gitlab else None,
+            "gitlab_bot_username": self.bot_username if self.gitlab else None,
             "table": provisioned.table_name,
             "bot_token_secret": provisioned.bot_token_secret,
             "state_machines": provisioned.state_machine_arns,

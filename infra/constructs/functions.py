@@ -16,6 +16,12 @@ from constructs import Construct
 from infra import REPO_ROOT
 from infra.bundling import CoreLayerBundling, FunctionCodeBundling, handler_package
 from infra.constructs import LOG_RETENTION, pascal_case
+from infra.constructs.ingest import (
+    project_queues_arn,
+    project_queues_finding,
+    project_secrets_arn,
+    project_secrets_finding,
+)
 from infra.constructs.storage import Storage
 from infra.nag import acknowledge, arn_finding
 from merge_assist.resources import (
@@ -37,10 +43,37 @@ class TableAccess(enum.Enum):
     READ_WRITE = "read-write"
 
 
+class QueueAccess(enum.Enum):
+    """What a function does with the per-project FIFO queues (see ``infra.constructs.ingest``)."""
+
+    NONE = "none"
+    SEND = "send"
+    CONSUME = "consume"
+
+
+QUEUE_ACTIONS: Mapping[QueueAccess, tuple[str, ...]] = MappingProxyType(
+    {
+        QueueAccess.NONE: (),
+        # Senders look the queue up by name (ResourceNames.project_queue) before sending.
+        QueueAccess.SEND: ("sqs:SendMessage", "sqs:GetQueueUrl"),
+        # What Lambda's event source mapping polls with, using the function's role.
+        QueueAccess.CONSUME: (
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ChangeMessageVisibility",
+        ),
+    }
+)
+
+
 @dataclass(frozen=True)
 class Access:
     table: TableAccess
     bot_token: bool = False
+    # GetSecretValue on every project's webhook secret.
+    project_secrets: bool = False
+    project_queues: QueueAccess = QueueAccess.NONE
 
 
 # resources.FunctionSpec says what a function runs, not what it may touch, so least privilege is
@@ -48,6 +81,19 @@ class Access:
 # everything.
 FUNCTION_ACCESS: Mapping[str, Access] = MappingProxyType(
     {
+        # Writes its Powertools idempotency records to the table; reads the project's config
+        # and webhook secret to authenticate a delivery.
+        "webhook": Access(
+            table=TableAccess.READ_WRITE,
+            project_secrets=True,
+            project_queues=QueueAccess.SEND,
+        ),
+        # The queues' event source mappings are created when a project is connected, long
+        # after deployment, and Lambda checks the role's SQS permissions when it creates one:
+        # the role must cover every project queue up front.
+        "dispatcher": Access(table=TableAccess.READ_WRITE, project_queues=QueueAccess.CONSUME),
+        # Compares GitLab (with the bot's token) against the store and queues what it missed.
+        "watcher": Access(table=TableAccess.READ, bot_token=True, project_queues=QueueAccess.SEND),
         # Project configuration is edited at run time through the API.
         "api": Access(table=TableAccess.READ_WRITE),
         "workflow-select": Access(table=TableAccess.READ),
@@ -83,6 +129,7 @@ class Functions(Construct):
         gitlab_url: str,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._names = names
         self._storage = storage
         self.runtime = lambda_runtime(PYTHON_RUNTIME)
         self.layer = lambda_.LayerVersion(
@@ -195,3 +242,34 @@ class Functions(Construct):
             )
         if access.bot_token:
             self._storage.bot_token.grant_read(function)
+        if access.project_secrets:
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[project_secrets_arn(self, self._names)],
+                )
+            )
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5",
+                "Webhook secrets are created per project at run time, when the project is "
+                "connected, under this deployment's prefix; the grant is limited to that "
+                "prefix and the bot token secret lies outside it.",
+                findings=[project_secrets_finding(self._names)],
+            )
+        queue_actions = QUEUE_ACTIONS[access.project_queues]
+        if queue_actions:
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=list(queue_actions),
+                    resources=[project_queues_arn(self, self._names)],
+                )
+            )
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5",
+                "Project queues and their dead-letter queues are created per project at run "
+                "time, when the project is connected, under this deployment's queue name "
+                "prefix; only the project id after the prefix is left open.",
+                findings=[project_queues_finding(self._names)],
+            )

@@ -54,6 +54,7 @@ def test_local_command_serves_writes_endpoints_and_stops_on_ctrl_c(tmp_path: Pat
             "priority_manager",
             "viewer",
         }
+        assert output.count("GitLab state opened)") == 3
         assert "merge-batch execution: SUCCEEDED" in output
         assert "next batch (batch): !12, !11, !13" in output
         assert requests.get(endpoints["api"] + "/health", timeout=10).status_code == 401

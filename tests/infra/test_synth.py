@@ -7,8 +7,9 @@ no file copies) and with the context of cdk.json, so the feature flags match ``c
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from cfnlint.config import ManualArgs
 from cfnlint.helpers import REGIONS
 
 from infra.app import STACK_ID, cdk_json_context, check_prefix, context_list, create_app
-from infra.constructs.functions import FUNCTION_ACCESS, TableAccess
+from infra.constructs.api import THROTTLE_BURST, THROTTLE_RATE
+from infra.constructs.functions import FUNCTION_ACCESS, QUEUE_ACTIONS, TableAccess
 from infra.nag import MIN_REASON_WORDS
 from infra.stack import MergeAssistStack
 from local.asl import render
@@ -32,7 +34,9 @@ from merge_assist.resources import (
     STATE_MACHINES,
     TABLE,
     USER_GROUPS,
+    WATCHER_SCHEDULE_MINUTES,
     FunctionSpec,
+    HttpRoute,
     ResourceNames,
     StateMachineSpec,
     function_environment,
@@ -55,6 +59,64 @@ COMMERCIAL_REGIONS = [
 CFN_LINT_ACCEPTED = frozenset({"W3005"})
 
 WRITE_ACTIONS = frozenset({"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"})
+
+
+def _arn(service: str, resource: str) -> str:
+    """An ARN in the stack's own partition, region and account, as :func:`_text` renders it."""
+    return f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}"
+
+
+# What connecting a project creates at run time (merge_assist.adapters.project_infra) is known
+# to IAM only by these name patterns.
+PROJECT_QUEUES = _arn("sqs", f"{DEFAULT_PREFIX}-project-*")
+PROJECT_SECRETS = _arn("secretsmanager", f"secret:{DEFAULT_PREFIX}/projects/*")
+EVENT_SOURCE_MAPPINGS = _arn("lambda", "event-source-mapping:*")
+ONBOARDING_POLICY_NAME = f"{DEFAULT_PREFIX}-project-onboarding"
+# Active tracing needs these on Resource "*"; nothing else a function does may.
+XRAY_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
+
+# (action, resource, condition) with intrinsics rendered by _text; "" for no condition.
+Grant = tuple[str, str, str]
+
+
+def _text(value: Any) -> str:
+    """A value as CloudFormation builds it, ``${...}`` standing for what it fills in."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return f"${{{value['Ref']}}}"
+    if "Fn::GetAtt" in value:
+        logical_id, attribute = value["Fn::GetAtt"]
+        return f"${{{logical_id}.{attribute}}}"
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_text(part) for part in parts)
+    raise AssertionError(f"no rendering for {value!r}")
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _condition_text(condition: dict[str, dict[str, Any]]) -> str:
+    return json.dumps(
+        {
+            operator: {key: _text(value) for key, value in keys.items()}
+            for operator, keys in condition.items()
+        },
+        sort_keys=True,
+    )
+
+
+def _grants(statements: Iterable[dict[str, Any]]) -> set[Grant]:
+    grants: set[Grant] = set()
+    for statement in statements:
+        assert statement["Effect"] == "Allow", statement
+        condition = _condition_text(statement["Condition"]) if "Condition" in statement else ""
+        for action in _listed(statement["Action"]):
+            for resource in _listed(statement["Resource"]):
+                grants.add((action, _text(resource), condition))
+    return grants
 
 
 @dataclass(frozen=True)
@@ -196,6 +258,26 @@ def _role_actions(synthesized: Synthesized, role_id: str) -> set[str]:
     return actions
 
 
+def _role_id(synthesized: Synthesized, key: str) -> str:
+    function = synthesized.resources[synthesized.function_id(key)]["Properties"]
+    role_id: str = function["Role"]["Fn::GetAtt"][0]
+    return role_id
+
+
+def _bot_token(synthesized: Synthesized) -> str:
+    """The bot token secret's ARN as :func:`_text` renders it."""
+    return f"${{{synthesized.only('AWS::SecretsManager::Secret')}}}"
+
+
+def _role_grants(synthesized: Synthesized, role_id: str) -> set[Grant]:
+    return _grants(
+        statement
+        for policy in synthesized.template.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    )
+
+
 def test_every_function_has_its_access_decided() -> None:
     assert FUNCTION_ACCESS.keys() == {spec.key for spec in FUNCTIONS}
 
@@ -213,7 +295,73 @@ def test_function_role_grants_what_the_access_table_says(
     assert "ManagedPolicyArns" not in role
     assert ("dynamodb:Query" in actions) == (access.table is not TableAccess.NONE)
     assert bool(actions & WRITE_ACTIONS) == (access.table is TableAccess.READ_WRITE)
-    assert ("secretsmanager:GetSecretValue" in actions) == access.bot_token
+
+    grants = _role_grants(synthesized, role_id)
+    expected_secrets = set()
+    if access.bot_token:
+        expected_secrets.add(_bot_token(synthesized))
+    if access.project_secrets:
+        expected_secrets.add(PROJECT_SECRETS)
+    assert {
+        resource for action, resource, _ in grants if action == "secretsmanager:GetSecretValue"
+    } == expected_secrets
+    assert {(action, resource) for action, resource, _ in grants if action.startswith("sqs:")} == {
+        (action, PROJECT_QUEUES) for action in QUEUE_ACTIONS[access.project_queues]
+    }
+    assert {action for action, resource, _ in grants if resource == "*"} <= XRAY_ACTIONS
+    assert all(condition == "" for _, _, condition in grants)
+
+
+def test_webhook_reads_project_secrets_but_not_the_bot_token(synthesized: Synthesized) -> None:
+    grants = _role_grants(synthesized, _role_id(synthesized, "webhook"))
+    bot_token = _bot_token(synthesized)
+
+    assert ("secretsmanager:GetSecretValue", PROJECT_SECRETS, "") in grants
+    assert not any(resource == bot_token for _, resource, _ in grants)
+    assert ("sqs:SendMessage", PROJECT_QUEUES, "") in grants
+    assert ("sqs:GetQueueUrl", PROJECT_QUEUES, "") in grants
+    assert ("sqs:ReceiveMessage", PROJECT_QUEUES, "") not in grants
+    # Powertools keeps its idempotency records in the table.
+    assert "dynamodb:PutItem" in {action for action, _, _ in grants}
+
+
+def test_dispatcher_consumes_the_project_queues(synthesized: Synthesized) -> None:
+    grants = _role_grants(synthesized, _role_id(synthesized, "dispatcher"))
+
+    for action in (
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility",
+    ):
+        assert (action, PROJECT_QUEUES, "") in grants
+    assert ("sqs:SendMessage", PROJECT_QUEUES, "") not in grants
+    assert not any(action.startswith("secretsmanager:") for action, _, _ in grants)
+    assert "dynamodb:PutItem" in {action for action, _, _ in grants}
+
+
+def test_watcher_uses_the_bot_token_and_sends_to_the_project_queues(
+    synthesized: Synthesized,
+) -> None:
+    grants = _role_grants(synthesized, _role_id(synthesized, "watcher"))
+    bot_token = _bot_token(synthesized)
+
+    assert ("secretsmanager:GetSecretValue", bot_token, "") in grants
+    assert ("secretsmanager:GetSecretValue", PROJECT_SECRETS, "") not in grants
+    assert ("sqs:SendMessage", PROJECT_QUEUES, "") in grants
+    assert not {action for action, _, _ in grants} & WRITE_ACTIONS
+
+
+def test_project_patterns_match_what_connecting_a_project_creates() -> None:
+    queues = PROJECT_QUEUES.rsplit(":", 1)[1]
+    secrets = PROJECT_SECRETS.split(":secret:", 1)[1]
+    # Secrets Manager appends "-" and six random characters to a secret's name in its ARN.
+    suffix = "-AbC123"
+
+    assert fnmatchcase(NAMES.project_queue(42), queues)
+    assert fnmatchcase(NAMES.project_dead_letter_queue(42), queues)
+    assert fnmatchcase(NAMES.webhook_secret(42) + suffix, secrets)
+    assert not fnmatchcase(NAMES.bot_token_secret + suffix, secrets)
 
 
 @pytest.fixture(scope="module")
@@ -356,15 +504,177 @@ def test_default_stage_logs_and_throttles(synthesized: Synthesized) -> None:
     assert stage["AutoDeploy"] is True
     assert "$context.requestId" in stage["AccessLogSettings"]["Format"]
     assert "Fn::GetAtt" in stage["AccessLogSettings"]["DestinationArn"]
-    assert stage["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
-    assert stage["DefaultRouteSettings"]["ThrottlingBurstLimit"] > 0
+    assert stage["DefaultRouteSettings"]["ThrottlingRateLimit"] == THROTTLE_RATE
+    assert stage["DefaultRouteSettings"]["ThrottlingBurstLimit"] == THROTTLE_BURST
+
+
+def _acknowledged(resource: Mapping[str, Any]) -> set[str]:
+    rules = resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
+    return {rule["id"] for rule in rules}
+
+
+def test_gitlab_webhook_route_needs_no_token(synthesized: Synthesized) -> None:
+    assert (
+        HttpRoute(method="POST", path="/webhook/gitlab", function="webhook", authorized=False)
+        in ROUTES
+    )
+    routes = synthesized.template.find_resources("AWS::ApiGatewayV2::Route")
+    webhook = next(
+        route
+        for route in routes.values()
+        if route["Properties"]["RouteKey"] == "POST /webhook/gitlab"
+    )
+
+    assert webhook["Properties"]["AuthorizationType"] == "NONE"
+    assert "AuthorizerId" not in webhook["Properties"]
+    # The open route is acknowledged on its own, never the routes behind Cognito.
+    assert "AwsSolutions-APIG4" in _acknowledged(webhook)
+    others = [route for route in routes.values() if route is not webhook]
+    assert others
+    assert all("AwsSolutions-APIG4" not in _acknowledged(route) for route in others)
 
 
 def test_outputs(synthesized: Synthesized) -> None:
     outputs = synthesized.template.to_json()["Outputs"]
     expected = {"ApiUrl", "UserPoolId", "UserPoolClientId", "TableName", "SignInUrl"}
-    expected |= {"MergeBatchStateMachineArn"}
+    expected |= {"MergeBatchStateMachineArn", "ProjectOnboardingPolicyArn"}
     assert expected <= outputs.keys()
+
+
+def test_watcher_runs_on_a_schedule(synthesized: Synthesized) -> None:
+    rule_id = synthesized.only("AWS::Events::Rule", {"Name": NAMES.watcher_schedule})
+    rule = synthesized.resources[rule_id]["Properties"]
+    unit = "minute" if WATCHER_SCHEDULE_MINUTES == 1 else "minutes"
+    watcher_arn = {"Fn::GetAtt": [synthesized.function_id("watcher"), "Arn"]}
+
+    assert rule["ScheduleExpression"] == f"rate({WATCHER_SCHEDULE_MINUTES} {unit})"
+    assert rule["State"] == "ENABLED"
+    [target] = rule["Targets"]
+    assert target["Arn"] == watcher_arn
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    # A late delivery would overlap the next run instead of standing in for it.
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= WATCHER_SCHEDULE_MINUTES * 60
+    synthesized.template.has_resource_properties(
+        "AWS::Lambda::Permission",
+        {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": watcher_arn,
+            "Principal": "events.amazonaws.com",
+            "SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]},
+        },
+    )
+
+
+def test_undelivered_watcher_runs_go_to_a_dead_letter_queue(synthesized: Synthesized) -> None:
+    rule_id = synthesized.only("AWS::Events::Rule", {"Name": NAMES.watcher_schedule})
+    [target] = synthesized.resources[rule_id]["Properties"]["Targets"]
+    queue_id = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    queue = synthesized.resources[queue_id]
+    policies = [
+        policy["Properties"]["PolicyDocument"]["Statement"]
+        for policy in synthesized.template.find_resources("AWS::SQS::QueuePolicy").values()
+        if {"Ref": queue_id} in policy["Properties"]["Queues"]
+    ]
+
+    assert queue["Type"] == "AWS::SQS::Queue"
+    assert queue["Properties"]["QueueName"].startswith(f"{NAMES.prefix}-")
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    # The queue is outside the project-queue pattern the functions may read and delete from.
+    assert not fnmatchcase(queue["Properties"]["QueueName"], PROJECT_QUEUES.rsplit(":", 1)[1])
+    [statements] = policies
+    assert {
+        "Action": "sqs:*",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+    } in statements
+    [allowed] = [statement for statement in statements if statement["Effect"] == "Allow"]
+    assert allowed["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allowed["Action"] == "sqs:SendMessage"
+    assert allowed["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}
+    }
+
+
+@pytest.fixture(scope="module")
+def onboarding_policy(synthesized: Synthesized) -> tuple[str, dict[str, Any]]:
+    policy_id = synthesized.only(
+        "AWS::IAM::ManagedPolicy", {"ManagedPolicyName": ONBOARDING_POLICY_NAME}
+    )
+    return policy_id, synthesized.resources[policy_id]["Properties"]
+
+
+def test_onboarding_policy_grants_what_the_admin_cli_needs(
+    synthesized: Synthesized, onboarding_policy: tuple[str, dict[str, Any]]
+) -> None:
+    _, policy = onboarding_policy
+    table = synthesized.only("AWS::DynamoDB::Table")
+    dispatcher_only = json.dumps(
+        {
+            "StringEquals": {
+                "lambda:FunctionArn": f"${{{synthesized.function_id('dispatcher')}.Arn}}"
+            }
+        },
+        sort_keys=True,
+    )
+    expected: set[Grant] = {
+        (f"secretsmanager:{action}", PROJECT_SECRETS, "")
+        for action in (
+            "CreateSecret",
+            "GetSecretValue",
+            "PutSecretValue",
+            "DescribeSecret",
+            "DeleteSecret",
+            "TagResource",
+        )
+    }
+    expected.add(("secretsmanager:GetSecretValue", _bot_token(synthesized), ""))
+    expected |= {
+        (f"sqs:{action}", PROJECT_QUEUES, "")
+        for action in (
+            "CreateQueue",
+            "GetQueueUrl",
+            "GetQueueAttributes",
+            "SetQueueAttributes",
+            "DeleteQueue",
+            "TagQueue",
+        )
+    }
+    expected |= {
+        ("lambda:CreateEventSourceMapping", "*", dispatcher_only),
+        ("lambda:UpdateEventSourceMapping", EVENT_SOURCE_MAPPINGS, dispatcher_only),
+        ("lambda:DeleteEventSourceMapping", EVENT_SOURCE_MAPPINGS, dispatcher_only),
+        ("lambda:GetEventSourceMapping", EVENT_SOURCE_MAPPINGS, ""),
+        ("lambda:ListEventSourceMappings", "*", ""),
+        ("cloudformation:DescribeStacks", "${AWS::StackId}", ""),
+    }
+    expected |= {
+        (f"dynamodb:{action}", resource, "")
+        for action in ("GetItem", "PutItem", "DeleteItem", "Query")
+        for resource in (f"${{{table}.Arn}}", f"${{{table}.Arn}}/index/{TABLE.index_name}")
+    }
+
+    assert _grants(policy["PolicyDocument"]["Statement"]) == expected
+
+
+def test_onboarding_policy_is_scoped_to_the_deployment(
+    synthesized: Synthesized, onboarding_policy: tuple[str, dict[str, Any]]
+) -> None:
+    policy_id, policy = onboarding_policy
+    grants = _grants(policy["PolicyDocument"]["Statement"])
+
+    assert not any("*" in action for action, _, _ in grants)
+    assert {
+        (action, condition != "") for action, resource, condition in grants if resource == "*"
+    } == {
+        ("lambda:CreateEventSourceMapping", True),
+        ("lambda:ListEventSourceMappings", False),
+    }
+    # Attaching it to the people who onboard projects is the operator's decision.
+    assert not {"Roles", "Users", "Groups"} & policy.keys()
+    output = synthesized.template.to_json()["Outputs"]["ProjectOnboardingPolicyArn"]
+    assert output["Value"] == {"Ref": policy_id}
 
 
 def test_cdk_nag_finds_nothing(synthesized: Synthesized) -> None:

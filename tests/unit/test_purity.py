@@ -20,7 +20,7 @@ def domain_modules() -> list[Path]:
     return sorted(
         path
         for path in PACKAGE.rglob("*.py")
-        if path.relative_to(PACKAGE).parts[0] not in {"adapters", "cli.py"}
+        if path.relative_to(PACKAGE).parts[0] not in {"adapters", "cli.py", "cli_project.py"}
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -18,18 +19,8 @@ from types import FrameType
 from typing import Any
 
 
-def _run_local(args: argparse.Namespace) -> int:
-    from local.stack import LocalStack, LocalStackConfig
-
-    data_dir = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="merge-assist-"))
-    token = Path(args.gitlab_token_file).read_text().strip() if args.gitlab_token_file else None
-    config = LocalStackConfig(
-        data_dir=data_dir,
-        http_port=args.port,
-        prefix=args.prefix,
-        gitlab_url=args.gitlab_url,
-        gitlab_token=token,
-    )
+def _stop_on_signals() -> threading.Event:
+    """Ctrl-C and SIGTERM both end a foreground command cleanly."""
     stopping = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -37,6 +28,51 @@ def _run_local(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    return stopping
+
+
+def _data_dir(value: str | None) -> Path:
+    return Path(value) if value else Path(tempfile.mkdtemp(prefix="merge-assist-"))
+
+
+def _run_gitlab_sim(args: argparse.Namespace) -> int:
+    from local.gitlab_sim import GitLabSimulator
+
+    data_dir = _data_dir(args.data)
+    stopping = _stop_on_signals()
+    with GitLabSimulator(data_dir, port=args.port, time_scale=args.time_scale) as simulator:
+        print(f"GitLab simulator at {simulator.url}", flush=True)
+        print(f"admin token: {simulator.admin_token} (also in {data_dir / 'admin-token'})")
+        print("Ready. Ctrl-C stops the simulator.", flush=True)
+        stopping.wait()
+    print("Stopped.", flush=True)
+    return 0
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from local import bench_webhook
+
+    print(bench_webhook.run(iterations=args.iterations).report(), flush=True)
+    return 0
+
+
+def _run_local(args: argparse.Namespace) -> int:
+    from local.stack import LocalStack, LocalStackConfig
+
+    token = Path(args.gitlab_token_file).read_text().strip() if args.gitlab_token_file else None
+    if not args.verbose:
+        # The functions' own JSON logs, one per event, would bury what the stack prints.
+        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    config = LocalStackConfig(
+        data_dir=_data_dir(args.data),
+        http_port=args.port,
+        prefix=args.prefix,
+        gitlab_url=args.gitlab_url,
+        gitlab_token=token,
+        gitlab_port=args.gitlab_port,
+        gitlab_time_scale=args.time_scale,
+    )
+    stopping = _stop_on_signals()
     with LocalStack(config) as stack:
         endpoints = stack.endpoints()
         _print_endpoints(endpoints, stack.endpoints_file)
@@ -58,7 +94,12 @@ def _print_endpoints(endpoints: dict[str, Any], path: Path) -> None:
         f"  API            {endpoints['api']}",
         f"  webhook        {endpoints['webhook']}",
         f"  AWS (moto)     {endpoints['aws_endpoint']}  region {endpoints['region']}",
-        f"  GitLab         {endpoints['gitlab']}",
+        f"  GitLab         {endpoints['gitlab']}"
+        + (
+            f"  (simulator; admin token {endpoints['gitlab_admin_token']})"
+            if endpoints.get("gitlab_admin_token")
+            else ""
+        ),
         "  demo users (Cognito, one per role):",
         *(
             f"    {user['username']:<18} {user['password']}  ({user['group']})"
@@ -84,13 +125,40 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
     local.add_argument("--prefix", default=DEFAULT_PREFIX, help="resource name prefix")
     local.add_argument(
-        "--gitlab-url", default="http://127.0.0.1:8929", help="GitLab the functions talk to"
+        "--gitlab-url",
+        help="a real GitLab for the functions to talk to (default: the embedded simulator)",
     )
-    local.add_argument("--gitlab-token-file", help="file holding the GitLab bot token")
+    local.add_argument("--gitlab-token-file", help="with --gitlab-url: the bot's token")
+    local.add_argument(
+        "--gitlab-port", type=int, default=8929, help="the embedded simulator's port (8929)"
+    )
+    local.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.05,
+        help="the simulator's clock: 0.05 runs a 60 s pipeline in 3 s",
+    )
     local.add_argument(
         "--demo", action="store_true", help="seed a demo project and run a merge-batch execution"
     )
     local.set_defaults(run=_run_local)
+
+    simulator = commands.add_parser("gitlab-sim", help="run the GitLab simulator alone")
+    simulator.add_argument("--data", help="folder for its repositories and admin-token")
+    simulator.add_argument("--port", type=int, default=8929, help="HTTP port (default 8929)")
+    simulator.add_argument(
+        "--time-scale", type=float, default=1.0, help="simulated seconds per real second"
+    )
+    simulator.set_defaults(run=_run_gitlab_sim)
+
+    bench = commands.add_parser("bench", help="measure Merge Assist and print the figures")
+    bench.add_argument("which", choices=["webhook"], help="what to measure")
+    bench.add_argument("--iterations", type=int, default=200, help="rounds of deliveries")
+    bench.set_defaults(run=_run_bench)
+
+    from merge_assist.cli_project import add_parser
+
+    add_parser(commands)
     return parser
 
 

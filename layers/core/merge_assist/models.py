@@ -79,6 +79,28 @@ class QueueLabels(BaseModel):
     batch_merge_request: str = "Merge Assist: Batch Merge Request"
 
 
+class WebhookSecret(BaseModel):
+    """What GitLab's hook for a project is configured with."""
+
+    secret_token: str = Field(min_length=16)
+    signing_token: str | None = None
+
+    def __repr__(self) -> str:  # never print a token by accident
+        return "WebhookSecret(***)"
+
+    __str__ = __repr__
+
+
+class ProjectRef(BaseModel):
+    """A GitLab project as GitLab names it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int = Field(gt=0)
+    path_with_namespace: str
+    web_url: str = ""
+
+
 class ProjectConfig(BaseModel):
     """A connected GitLab project; changeable at run time, read at the start of each batch."""
 
@@ -93,6 +115,8 @@ class ProjectConfig(BaseModel):
     ci_timeout_minutes: int = Field(default=60, ge=1, le=24 * 60)
     flaky_retries: int = Field(default=0, ge=0, le=3)
     labels: QueueLabels = Field(default_factory=QueueLabels)
+    # MRs assigned to the bot are queued; so are MRs carrying this label, when set.
+    trigger_label: str | None = Field(default=None, min_length=1, max_length=255)
     paused: bool = False
     version: int = Field(default=0, ge=0)
     updated_at: datetime = Field(default_factory=utc_now)
@@ -125,6 +149,14 @@ class MergeRequestState(BaseModel):
     ready_since: datetime | None = None
     strikes: int = Field(default=0, ge=0)
     batch_id: str | None = None
+    # What GitLab last told us, by webhook or by the watcher.
+    gitlab_state: str | None = None
+    draft: bool = False
+    labels: list[str] = Field(default_factory=list)
+    assignee_ids: list[int] = Field(default_factory=list)
+    last_event_kind: str | None = None
+    last_event_key: str | None = None
+    last_event_at: datetime | None = None
     version: int = Field(default=0, ge=0)
     updated_at: datetime = Field(default_factory=utc_now)
 

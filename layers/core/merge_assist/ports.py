@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from merge_assist.events import MergeRequestSnapshot
 from merge_assist.models import (
     Batch,
     BranchLock,
     MergeRequestState,
     ProjectConfig,
+    ProjectRef,
     StatusCategory,
+    WebhookSecret,
 )
 
 
@@ -64,3 +67,45 @@ class Store(Protocol):
         ...
 
     def get_branch_lock(self, project_id: int, target_branch: str) -> BranchLock | None: ...
+
+
+class GitLabGateway(Protocol):
+    """The GitLab calls the core needs; ``merge_assist.adapters.gitlab_gateway`` makes them
+    with python-gitlab."""
+
+    def current_user_id(self) -> int: ...
+
+    def find_project(self, ref: int | str) -> ProjectRef:
+        """By numeric id or ``group/path``; ``NotFoundError`` if the bot cannot see it."""
+        ...
+
+    def open_merge_requests(
+        self, project_id: int, *, assignee_id: int | None = None, labels: list[str] | None = None
+    ) -> list[MergeRequestSnapshot]: ...
+
+    def merge_request(self, project_id: int, iid: int) -> MergeRequestSnapshot: ...
+
+    def ensure_hook(self, project_id: int, url: str, token: str) -> int:
+        """Create the project hook for ``url`` or bring the existing one up to date; returns
+        its id. Calling it again changes nothing."""
+        ...
+
+    def remove_hook(self, project_id: int, url: str) -> bool: ...
+
+
+class ProjectInfrastructure(Protocol):
+    """The AWS resources each connected project has: webhook secret, FIFO queue with its
+    dead-letter queue, and the event source mapping that feeds the dispatcher. Every
+    ``ensure_*`` creates what is missing and otherwise changes nothing."""
+
+    def ensure_webhook_secret(self, project_id: int) -> WebhookSecret: ...
+
+    def ensure_queues(self, project_id: int) -> str:
+        """Returns the project queue's ARN."""
+        ...
+
+    def ensure_event_source(self, queue_arn: str) -> None: ...
+
+    def remove(self, project_id: int) -> None:
+        """Removes whatever of the above exists."""
+        ...

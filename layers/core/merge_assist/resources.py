@@ -46,6 +46,26 @@ class StateMachineSpec:
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
+        key="webhook",
+        handler="functions.webhook.app.handler",
+        description="Receives GitLab webhooks and queues them per project",
+        # GitLab.com gives a hook 10 s; the receiver answers in milliseconds.
+        timeout_seconds=10,
+        memory_mb=1024,
+    ),
+    FunctionSpec(
+        key="dispatcher",
+        handler="functions.dispatcher.app.handler",
+        description="Applies queued events to the merge requests' state",
+        timeout_seconds=60,
+    ),
+    FunctionSpec(
+        key="watcher",
+        handler="functions.watcher.app.handler",
+        description="Reconciles the store with GitLab, so a lost webhook only delays",
+        timeout_seconds=300,
+    ),
+    FunctionSpec(
         key="api",
         handler="functions.api.app.handler",
         description="Dashboard and admin REST API",
@@ -60,6 +80,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
 )
 
 ROUTES: tuple[HttpRoute, ...] = (
+    # GitLab authenticates with the project's secret token, checked by the handler.
+    HttpRoute(method="POST", path="/webhook/gitlab", function="webhook", authorized=False),
     HttpRoute(method="ANY", path="/api/v1/{proxy+}", function="api", authorized=True),
 )
 
@@ -70,6 +92,9 @@ STATE_MACHINES: tuple[StateMachineSpec, ...] = (
         function_placeholders=MappingProxyType({"SelectBatchFunctionArn": "workflow-select"}),
     ),
 )
+
+# How often the watcher compares GitLab with the store.
+WATCHER_SCHEDULE_MINUTES = 5
 
 USER_GROUPS: tuple[str, ...] = ("admin", "project_owner", "priority_manager", "viewer")
 
@@ -117,6 +142,11 @@ class ResourceNames:
 
     def state_machine(self, key: str) -> str:
         return f"{self.prefix}-{key}"
+
+    @property
+    def watcher_schedule(self) -> str:
+        """The EventBridge rule that runs the watcher every ``WATCHER_SCHEDULE_MINUTES``."""
+        return f"{self.prefix}-watcher"
 
     def webhook_secret(self, project_id: int) -> str:
         return f"{self.prefix}/projects/{project_id}/webhook-secret"

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import boto3
 
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
+from merge_assist.adapters.project_queues import clear_queue_cache
+from merge_assist.adapters.webhook_secrets import clear_secret_cache
 from merge_assist.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -33,3 +35,5 @@ def clear_caches() -> None:
     """Forget cached clients and settings (tests and the local stack switch endpoints)."""
     dynamodb_table.cache_clear()
     get_settings.cache_clear()
+    clear_queue_cache()
+    clear_secret_cache()

@@ -1,0 +1,84 @@
+"""Scheduled by EventBridge: queue a ``reconcile`` event for every MR whose GitLab state the
+store has not seen, in every active project. One project's failure does not stop the rest;
+the run fails (and alarms) only after all were tried."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from merge_assist.adapters.aws import store_from_settings
+from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway
+from merge_assist.adapters.project_queues import send_event
+from merge_assist.errors import NotFoundError
+from merge_assist.events import MergeRequestSnapshot
+from merge_assist.models import ProjectConfig
+from merge_assist.ports import GitLabGateway, Store
+from merge_assist.settings import get_settings
+from merge_assist.watcher import OPEN_CATEGORIES, reconcile_events
+
+logger = Logger()
+tracer = Tracer()
+
+BOT_TOKEN_CACHE_SECONDS = 300
+
+
+@lru_cache(maxsize=1)
+def _secrets() -> SecretsProvider:
+    return SecretsProvider()
+
+
+def gitlab_gateway() -> GitLabGateway:
+    settings = get_settings()
+    token = _secrets().get(settings.names.bot_token_secret, max_age=BOT_TOKEN_CACHE_SECONDS)
+    return PythonGitLabGateway(settings.gitlab_url, str(token))
+
+
+def watch_project(
+    store: Store, gitlab: GitLabGateway, bot_user_id: int, config: ProjectConfig
+) -> int:
+    concerned = gitlab.open_merge_requests(config.project_id, assignee_id=bot_user_id)
+    if config.trigger_label:
+        concerned += gitlab.open_merge_requests(config.project_id, labels=[config.trigger_label])
+    tracked = [
+        state
+        for category in OPEN_CATEGORIES
+        for state in store.list_merge_requests(config.project_id, category)
+    ]
+
+    def current(iid: int) -> MergeRequestSnapshot | None:
+        try:
+            return gitlab.merge_request(config.project_id, iid)
+        except NotFoundError:
+            return None
+
+    events = reconcile_events(config, concerned, tracked, current)
+    for event in events:
+        send_event(get_settings().names, event)
+    return len(events)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    store = store_from_settings()
+    gitlab = gitlab_gateway()
+    bot_user_id = gitlab.current_user_id()
+    queued: dict[int, int] = {}
+    failed: list[int] = []
+    for config in store.list_projects():
+        if config.paused:
+            continue
+        try:
+            queued[config.project_id] = watch_project(store, gitlab, bot_user_id, config)
+        except Exception:
+            logger.exception("watching project failed", project_id=config.project_id)
+            failed.append(config.project_id)
+    logger.info("watch done", queued=queued, failed=failed)
+    if failed:
+        raise RuntimeError(f"watching failed for projects {failed}")
+    return {"queued": queued}

@@ -1,0 +1,83 @@
+"""Queue a normalized event exactly once per idempotency key.
+
+SQS FIFO drops a repeated deduplication id for five minutes only; GitLab's "Resend" can
+come days later, so Powertools idempotency keeps a record per key in the table for
+``IDEMPOTENCY_DAYS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from merge_assist.adapters.project_queues import send_event
+from merge_assist.events import QueueEvent
+from merge_assist.resources import TABLE
+from merge_assist.settings import get_settings
+
+IDEMPOTENCY_DAYS = 7
+
+
+@dataclass(frozen=True)
+class QueueResult:
+    message_id: str
+    duplicate: bool
+
+
+@lru_cache(maxsize=1)
+def _idempotency_config() -> IdempotencyConfig:
+    return IdempotencyConfig(
+        event_key_jmespath="idempotency_key",
+        expires_after_seconds=IDEMPOTENCY_DAYS * 24 * 3600,
+        raise_on_no_idempotency_key=True,
+    )
+
+
+def register_context(context: LambdaContext) -> None:
+    """Lets an in-progress record expire with the invocation, so a crashed delivery does
+    not block its redelivery for long."""
+    _idempotency_config().register_lambda_context(context)
+
+
+@lru_cache(maxsize=1)
+def _enqueue_function() -> Any:
+    settings = get_settings()
+    persistence = DynamoDBPersistenceLayer(
+        table_name=settings.resolved_table_name,
+        key_attr=TABLE.partition_key,
+        sort_key_attr=TABLE.sort_key,
+        static_pk_value="IDEMPOTENCY#webhook",
+        expiry_attr=TABLE.ttl_attribute,
+    )
+    config = _idempotency_config()
+
+    @idempotent_function(  # type: ignore[untyped-decorator]  # Powertools leaves it untyped
+        data_keyword_argument="event", persistence_store=persistence, config=config
+    )
+    def enqueue(*, event: dict[str, Any], sent: list[bool]) -> dict[str, str]:
+        sent.append(True)
+        message_id = send_event(settings.names, QueueEvent.model_validate(event))
+        return {"message_id": message_id}
+
+    return enqueue
+
+
+def enqueue_once(event: QueueEvent) -> QueueResult:
+    """Raises Powertools' ``IdempotencyAlreadyInProgressError`` while the same key is being
+    queued by a concurrent delivery."""
+    sent: list[bool] = []
+    result = _enqueue_function()(event=event.model_dump(mode="json"), sent=sent)
+    return QueueResult(message_id=result["message_id"], duplicate=not sent)
+
+
+def clear_enqueue_cache() -> None:
+    _enqueue_function.cache_clear()
+    _idempotency_config.cache_clear()

@@ -1,0 +1,34 @@
+"""Project configs for the receiver, cached briefly: GitLab may send bursts of events for
+one project and the receiver must answer fast; a config change is seen within
+``CONFIG_CACHE_SECONDS``."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from merge_assist.adapters.aws import store_from_settings
+from merge_assist.models import ProjectConfig
+
+CONFIG_CACHE_SECONDS = 30.0
+
+_cache: dict[int, tuple[float, ProjectConfig]] = {}
+_lock = threading.Lock()
+
+
+def project_config(project_id: int) -> ProjectConfig:
+    """Raises ``NotFoundError`` for a project that is not connected (never cached)."""
+    now = time.monotonic()
+    with _lock:
+        cached = _cache.get(project_id)
+    if cached and now - cached[0] < CONFIG_CACHE_SECONDS:
+        return cached[1]
+    config = store_from_settings().get_project(project_id)
+    with _lock:
+        _cache[project_id] = (now, config)
+    return config
+
+
+def clear_config_cache() -> None:
+    with _lock:
+        _cache.clear()

@@ -1,0 +1,52 @@
+"""The per-project SQS FIFO queues the receiver and the watcher send normalized events to."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.exceptions import ClientError
+
+from merge_assist.errors import NotFoundError
+from merge_assist.events import QueueEvent
+from merge_assist.resources import ResourceNames
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+
+@lru_cache(maxsize=1)
+def sqs_client() -> SQSClient:
+    return boto3.client("sqs")
+
+
+@lru_cache(maxsize=1024)
+def queue_url(queue_name: str) -> str:
+    try:
+        return sqs_client().get_queue_url(QueueName=queue_name)["QueueUrl"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in (
+            "AWS.SimpleQueueService.NonExistentQueue",
+            "QueueDoesNotExist",
+        ):
+            raise NotFoundError(f"queue {queue_name} does not exist") from error
+        raise
+
+
+def send_event(names: ResourceNames, event: QueueEvent) -> str:
+    """Put ``event`` on its project's queue; returns the SQS message id. SQS drops a second
+    message with the same deduplication id for five minutes, the receiver's idempotency
+    record covers the time after."""
+    response = sqs_client().send_message(
+        QueueUrl=queue_url(names.project_queue(event.project_id)),
+        MessageBody=event.model_dump_json(exclude_none=True),
+        MessageGroupId=event.message_group_id,
+        MessageDeduplicationId=event.idempotency_key,
+    )
+    return response["MessageId"]
+
+
+def clear_queue_cache() -> None:
+    sqs_client.cache_clear()
+    queue_url.cache_clear()
