@@ -53,6 +53,9 @@ class Ops(Construct):
             "This queue is itself the dead-letter queue of the watcher schedule's target; "
             "EventBridge puts the events it failed to deliver here and nothing consumes it.",
         )
+        # A failed run is followed by the next scheduled one; Lambda's own async retries
+        # would only crowd it.
+        functions["watcher"].configure_async_invoke(retry_attempts=0)
         self.watcher_schedule = events.Rule(
             self,
             "WatcherSchedule",

@@ -565,6 +565,16 @@ def test_watcher_runs_on_a_schedule(synthesized: Synthesized) -> None:
     )
 
 
+def test_a_failed_watcher_run_waits_for_the_next_schedule(synthesized: Synthesized) -> None:
+    synthesized.template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "FunctionName": {"Ref": synthesized.function_id("watcher")},
+            "MaximumRetryAttempts": 0,
+        },
+    )
+
+
 def test_undelivered_watcher_runs_go_to_a_dead_letter_queue(synthesized: Synthesized) -> None:
     rule_id = synthesized.only("AWS::Events::Rule", {"Name": NAMES.watcher_schedule})
     [target] = synthesized.resources[rule_id]["Properties"]["Targets"]
