@@ -19,6 +19,7 @@ from merge_assist.resources import (
     STATE_MACHINES,
     TABLE,
     USER_GROUPS,
+    WATCHER_SCHEDULE_MINUTES,
     ResourceNames,
 )
 
@@ -114,6 +115,7 @@ def provision(
         )
         provisioned.state_machine_arns[machine.key] = created_machine["stateMachineArn"]
     _create_user_pool(session, names, provisioned)
+    _create_schedules(session, names, provisioned)
     return provisioned
 
 
@@ -150,6 +152,25 @@ def create_table(session: Session, names: ResourceNames) -> None:
     client.update_time_to_live(
         TableName=names.table,
         TimeToLiveSpecification={"Enabled": True, "AttributeName": TABLE.ttl_attribute},
+    )
+
+
+def rate_expression(minutes: int) -> str:
+    """EventBridge's spelling, as CDK writes it: ``rate(1 minute)``, ``rate(5 minutes)``."""
+    return f"rate({minutes} {'minute' if minutes == 1 else 'minutes'})"
+
+
+def _create_schedules(session: Session, names: ResourceNames, provisioned: Provisioned) -> None:
+    events = session.client("events")
+    events.put_rule(
+        Name=names.watcher_schedule,
+        ScheduleExpression=rate_expression(WATCHER_SCHEDULE_MINUTES),
+        State="ENABLED",
+        Description="Runs the watcher, which queues what missed webhooks left out",
+    )
+    events.put_targets(
+        Rule=names.watcher_schedule,
+        Targets=[{"Id": "watcher", "Arn": provisioned.function_arns["watcher"]}],
     )
 
 

@@ -31,6 +31,7 @@ from local.http_front import HttpFront, compile_route
 from local.poller import SqsPoller, detached_event_sources
 from local.provision import REPO_ROOT, Provisioned, provision
 from local.runtime import LambdaRuntime
+from local.scheduler import Scheduler
 from merge_assist.adapters.aws import clear_caches
 from merge_assist.resources import (
     DEFAULT_PREFIX,
@@ -62,6 +63,8 @@ class LocalStackConfig:
     gitlab_time_scale: float = 0.05
     web_dir: Path | None = field(default_factory=lambda: REPO_ROOT / "web" / "dist")
     poll_interval_seconds: float = 0.1
+    # Scheduled rules run at their rate times this (0.01: the 5-minute watcher every 3 s).
+    schedule_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class LocalStack:
         self.aws_endpoint = ""
         self.front: HttpFront | None = None
         self.poller: SqsPoller | None = None
+        self.scheduler: Scheduler | None = None
         self.provisioned: Provisioned | None = None
         self.session: boto3.Session | None = None
         self.gitlab: GitLabSimulator | None = None
@@ -162,6 +166,15 @@ class LocalStack:
         )
         self.poller.start()
         self._exit.callback(self.poller.stop)
+        self.scheduler = Scheduler(
+            self.runtime,
+            self.session.client("events"),
+            account=ACCOUNT_ID,
+            region=config.region,
+            scale=config.schedule_scale,
+        )
+        self.scheduler.start()
+        self._exit.callback(self.scheduler.stop)
 
         authorizer = JwtAuthorizer(
             issuer=self.provisioned.issuer,

@@ -71,6 +71,7 @@ def _run_local(args: argparse.Namespace) -> int:
         gitlab_token=token,
         gitlab_port=args.gitlab_port,
         gitlab_time_scale=args.time_scale,
+        schedule_scale=args.schedule_scale,
     )
     stopping = _stop_on_signals()
     with LocalStack(config) as stack:
@@ -137,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.05,
         help="the simulator's clock: 0.05 runs a 60 s pipeline in 3 s",
+    )
+    local.add_argument(
+        "--schedule-scale",
+        type=float,
+        default=1.0,
+        help="scheduled rules run at their rate times this (0.1: the watcher every 30 s)",
     )
     local.add_argument(
         "--demo", action="store_true", help="seed a demo project and run a merge-batch execution"
