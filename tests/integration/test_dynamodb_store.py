@@ -650,3 +650,27 @@ def test_numbers_come_back_as_ints_not_decimals(
     json.dumps(
         [config.model_dump(mode="json"), mr.model_dump(mode="json"), batch.model_dump(mode="json")]
     )
+
+
+def test_a_pipeline_wait_stores_its_task_token_until_it_expires(
+    store: DynamoDBStore, advance: Advance
+) -> None:
+    store.put_task_token(1, "a" * 40, "token-1", timedelta(minutes=30))
+    store.put_task_token(1, "a" * 40, "token-2", timedelta(minutes=30))  # a retried wait
+
+    assert store.get_task_token(1, "a" * 40) == "token-2"
+    assert store.get_task_token(1, "b" * 40) is None
+    assert store.get_task_token(2, "a" * 40) is None
+    advance(timedelta(minutes=31))
+    assert store.get_task_token(1, "a" * 40) is None
+
+
+def test_deleting_a_task_token_spares_a_newer_one(store: DynamoDBStore) -> None:
+    store.put_task_token(1, "a" * 40, "old", timedelta(minutes=30))
+    store.put_task_token(1, "a" * 40, "new", timedelta(minutes=30))
+
+    store.delete_task_token(1, "a" * 40, "old")
+    assert store.get_task_token(1, "a" * 40) == "new"
+    store.delete_task_token(1, "a" * 40, "new")
+    assert store.get_task_token(1, "a" * 40) is None
+    store.delete_task_token(1, "a" * 40, "new")  # twice is harmless

@@ -68,6 +68,18 @@ class Store(Protocol):
 
     def get_branch_lock(self, project_id: int, target_branch: str) -> BranchLock | None: ...
 
+    def put_task_token(self, project_id: int, sha: str, token: str, ttl: timedelta) -> None:
+        """The Step Functions task token of the execution waiting for the pipeline of
+        ``sha``; a retried wait replaces it. It expires with the wait's timeout."""
+        ...
+
+    def get_task_token(self, project_id: int, sha: str) -> str | None: ...
+
+    def delete_task_token(self, project_id: int, sha: str, token: str) -> None:
+        """Deletes only if ``token`` is still the stored one, so a late resume of an old
+        wait cannot remove a newer wait's token."""
+        ...
+
 
 class GitLabGateway(Protocol):
     """The GitLab calls the core needs; ``merge_assist.adapters.gitlab_gateway`` makes them

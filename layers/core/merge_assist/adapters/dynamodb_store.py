@@ -6,6 +6,7 @@ Items (``pk`` / ``sk``; index ``gsi1`` on ``gsi1pk`` / ``gsi1sk``)::
     merge request    PROJECT#<pid>        MR#<iid:010>        PROJECT#<pid>#MR#<status>
                                                               <branch>#<1000-priority:04>#<ready>#<iid:010>
     branch lock      PROJECT#<pid>        LOCK#<branch>       -
+    pipeline wait    PROJECT#<pid>        WAIT#<sha>          -
     batch            BATCH#<id>           BATCH               PROJECT#<pid>#BATCHES  <created>#<id>
 
 ``<branch>`` is URL-quoted so that a ``#`` in a branch name cannot fake a key boundary.
@@ -268,6 +269,35 @@ class DynamoDBStore:
             return None
         expires_at = datetime.fromtimestamp(int(item[TABLE.ttl_attribute]), tz=self._now().tzinfo)
         return BranchLock.model_validate({**_strip_keys(item), "expires_at": expires_at})
+
+    # -- pipeline waits ---------------------------------------------------------------
+
+    def put_task_token(self, project_id: int, sha: str, token: str, ttl: timedelta) -> None:
+        self._table.put_item(
+            Item={
+                TABLE.partition_key: project_pk(project_id),
+                TABLE.sort_key: f"WAIT#{sha}",
+                "task_token": token,
+                TABLE.ttl_attribute: _epoch(self._now() + ttl),
+                "kind": "pipeline_wait",
+            }
+        )
+
+    def get_task_token(self, project_id: int, sha: str) -> str | None:
+        item = self._get(project_pk(project_id), f"WAIT#{sha}")
+        if item is None or int(item[TABLE.ttl_attribute]) <= _epoch(self._now()):
+            return None
+        return str(item["task_token"])
+
+    def delete_task_token(self, project_id: int, sha: str, token: str) -> None:
+        try:
+            self._table.delete_item(
+                Key={TABLE.partition_key: project_pk(project_id), TABLE.sort_key: f"WAIT#{sha}"},
+                ConditionExpression=Attr("task_token").eq(token),
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
 
     # -- plumbing ---------------------------------------------------------------------
 
