@@ -1,6 +1,7 @@
 """Consumes a project's FIFO queue: each normalized event is recorded on the state of the MR
-it concerns. A message that fails is reported alone (``batchItemFailures``) and only its
-FIFO group waits for it; other target branches go on."""
+it concerns, and a finished pipeline resumes the workflow execution waiting for it. A
+message that fails is reported alone (``batchItemFailures``) and only its FIFO group waits
+for it; other target branches go on."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from merge_assist.adapters.aws import store_from_settings
+from merge_assist.adapters.executions import StepFunctionsExecutions
 from merge_assist.events import QueueEvent
+from merge_assist.pipeline_wait import resume_waiting
 from merge_assist.recording import record_event
 
 logger = Logger()
@@ -27,7 +30,9 @@ processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> None:
     event = QueueEvent.model_validate_json(record.body)
-    state = record_event(store_from_settings(), event)
+    store = store_from_settings()
+    state = record_event(store, event)
+    resumed = resume_waiting(store, StepFunctionsExecutions(), event)
     logger.info(
         "event recorded",
         project_id=event.project_id,
@@ -35,6 +40,7 @@ def record_handler(record: SQSRecord) -> None:
         merge_request=event.mr_iid,
         idempotency_key=event.idempotency_key,
         tracked=state is not None,
+        resumed_wait=resumed,
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from aws_cdk import AssetHashType, BundlingOptions, Duration, RemovalPolicy
+from aws_cdk import ArnFormat, AssetHashType, BundlingOptions, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -27,6 +27,7 @@ from infra.nag import acknowledge, arn_finding
 from merge_assist.resources import (
     FUNCTIONS,
     PYTHON_RUNTIME,
+    STATE_MACHINES,
     FunctionSpec,
     ResourceNames,
     function_environment,
@@ -67,6 +68,9 @@ QUEUE_ACTIONS: Mapping[QueueAccess, tuple[str, ...]] = MappingProxyType(
 )
 
 
+RESUME_ACTIONS = ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat")
+
+
 @dataclass(frozen=True)
 class Access:
     table: TableAccess
@@ -74,6 +78,8 @@ class Access:
     # GetSecretValue on every project's webhook secret.
     project_secrets: bool = False
     project_queues: QueueAccess = QueueAccess.NONE
+    # Completes the wait tasks of the merge workflow's executions (the callback pattern).
+    resume_workflows: bool = False
 
 
 # resources.FunctionSpec says what a function runs, not what it may touch, so least privilege is
@@ -91,12 +97,18 @@ FUNCTION_ACCESS: Mapping[str, Access] = MappingProxyType(
         # The queues' event source mappings are created when a project is connected, long
         # after deployment, and Lambda checks the role's SQS permissions when it creates one:
         # the role must cover every project queue up front.
-        "dispatcher": Access(table=TableAccess.READ_WRITE, project_queues=QueueAccess.CONSUME),
+        "dispatcher": Access(
+            table=TableAccess.READ_WRITE,
+            project_queues=QueueAccess.CONSUME,
+            resume_workflows=True,
+        ),
         # Compares GitLab (with the bot's token) against the store and queues what it missed.
         "watcher": Access(table=TableAccess.READ, bot_token=True, project_queues=QueueAccess.SEND),
         # Project configuration is edited at run time through the API.
         "api": Access(table=TableAccess.READ_WRITE),
         "workflow-select": Access(table=TableAccess.READ),
+        # Stores the task token of the execution that waits for a pipeline.
+        "workflow-wait-pipeline": Access(table=TableAccess.READ_WRITE),
     }
 )
 
@@ -256,6 +268,22 @@ class Functions(Construct):
                 "connected, under this deployment's prefix; the grant is limited to that "
                 "prefix and the bot token secret lies outside it.",
                 findings=[project_secrets_finding(self._names)],
+            )
+        if access.resume_workflows:
+            # Named, not referenced: the state machines are built from these functions.
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=list(RESUME_ACTIONS),
+                    resources=[
+                        Stack.of(self).format_arn(
+                            service="states",
+                            resource="stateMachine",
+                            resource_name=self._names.state_machine(machine.key),
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                        for machine in STATE_MACHINES
+                    ],
+                )
             )
         queue_actions = QUEUE_ACTIONS[access.project_queues]
         if queue_actions:

@@ -340,6 +340,35 @@ def test_dispatcher_consumes_the_project_queues(synthesized: Synthesized) -> Non
     assert "dynamodb:PutItem" in {action for action, _, _ in grants}
 
 
+def test_only_the_dispatcher_resumes_waiting_workflow_executions(
+    synthesized: Synthesized,
+) -> None:
+    machines = {
+        spec.key: f":states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:"
+        f"{NAMES.state_machine(spec.key)}"
+        for spec in STATE_MACHINES
+    }
+    for spec in FUNCTIONS:
+        grants = _role_grants(synthesized, _role_id(synthesized, spec.key))
+        resumes = {
+            (action, resource)
+            for action, resource, _ in grants
+            if action.startswith("states:SendTask")
+        }
+        if spec.key == "dispatcher":
+            assert {action for action, _ in resumes} == {
+                "states:SendTaskSuccess",
+                "states:SendTaskFailure",
+                "states:SendTaskHeartbeat",
+            }
+            assert all(
+                any(resource.endswith(machine) for machine in machines.values())
+                for _, resource in resumes
+            ), resumes
+        else:
+            assert resumes == set(), spec.key
+
+
 def test_watcher_uses_the_bot_token_and_sends_to_the_project_queues(
     synthesized: Synthesized,
 ) -> None:

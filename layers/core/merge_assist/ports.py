@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from merge_assist.events import MergeRequestSnapshot
 from merge_assist.models import (
@@ -120,4 +120,13 @@ class ProjectInfrastructure(Protocol):
 
     def remove(self, project_id: int) -> None:
         """Removes whatever of the above exists."""
+        ...
+
+
+class Executions(Protocol):
+    """Step Functions executions of the merge workflow."""
+
+    def resume(self, task_token: str, output: dict[str, Any]) -> bool:
+        """Complete a waiting task; False if the wait is already over (timed out, or the
+        execution ended), which is not an error for the caller."""
         ...

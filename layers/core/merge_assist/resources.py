@@ -72,6 +72,12 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_seconds=29,
     ),
     FunctionSpec(
+        key="workflow-wait-pipeline",
+        handler="functions.workflow.wait_pipeline.handler",
+        description="Registers a workflow execution as waiting for a pipeline",
+        timeout_seconds=30,
+    ),
+    FunctionSpec(
         key="workflow-select",
         handler="functions.workflow.select.handler",
         description="Selects the merge requests of the next batch from a queue",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import boto3
 
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
+from merge_assist.adapters.executions import stepfunctions_client
 from merge_assist.adapters.project_queues import clear_queue_cache
 from merge_assist.adapters.webhook_secrets import clear_secret_cache
 from merge_assist.settings import Settings, get_settings
@@ -37,3 +38,4 @@ def clear_caches() -> None:
     get_settings.cache_clear()
     clear_queue_cache()
     clear_secret_cache()
+    stepfunctions_client.cache_clear()

@@ -1,0 +1,34 @@
+"""Step ``WaitForPipeline`` (``lambda:invoke.waitForTaskToken``): remember which execution
+waits for the pipeline of a sha. The dispatcher resumes it on the pipeline webhook; the
+state's own timeout bounds the wait."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
+
+from merge_assist.adapters.aws import store_from_settings
+
+logger = Logger()
+
+
+class WaitForPipelineInput(BaseModel):
+    project_id: int = Field(gt=0)
+    sha: str = Field(min_length=7, max_length=64)
+    task_token: str = Field(min_length=1)
+    timeout_seconds: int = Field(gt=0, le=7 * 24 * 3600)
+
+
+@logger.inject_lambda_context
+@event_parser(model=WaitForPipelineInput)
+def handler(event: WaitForPipelineInput, context: LambdaContext) -> dict[str, Any]:
+    store_from_settings().put_task_token(
+        event.project_id, event.sha, event.task_token, timedelta(seconds=event.timeout_seconds)
+    )
+    logger.info("waiting for pipeline", project_id=event.project_id, sha=event.sha)
+    return {"waiting_for": event.sha}
