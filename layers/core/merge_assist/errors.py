@@ -19,3 +19,16 @@ class AlreadyExistsError(ConflictError):
 
 class LockHeldError(ConflictError):
     """Another batch holds the branch lock."""
+
+
+class GitLabRefused(MergeAssistError):
+    """GitLab answered a request with an error status the caller has to decide about."""
+
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotMergeableError(GitLabRefused):
+    """GitLab refused to merge: the MR is closed, draft, blocked by a merge check, conflicts
+    with its target or needs a rebase. The message is GitLab's."""

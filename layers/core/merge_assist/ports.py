@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from merge_assist.events import MergeRequestSnapshot
+from merge_assist.comments import Transition
+from merge_assist.events import MergeRequestSnapshot, PipelineSnapshot
 from merge_assist.models import (
     Batch,
     BranchLock,
@@ -15,6 +16,7 @@ from merge_assist.models import (
     StatusCategory,
     WebhookSecret,
 )
+from merge_assist.readiness import MergeRequestFacts
 
 
 class Clock(Protocol):
@@ -103,6 +105,85 @@ class GitLabGateway(Protocol):
         ...
 
     def remove_hook(self, project_id: int, url: str) -> bool: ...
+
+    def merge_request_facts(self, project_id: int, iid: int) -> MergeRequestFacts:
+        """What ``readiness`` judges: the MR (with its head pipeline's status) and whether
+        it is approved as the project requires."""
+        ...
+
+    def apply_transition(self, project_id: int, iid: int, transition: Transition) -> None:
+        """Post the transition's comment as a note, then add and remove its labels in one
+        update; labels it does not name are left as they are."""
+        ...
+
+    def rebase(self, project_id: int, iid: int, skip_ci: bool) -> None:
+        """Start GitLab's rebase of the MR's source branch onto its target; it finishes
+        later (see ``rebase_status``). ``ConflictError`` if a rebase is already running,
+        ``GitLabRefused`` (403) if the bot may not push to the source branch."""
+        ...
+
+    def rebase_status(self, project_id: int, iid: int) -> tuple[bool, str | None]:
+        """``(rebase_in_progress, merge_error)``: done when the first is False; the second
+        says why the last rebase failed (a conflict), else None."""
+        ...
+
+    def merge(
+        self,
+        project_id: int,
+        iid: int,
+        sha: str,
+        *,
+        squash: bool | None = None,
+        message: str | None = None,
+    ) -> str:
+        """Merge only if the MR's head is still ``sha``; returns the target branch's new
+        head (the merge commit, or for fast-forward the squash commit or ``sha``).
+        ``ConflictError`` if the head moved, ``NotMergeableError`` if GitLab refuses (closed,
+        draft, a merge check, a conflict, a needed rebase) with GitLab's reason."""
+        ...
+
+    def pipeline(self, project_id: int, pipeline_id: int) -> PipelineSnapshot: ...
+
+    def pipelines_for_sha(
+        self, project_id: int, sha: str, ref: str | None = None
+    ) -> list[PipelineSnapshot]:
+        """Every pipeline of ``sha`` (on ``ref`` if given), newest first."""
+        ...
+
+    def create_pipeline(self, project_id: int, ref: str) -> PipelineSnapshot:
+        """Run the project's CI for the head of ``ref`` (a branch)."""
+        ...
+
+    def ensure_merge_request(
+        self,
+        project_id: int,
+        source_branch: str,
+        target_branch: str,
+        *,
+        title: str,
+        description: str,
+        labels: list[str],
+    ) -> int:
+        """The open MR from ``source_branch`` into ``target_branch``, created if missing and
+        brought to this title, description and exact label set otherwise; its iid. Calling
+        it again changes nothing."""
+        ...
+
+    def close_merge_request(self, project_id: int, iid: int) -> None:
+        """Close the MR; closing a closed one changes nothing."""
+        ...
+
+    def branch_sha(self, project_id: int, branch: str) -> str | None:
+        """The branch's head commit; None if there is no such branch."""
+        ...
+
+    def project_merge_method(self, project_id: int) -> str:
+        """``merge``, ``rebase_merge`` or ``ff``, as set on the project."""
+        ...
+
+    def project_http_url(self, project_id: int) -> str:
+        """The repository's clone URL over HTTP(S) (``http_url_to_repo``)."""
+        ...
 
 
 class ProjectInfrastructure(Protocol):

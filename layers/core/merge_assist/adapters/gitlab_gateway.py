@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import gitlab
-from gitlab.exceptions import GitlabGetError, GitlabListError
+from gitlab.exceptions import GitlabError, GitlabGetError, GitlabListError
+from gitlab.v4.objects import Project, ProjectMergeRequestManager
 
-from merge_assist.errors import NotFoundError
-from merge_assist.events import MergeRequestSnapshot
+from merge_assist.comments import Transition
+from merge_assist.errors import (
+    ConflictError,
+    GitLabRefused,
+    MergeAssistError,
+    NotFoundError,
+    NotMergeableError,
+)
+from merge_assist.events import MergeRequestSnapshot, PipelineSnapshot
 from merge_assist.models import ProjectRef
+from merge_assist.readiness import MergeRequestFacts
 
 HOOK_EVENTS = {
     "merge_requests_events": True,
@@ -44,6 +55,52 @@ def snapshot(mr: Any) -> MergeRequestSnapshot:
         merge_status=attributes.get("merge_status"),
         blocking_discussions_resolved=attributes.get("blocking_discussions_resolved"),
         head_pipeline_id=pipeline.get("id") if isinstance(pipeline, dict) else None,
+        web_url=attributes.get("web_url"),
+    )
+
+
+# GitLab's answers to a merge it will not do: 405 (closed, draft or a merge check blocks),
+# 406 (older GitLab: cannot be merged), 422 (conflict or needs a rebase).
+NOT_MERGEABLE_STATUSES = frozenset({405, 406, 422})
+# Enough of GitLab's message to act on; a validation error can be a whole document.
+MESSAGE_CHARS = 500
+
+
+def _gitlab_message(error: GitlabError) -> str:
+    return str(error.error_message)[:MESSAGE_CHARS]
+
+
+def _translate(error: GitlabError, what: str) -> MergeAssistError:
+    """A python-gitlab HTTP error as the core's: 404 ``NotFoundError``, 409
+    ``ConflictError``, any other status ``GitLabRefused``. Messages carry GitLab's own
+    words and what was asked, never the request (its headers hold the token)."""
+    status = error.response_code
+    message = f"{what}: {_gitlab_message(error)}"
+    if status == 404:
+        return NotFoundError(message)
+    if status == 409:
+        return ConflictError(message)
+    return GitLabRefused(status, message)
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    try:
+        yield
+    except GitlabError as error:
+        raise _translate(error, what) from error
+
+
+def pipeline_snapshot(pipeline: Any) -> PipelineSnapshot:
+    attributes: dict[str, Any] = (
+        pipeline.attributes if hasattr(pipeline, "attributes") else dict(pipeline)
+    )
+    return PipelineSnapshot(
+        id=attributes["id"],
+        sha=attributes["sha"],
+        ref=attributes.get("ref"),
+        status=attributes["status"],
+        source=attributes.get("source"),
         web_url=attributes.get("web_url"),
     )
 
@@ -119,3 +176,196 @@ class PythonGitLabGateway:
                 hooks.delete(hook.id)
                 removed = True
         return removed
+
+    # --- the merge workflow ---------------------------------------------------------------
+
+    def _project(self, project_id: int) -> Project:
+        # Lazy: the id is all the sub-resources need, so no GET of the project itself.
+        return self._gl.projects.get(project_id, lazy=True)
+
+    def _merge_requests(self, project_id: int) -> ProjectMergeRequestManager:
+        return self._project(project_id).mergerequests
+
+    def merge_request_facts(self, project_id: int, iid: int) -> MergeRequestFacts:
+        what = f"!{iid} of project {project_id}"
+        with _translated(what):
+            mr = self._merge_requests(project_id).get(iid, include_rebase_in_progress=True)
+            approvals = mr.approvals.get()
+        attributes: dict[str, Any] = mr.attributes
+        pipeline = attributes.get("head_pipeline")
+        draft = attributes.get("draft")
+        return MergeRequestFacts(
+            iid=attributes["iid"],
+            state=attributes["state"],
+            draft=bool(draft if draft is not None else attributes.get("work_in_progress")),
+            target_branch=attributes["target_branch"],
+            assignee_ids=[a["id"] for a in attributes.get("assignees") or []],
+            labels=list(attributes.get("labels") or []),
+            detailed_merge_status=attributes.get("detailed_merge_status"),
+            blocking_discussions_resolved=attributes.get("blocking_discussions_resolved"),
+            has_conflicts=bool(attributes.get("has_conflicts")),
+            head_pipeline_status=pipeline.get("status") if isinstance(pipeline, dict) else None,
+            approved=approvals.attributes.get("approved"),
+        )
+
+    def apply_transition(self, project_id: int, iid: int, transition: Transition) -> None:
+        what = f"!{iid} of project {project_id}"
+        mrs = self._merge_requests(project_id)
+        with _translated(what):
+            if transition.comment:
+                mrs.get(iid, lazy=True).notes.create({"body": transition.comment})
+            labels: dict[str, str] = {}
+            if transition.add_label:
+                labels["add_labels"] = transition.add_label
+            if transition.remove_labels:
+                labels["remove_labels"] = ",".join(transition.remove_labels)
+            # One update with GitLab's own add/remove, so labels set by people or other
+            # bots in the meantime survive (a read-modify-write of ``labels`` would not).
+            if labels:
+                mrs.update(iid, labels)
+
+    def rebase(self, project_id: int, iid: int, skip_ci: bool) -> None:
+        with _translated(f"rebase of !{iid} in project {project_id}"):
+            self._merge_requests(project_id).get(iid, lazy=True).rebase(skip_ci=skip_ci)
+
+    def rebase_status(self, project_id: int, iid: int) -> tuple[bool, str | None]:
+        with _translated(f"!{iid} of project {project_id}"):
+            mr = self._merge_requests(project_id).get(iid, include_rebase_in_progress=True)
+        attributes: dict[str, Any] = mr.attributes
+        return bool(attributes.get("rebase_in_progress")), attributes.get("merge_error")
+
+    def merge(
+        self,
+        project_id: int,
+        iid: int,
+        sha: str,
+        *,
+        squash: bool | None = None,
+        message: str | None = None,
+    ) -> str:
+        what = f"merge of !{iid} in project {project_id}"
+        options: dict[str, Any] = {"sha": sha}
+        if squash is not None:
+            options["squash"] = squash
+            if squash and message:
+                options["squash_commit_message"] = message
+        mr = self._merge_requests(project_id).get(iid, lazy=True)
+        try:
+            merged = mr.merge(merge_commit_message=message, **options)
+        except GitlabError as error:
+            if error.response_code == 409:
+                raise ConflictError(
+                    f"{what}: the merge request's head is no longer {sha}"
+                ) from error
+            if error.response_code in NOT_MERGEABLE_STATUSES:
+                raise NotMergeableError(
+                    error.response_code, f"{what}: {_gitlab_message(error)}"
+                ) from error
+            raise _translate(error, what) from error
+        # Fast-forward records no merge commit: the target's head is then the squash
+        # commit, or the MR's own head.
+        landed = (
+            merged.get("merge_commit_sha") or merged.get("squash_commit_sha") or merged.get("sha")
+        )
+        if not landed:
+            raise GitLabRefused(None, f"{what}: GitLab did not say which commit landed")
+        return str(landed)
+
+    def pipeline(self, project_id: int, pipeline_id: int) -> PipelineSnapshot:
+        with _translated(f"pipeline {pipeline_id} of project {project_id}"):
+            return pipeline_snapshot(self._project(project_id).pipelines.get(pipeline_id))
+
+    def pipelines_for_sha(
+        self, project_id: int, sha: str, ref: str | None = None
+    ) -> list[PipelineSnapshot]:
+        filters: dict[str, Any] = {"sha": sha, "order_by": "id", "sort": "desc"}
+        if ref is not None:
+            filters["ref"] = ref
+        with _translated(f"pipelines of project {project_id}"):
+            found = self._project(project_id).pipelines.list(iterator=True, **filters)
+            return [pipeline_snapshot(p) for p in found]
+
+    def create_pipeline(self, project_id: int, ref: str) -> PipelineSnapshot:
+        with _translated(f"pipeline for {ref} in project {project_id}"):
+            return pipeline_snapshot(self._project(project_id).pipelines.create({"ref": ref}))
+
+    def _find_open_merge_request(
+        self, project_id: int, source_branch: str, target_branch: str
+    ) -> Any:
+        found = self._merge_requests(project_id).list(
+            state="opened",
+            source_branch=source_branch,
+            target_branch=target_branch,
+            order_by="created_at",
+            sort="asc",
+            per_page=1,
+            get_all=False,
+        )
+        return found[0] if found else None
+
+    def ensure_merge_request(
+        self,
+        project_id: int,
+        source_branch: str,
+        target_branch: str,
+        *,
+        title: str,
+        description: str,
+        labels: list[str],
+    ) -> int:
+        what = f"merge request {source_branch} -> {target_branch} in project {project_id}"
+        mrs = self._merge_requests(project_id)
+        with _translated(what):
+            existing = self._find_open_merge_request(project_id, source_branch, target_branch)
+            if existing is None:
+                try:
+                    created = mrs.create(
+                        {
+                            "source_branch": source_branch,
+                            "target_branch": target_branch,
+                            "title": title,
+                            "description": description,
+                            "labels": labels,
+                        }
+                    )
+                    return int(created.iid)
+                except GitlabError as error:
+                    # Another run created it between our look and our create.
+                    if error.response_code != 409:
+                        raise
+                existing = self._find_open_merge_request(project_id, source_branch, target_branch)
+                if existing is None:
+                    raise ConflictError(f"{what}: GitLab reports a duplicate it does not list")
+            changes: dict[str, Any] = {}
+            if existing.title != title:
+                changes["title"] = title
+            if (existing.description or "") != description:
+                changes["description"] = description
+            if sorted(existing.labels or []) != sorted(labels):
+                changes["labels"] = labels
+            # Every update is a webhook and an event for the dispatcher: send none for nothing.
+            if changes:
+                mrs.update(existing.iid, changes)
+            return int(existing.iid)
+
+    def close_merge_request(self, project_id: int, iid: int) -> None:
+        with _translated(f"!{iid} of project {project_id}"):
+            self._merge_requests(project_id).update(iid, {"state_event": "close"})
+
+    def branch_sha(self, project_id: int, branch: str) -> str | None:
+        try:
+            found = self._project(project_id).branches.get(branch)
+        except GitlabError as error:
+            # GitLab says which of the two is missing; only a missing branch is an answer.
+            if error.response_code == 404 and "branch" in _gitlab_message(error).lower():
+                return None
+            raise _translate(error, f"branch {branch} of project {project_id}") from error
+        return str(found.commit["id"])
+
+    def project_merge_method(self, project_id: int) -> str:
+        with _translated(f"project {project_id}"):
+            return str(self._gl.projects.get(project_id).merge_method)
+
+    def project_http_url(self, project_id: int) -> str:
+        with _translated(f"project {project_id}"):
+            return str(self._gl.projects.get(project_id).http_url_to_repo)
