@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dulwich.graph import can_fast_forward, find_merge_base
+from dulwich.graph import find_merge_base
 from dulwich.index import commit_tree
 from dulwich.merge import three_way_merge
 from dulwich.object_store import iter_tree_contents
@@ -210,9 +210,25 @@ def apply_actions(  # noqa: PLR0912
 
 
 def is_ancestor(repo: Repo, ancestor: str, descendant: str) -> bool:
+    """An exact walk of ``descendant``'s history. dulwich's ``can_fast_forward`` prunes by
+    commit time and, when commits share a timestamp (the simulator makes many within one
+    second), can answer False for a real ancestor."""
     if ancestor == descendant:
         return True
-    return bool(can_fast_forward(repo, ObjectID(ancestor.encode()), ObjectID(descendant.encode())))
+    target = ObjectID(ancestor.encode())
+    pending = [ObjectID(descendant.encode())]
+    seen: set[ObjectID] = set()
+    while pending:
+        sha = pending.pop()
+        if sha == target:
+            return True
+        if sha in seen:
+            continue
+        seen.add(sha)
+        commit = repo[sha]
+        assert isinstance(commit, Commit)
+        pending.extend(commit.parents)
+    return False
 
 
 def merge_base(repo: Repo, a: str, b: str) -> str | None:
