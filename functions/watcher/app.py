@@ -4,15 +4,13 @@ the run fails (and alarms) only after all were tried."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from merge_assist.adapters.aws import store_from_settings
-from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway
+from merge_assist.adapters.gitlab_gateway import gateway_from_settings
 from merge_assist.adapters.project_queues import send_event
 from merge_assist.errors import NotFoundError
 from merge_assist.events import MergeRequestSnapshot
@@ -23,19 +21,6 @@ from merge_assist.watcher import OPEN_CATEGORIES, reconcile_events
 
 logger = Logger()
 tracer = Tracer()
-
-BOT_TOKEN_CACHE_SECONDS = 300
-
-
-@lru_cache(maxsize=1)
-def _secrets() -> SecretsProvider:
-    return SecretsProvider()
-
-
-def gitlab_gateway() -> GitLabGateway:
-    settings = get_settings()
-    token = _secrets().get(settings.names.bot_token_secret, max_age=BOT_TOKEN_CACHE_SECONDS)
-    return PythonGitLabGateway(settings.gitlab_url, str(token))
 
 
 def watch_project(
@@ -66,7 +51,7 @@ def watch_project(
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     store = store_from_settings()
-    gitlab = gitlab_gateway()
+    gitlab = gateway_from_settings()
     bot_user_id = gitlab.current_user_id()
     queued: dict[int, int] = {}
     failed: list[int] = []

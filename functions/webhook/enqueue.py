@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from merge_assist.adapters.aws import register_cache
 from merge_assist.adapters.project_queues import send_event
 from merge_assist.events import QueueEvent
 from merge_assist.resources import TABLE
@@ -81,3 +82,6 @@ def enqueue_once(event: QueueEvent) -> QueueResult:
 def clear_enqueue_cache() -> None:
     _enqueue_function.cache_clear()
     _idempotency_config.cache_clear()
+
+
+register_cache(clear_enqueue_cache)

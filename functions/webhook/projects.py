@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
-from merge_assist.adapters.aws import store_from_settings
+from merge_assist.adapters.aws import register_cache, store_from_settings
 from merge_assist.models import ProjectConfig
 
 CONFIG_CACHE_SECONDS = 30.0
@@ -32,3 +32,6 @@ def project_config(project_id: int) -> ProjectConfig:
 def clear_config_cache() -> None:
     with _lock:
         _cache.clear()
+
+
+register_cache(clear_config_cache)

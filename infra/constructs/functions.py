@@ -97,8 +97,10 @@ FUNCTION_ACCESS: Mapping[str, Access] = MappingProxyType(
         # The queues' event source mappings are created when a project is connected, long
         # after deployment, and Lambda checks the role's SQS permissions when it creates one:
         # the role must cover every project queue up front.
+        # Asks GitLab (with the bot's token) how an MR stands, and tells its author.
         "dispatcher": Access(
             table=TableAccess.READ_WRITE,
+            bot_token=True,
             project_queues=QueueAccess.CONSUME,
             resume_workflows=True,
         ),

@@ -336,7 +336,9 @@ def test_dispatcher_consumes_the_project_queues(synthesized: Synthesized) -> Non
     ):
         assert (action, PROJECT_QUEUES, "") in grants
     assert ("sqs:SendMessage", PROJECT_QUEUES, "") not in grants
-    assert not any(action.startswith("secretsmanager:") for action, _, _ in grants)
+    # It reads the bot token to ask GitLab about MRs, and no project's webhook secret.
+    assert ("secretsmanager:GetSecretValue", _bot_token(synthesized), "") in grants
+    assert ("secretsmanager:GetSecretValue", PROJECT_SECRETS, "") not in grants
     assert "dynamodb:PutItem" in {action for action, _, _ in grants}
 
 

@@ -23,8 +23,16 @@ from merge_assist.resources import ResourceNames
 NAMES = ResourceNames("test")
 
 
+class FakeGitLab:
+    """Stands in for GitLab where these tests only need the bot's identity."""
+
+    def current_user_id(self) -> int:
+        return 99
+
+
 @pytest.fixture
 def store(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setattr("functions.dispatcher.app.gateway_from_settings", FakeGitLab)
     monkeypatch.setenv("MERGE_ASSIST_RESOURCE_PREFIX", NAMES.prefix)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     with mock_aws():

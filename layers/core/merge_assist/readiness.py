@@ -45,6 +45,10 @@ class MergeRequestFacts(BaseModel):
     state: str
     draft: bool = False
     target_branch: str
+    source_branch: str | None = None
+    sha: str | None = None
+    title: str = ""
+    web_url: str | None = None
     assignee_ids: list[int] = Field(default_factory=list)
     labels: list[str] = Field(default_factory=list)
     detailed_merge_status: str | None = None

@@ -3,6 +3,7 @@ and tests can point them at moto (``AWS_ENDPOINT_URL`` is honoured by boto3 itse
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ import boto3
 
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
 from merge_assist.adapters.executions import stepfunctions_client
+from merge_assist.adapters.gitlab_gateway import clear_gateway_cache
 from merge_assist.adapters.project_queues import clear_queue_cache
 from merge_assist.adapters.webhook_secrets import clear_secret_cache
 from merge_assist.settings import Settings, get_settings
@@ -32,10 +34,22 @@ def store_from_settings(settings: Settings | None = None) -> DynamoDBStore:
     )
 
 
+_cache_clearers: list[Callable[[], None]] = []
+
+
+def register_cache(clear: Callable[[], None]) -> None:
+    """Have ``clear_caches`` also run ``clear``: a handler module's own cache of clients
+    would otherwise outlive a switch of endpoints in one process."""
+    _cache_clearers.append(clear)
+
+
 def clear_caches() -> None:
     """Forget cached clients and settings (tests and the local stack switch endpoints)."""
+    for clear in _cache_clearers:
+        clear()
     dynamodb_table.cache_clear()
     get_settings.cache_clear()
     clear_queue_cache()
     clear_secret_cache()
     stepfunctions_client.cache_clear()
+    clear_gateway_cache()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import gitlab
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from gitlab.exceptions import GitlabError, GitlabGetError, GitlabListError
 from gitlab.v4.objects import Project, ProjectMergeRequestManager
 
@@ -21,6 +23,7 @@ from merge_assist.errors import (
 from merge_assist.events import MergeRequestSnapshot, PipelineSnapshot
 from merge_assist.models import ProjectRef
 from merge_assist.readiness import MergeRequestFacts
+from merge_assist.settings import Settings, get_settings
 
 HOOK_EVENTS = {
     "merge_requests_events": True,
@@ -199,6 +202,10 @@ class PythonGitLabGateway:
             state=attributes["state"],
             draft=bool(draft if draft is not None else attributes.get("work_in_progress")),
             target_branch=attributes["target_branch"],
+            source_branch=attributes.get("source_branch"),
+            sha=attributes.get("sha"),
+            title=attributes.get("title") or "",
+            web_url=attributes.get("web_url"),
             assignee_ids=[a["id"] for a in attributes.get("assignees") or []],
             labels=list(attributes.get("labels") or []),
             detailed_merge_status=attributes.get("detailed_merge_status"),
@@ -369,3 +376,22 @@ class PythonGitLabGateway:
     def project_http_url(self, project_id: int) -> str:
         with _translated(f"project {project_id}"):
             return str(self._gl.projects.get(project_id).http_url_to_repo)
+
+
+BOT_TOKEN_CACHE_SECONDS = 300
+
+
+@lru_cache(maxsize=1)
+def _secrets() -> SecretsProvider:
+    return SecretsProvider()
+
+
+def gateway_from_settings(settings: Settings | None = None) -> PythonGitLabGateway:
+    """The bot's gateway, its token read from the bot secret (cached as Powertools caches)."""
+    settings = settings or get_settings()
+    token = str(_secrets().get(settings.names.bot_token_secret, max_age=BOT_TOKEN_CACHE_SECONDS))
+    return PythonGitLabGateway(settings.gitlab_url, token)
+
+
+def clear_gateway_cache() -> None:
+    _secrets.cache_clear()

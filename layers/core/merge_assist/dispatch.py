@@ -1,0 +1,103 @@
+"""What the dispatcher does with one queued event.
+
+1. A finished pipeline resumes the workflow execution waiting for its sha.
+2. The event is recorded on the state of the MR it concerns (once per event).
+3. If the MR concerns the bot (or did), GitLab's current view of it is triaged: queued or
+   not ready, and the author is told when that changes. The state is saved before the
+   comment is posted, so a retried event never comments twice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from merge_assist.errors import ConflictError, NotFoundError
+from merge_assist.events import QueueEvent
+from merge_assist.models import MergeRequestState, ProjectConfig, StatusCategory
+from merge_assist.pipeline_wait import resume_waiting
+from merge_assist.ports import Clock, Executions, GitLabGateway, Store
+from merge_assist.queue import queue_order
+from merge_assist.readiness import MergeRequestFacts
+from merge_assist.recording import MAX_ATTEMPTS, record_event
+from merge_assist.triage import Triage, triage
+
+TRACKED_ONCE_QUEUED = (
+    StatusCategory.QUEUED,
+    StatusCategory.BATCHING,
+    StatusCategory.TESTING,
+    StatusCategory.REJECTED,
+)
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    resumed_wait: bool
+    state: MergeRequestState | None
+    told: bool
+
+
+def _concerns_bot(state: MergeRequestState, config: ProjectConfig, bot_user_id: int) -> bool:
+    if state.status in TRACKED_ONCE_QUEUED or bot_user_id in state.assignee_ids:
+        return True
+    return config.trigger_label is not None and config.trigger_label in state.labels
+
+
+def queue_position(store: Store, state: MergeRequestState) -> int:
+    """Where the MR stands (1-based) in its branch's queue, counting itself."""
+    queued = [
+        mr
+        for mr in store.list_merge_requests(
+            state.project_id, StatusCategory.QUEUED, state.target_branch
+        )
+        if mr.iid != state.iid
+    ]
+    if state.ready_since is None:
+        return len(queued) + 1
+    return 1 + sum(1 for mr in queued if queue_order(mr) < queue_order(state))
+
+
+@dataclass(frozen=True)
+class Dispatcher:
+    store: Store
+    gitlab: GitLabGateway
+    executions: Executions
+    clock: Clock
+    bot_user_id: int
+
+    def handle(self, event: QueueEvent) -> Dispatched:
+        resumed = resume_waiting(self.store, self.executions, event)
+        recorded = record_event(self.store, event)
+        if recorded is None:
+            return Dispatched(resumed, None, told=False)
+        try:
+            config = self.store.get_project(event.project_id)
+        except NotFoundError:
+            return Dispatched(resumed, recorded, told=False)  # disconnected meanwhile
+        if not _concerns_bot(recorded, config, self.bot_user_id):
+            return Dispatched(resumed, recorded, told=False)
+        facts = self.gitlab.merge_request_facts(event.project_id, recorded.iid)
+        for _ in range(MAX_ATTEMPTS):
+            state = self.store.get_merge_request(event.project_id, recorded.iid)
+            decided = self._triage(state, facts, config)
+            if decided.state == state and decided.transition is None:
+                return Dispatched(resumed, state, told=False)
+            try:
+                saved = self.store.save_merge_request(decided.state)
+            except ConflictError:
+                continue  # another event for this MR won the race: judge again
+            if decided.transition is not None:
+                self.gitlab.apply_transition(event.project_id, saved.iid, decided.transition)
+            return Dispatched(resumed, saved, told=decided.transition is not None)
+        raise ConflictError(f"!{recorded.iid} of project {event.project_id} kept changing")
+
+    def _triage(
+        self, state: MergeRequestState, facts: MergeRequestFacts, config: ProjectConfig
+    ) -> Triage:
+        return triage(
+            state,
+            facts,
+            config,
+            self.bot_user_id,
+            self.clock.now(),
+            head_sha=facts.sha or state.sha,
+            queue_position=queue_position(self.store, state),
+        )

@@ -1,0 +1,151 @@
+"""The dispatcher's decisions, with the store on moto and GitLab faked at the gateway."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.provision import create_table
+from merge_assist.adapters.aws import clear_caches, store_from_settings
+from merge_assist.comments import Transition
+from merge_assist.dispatch import Dispatcher
+from merge_assist.events import EventKind, MergeRequestSnapshot, QueueEvent
+from merge_assist.models import ProjectConfig, ReasonCode, StatusCategory
+from merge_assist.readiness import MergeRequestFacts
+from merge_assist.resources import ResourceNames
+
+BOT = 99
+SHA = "a" * 40
+NAMES = ResourceNames("test")
+
+
+class Clock:
+    def now(self) -> datetime:
+        return datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+class FakeGitLab:
+    def __init__(self) -> None:
+        self.facts: dict[int, MergeRequestFacts] = {}
+        self.transitions: list[tuple[int, Transition]] = []
+        self.asked: list[int] = []
+
+    def merge_request_facts(self, project_id: int, iid: int) -> MergeRequestFacts:
+        self.asked.append(iid)
+        return self.facts[iid]
+
+    def apply_transition(self, project_id: int, iid: int, transition: Transition) -> None:
+        self.transitions.append((iid, transition))
+
+
+class NoExecutions:
+    def resume(self, task_token: str, output: dict[str, Any]) -> bool:
+        raise AssertionError("no execution waits in these tests")
+
+
+@pytest.fixture
+def setup(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Dispatcher, FakeGitLab]]:
+    monkeypatch.setenv("MERGE_ASSIST_RESOURCE_PREFIX", NAMES.prefix)
+    with mock_aws():
+        clear_caches()
+        create_table(boto3.Session(), NAMES)
+        store = store_from_settings()
+        store.save_project(ProjectConfig(project_id=5))
+        gitlab = FakeGitLab()
+        yield Dispatcher(store, gitlab, NoExecutions(), Clock(), BOT), gitlab  # type: ignore[arg-type]
+        clear_caches()
+
+
+def _facts(iid: int, **changes: object) -> MergeRequestFacts:
+    fields: dict[str, object] = {
+        "iid": iid,
+        "state": "opened",
+        "target_branch": "main",
+        "source_branch": f"feature/{iid}",
+        "sha": SHA,
+        "assignee_ids": [BOT],
+        "detailed_merge_status": "mergeable",
+        "head_pipeline_status": "success",
+        "approved": True,
+    }
+    fields.update(changes)
+    return MergeRequestFacts.model_validate(fields)
+
+
+def _event(iid: int, key: str, assignees: tuple[int, ...] = (BOT,)) -> QueueEvent:
+    return QueueEvent(
+        kind=EventKind.MERGE_REQUEST,
+        idempotency_key=key,
+        project_id=5,
+        target_branch="main",
+        merge_request=MergeRequestSnapshot(
+            iid=iid,
+            state="opened",
+            sha=SHA,
+            source_branch=f"feature/{iid}",
+            target_branch="main",
+            assignee_ids=list(assignees),
+        ),
+    )
+
+
+def test_a_ready_mr_is_queued_and_told_once(setup: tuple[Dispatcher, FakeGitLab]) -> None:
+    dispatcher, gitlab = setup
+    gitlab.facts[1] = _facts(1)
+
+    first = dispatcher.handle(_event(1, "k1"))
+    replay = dispatcher.handle(_event(1, "k1"))
+    update = dispatcher.handle(_event(1, "k2"))
+
+    assert first.state is not None
+    assert first.state.status is StatusCategory.QUEUED
+    assert first.told
+    assert not replay.told
+    assert not update.told
+    assert [iid for iid, _ in gitlab.transitions] == [1]
+    assert "position 1" in gitlab.transitions[0][1].comment
+
+
+def test_queue_positions_follow_the_queue_order(setup: tuple[Dispatcher, FakeGitLab]) -> None:
+    dispatcher, gitlab = setup
+    for iid in (1, 2, 3):
+        gitlab.facts[iid] = _facts(iid)
+        dispatcher.handle(_event(iid, f"k{iid}"))
+
+    comments = [transition.comment for _, transition in gitlab.transitions]
+    for position, comment in enumerate(comments, start=1):
+        assert f"position {position})" in comment
+
+
+def test_a_blocked_mr_gets_its_reasons(setup: tuple[Dispatcher, FakeGitLab]) -> None:
+    dispatcher, gitlab = setup
+    gitlab.facts[4] = _facts(4, head_pipeline_status="running", draft=True)
+
+    result = dispatcher.handle(_event(4, "k4"))
+
+    assert result.state is not None
+    assert result.state.status is StatusCategory.NOT_READY
+    assert {r.code for r in result.state.reasons} == {ReasonCode.DRAFT, ReasonCode.PIPELINE}
+    [(iid, transition)] = gitlab.transitions
+    assert iid == 4
+    assert "draft" in transition.comment
+
+
+def test_mrs_that_do_not_concern_the_bot_cost_no_gitlab_call(
+    setup: tuple[Dispatcher, FakeGitLab],
+) -> None:
+    dispatcher, gitlab = setup
+
+    result = dispatcher.handle(_event(6, "k6", assignees=(7,)))
+
+    assert result.state is not None
+    assert result.state.status is StatusCategory.NOT_READY
+    assert gitlab.asked == []
+    assert gitlab.transitions == []
