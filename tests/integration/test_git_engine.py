@@ -1,0 +1,269 @@
+"""The git engine against the GitLab simulator's smart HTTP: batches built with each merge
+method, conflicts, landing by fast-forward push, the compare-and-set, and bad credentials."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from dulwich.objects import Commit
+
+from local.gitlab_sim import GitLabSimulator
+from merge_assist.adapters.git_engine import (
+    GitAuthError,
+    GitEngine,
+    PushRejected,
+    RefNotFound,
+    RemoteMoved,
+    branch_ref,
+    merge_request_ref,
+)
+from merge_assist.batch_plan import BatchBuild, BatchMember, GitIdentity, MergeMethod
+
+PROJECT = "g/app"
+BOT = GitIdentity(name="Merge Assist", email="merge-assist@example.com")
+WHEN = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
+SHARED = "one\ntwo\nthree\nfour\nfive\nsix\nseven\n"
+
+
+@dataclass
+class Scene:
+    sim: GitLabSimulator
+    token: str
+    engine: GitEngine
+    target_sha: str
+    members: dict[str, BatchMember]
+
+
+@pytest.fixture
+def scene(tmp_path: Path) -> Iterator[Scene]:
+    with GitLabSimulator(tmp_path / "gitlab", time_scale=0.001) as sim:
+        _, token = sim.create_user("bot")
+        sim.create_user("dev")
+        sim.create_project(
+            "app",
+            namespace="g",
+            files={"shared.txt": SHARED, "keep.txt": "keep\n"},
+            members={"bot": 40, "dev": 30},
+        )
+        changes: dict[str, dict[str, str | None]] = {
+            "one": {"shared.txt": SHARED.replace("one", "ONE"), "one.txt": "1\n"},
+            "two": {"shared.txt": SHARED.replace("seven", "SEVEN"), "two.txt": "2\n"},
+            "three": {"dir/three.txt": "3\n"},
+            "clash": {"shared.txt": SHARED.replace("one", "uno")},
+        }
+        iids = {
+            name: sim.create_merge_request(PROJECT, name, f"Change {name}", files, author="dev")
+            for name, files in changes.items()
+        }
+        # A second commit on one MR, so rebasing replays more than one commit.
+        sim.commit_files(PROJECT, "two", {"two.txt": "2\n2\n"}, author="dev")
+        # The target moves after the MRs branched off, as it does in real life.
+        target_sha = sim.commit_files(
+            PROJECT, "main", {"shared.txt": SHARED.replace("four", "FOUR")}
+        )
+        sim.wait_idle()
+        members = {
+            name: BatchMember(
+                iid=iid,
+                head_sha=sim.merge_request(PROJECT, iid)["sha"],
+                source_branch=name,
+                title=f"Change {name}",
+            )
+            for name, iid in iids.items()
+        }
+        with GitEngine(
+            f"{sim.url}/{PROJECT}.git", token, tmp_path / "work", project_path=PROJECT
+        ) as engine:
+            engine.fetch(
+                [branch_ref("main"), *(merge_request_ref(m.iid) for m in members.values())]
+            )
+            yield Scene(sim, token, engine, target_sha, members)
+
+
+def build(scene: Scene, names: list[str], method: MergeMethod = MergeMethod.MERGE) -> BatchBuild:
+    return scene.engine.build_batch(
+        scene.target_sha,
+        [scene.members[name] for name in names],
+        method=method,
+        identity=BOT,
+        target_branch="main",
+        when=WHEN,
+    )
+
+
+def commit(engine: GitEngine, sha: str) -> Commit:
+    found = engine.repo[sha.encode()]
+    assert isinstance(found, Commit)
+    return found
+
+
+EXPECTED = {
+    "shared.txt": b"ONE\ntwo\nthree\nFOUR\nfive\nsix\nSEVEN\n",
+    "one.txt": b"1\n",
+    "two.txt": b"2\n2\n",
+    "dir/three.txt": b"3\n",
+    "keep.txt": b"keep\n",
+}
+
+
+def test_fetch_returns_the_remote_shas(scene: Scene) -> None:
+    one = scene.members["one"]
+    shas = scene.engine.fetch([branch_ref("main"), merge_request_ref(one.iid)])
+    assert shas == {"refs/heads/main": scene.target_sha, merge_request_ref(one.iid): one.head_sha}
+    with pytest.raises(RefNotFound, match="refs/merge-requests/99/head"):
+        scene.engine.fetch([merge_request_ref(99)])
+
+
+def test_merge_batch_holds_every_mr_and_each_head(scene: Scene) -> None:
+    batch = build(scene, ["one", "two", "three"])
+    assert batch.rejected == ()
+    assert batch.included_iids == tuple(scene.members[n].iid for n in ["one", "two", "three"])
+    assert batch.sha == batch.included[-1].tip_sha
+    scene.engine.push("merge-assist/batch", batch.sha, expected_old_sha=None, force=True)
+    assert scene.sim.branch_sha(PROJECT, "merge-assist/batch") == batch.sha
+    for path, content in EXPECTED.items():
+        assert scene.sim.read_file(PROJECT, "merge-assist/batch", path) == content
+    for part in batch.included:
+        assert scene.engine.is_ancestor(part.head_sha, batch.sha)
+        merge = commit(scene.engine, part.tip_sha)
+        assert [p.decode() for p in merge.parents][1] == part.head_sha
+    last = commit(scene.engine, batch.sha)
+    three = scene.members["three"]
+    assert last.message.decode() == (
+        "Merge branch 'three' into 'main'\n\nChange three\n\n"
+        f"See merge request {PROJECT}!{three.iid}\n"
+    )
+    assert last.author == b"Merge Assist <merge-assist@example.com>"
+    # The same batch built again is the same commit: a retried step changes nothing.
+    assert build(scene, ["one", "two", "three"]).sha == batch.sha
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git CLI as the reference")
+def test_merge_batch_tree_equals_git_cli_merge(scene: Scene, tmp_path: Path) -> None:
+    batch = build(scene, ["one", "two", "three"])
+    url = scene.sim.url.replace("http://", f"http://oauth2:{scene.token}@") + f"/{PROJECT}.git"
+    work = tmp_path / "cli"
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-c", "user.name=T", "-c", "user.email=t@example.com", *args],
+            cwd=work if work.exists() else tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return done.stdout.strip()
+
+    git("clone", "-q", url, str(work))
+    for name in ["one", "two", "three"]:
+        git("fetch", "-q", "origin", merge_request_ref(scene.members[name].iid))
+        git("merge", "-q", "--no-ff", "--no-edit", "FETCH_HEAD")
+    assert git("rev-parse", "HEAD^{tree}") == commit(scene.engine, batch.sha).tree.decode()
+
+
+def test_conflicting_mr_is_rejected_with_its_path_and_the_rest_go_on(scene: Scene) -> None:
+    batch = build(scene, ["one", "clash", "two"])
+    clash = scene.members["clash"]
+    assert [(r.iid, r.conflicts) for r in batch.rejected] == [(clash.iid, ("shared.txt",))]
+    assert batch.included_iids == (scene.members["one"].iid, scene.members["two"].iid)
+    assert not scene.engine.is_ancestor(clash.head_sha, batch.sha)
+    first = commit(scene.engine, batch.included[0].tip_sha)
+    assert commit(scene.engine, batch.sha).parents[0] == first.id
+
+
+@pytest.mark.parametrize("method", [MergeMethod.REBASE_MERGE, MergeMethod.FF])
+def test_rebase_methods_give_linear_history_with_the_merge_tree(
+    scene: Scene, method: MergeMethod
+) -> None:
+    names = ["one", "two", "three"]
+    batch = build(scene, names, method)
+    merged = build(scene, names)
+    assert batch.included_iids == merged.included_iids
+    assert commit(scene.engine, batch.sha).tree == commit(scene.engine, merged.sha).tree
+    chain: list[Commit] = []
+    sha = batch.sha.encode()
+    while sha != scene.target_sha.encode():
+        current = commit(scene.engine, sha.decode())
+        assert len(current.parents) == 1
+        chain.append(current)
+        sha = current.parents[0]
+    assert [c.message.decode().strip() for c in reversed(chain)] == [
+        "Change one",
+        "Change two",
+        "Update two.txt",
+        "Change three",
+    ]
+    assert {c.committer for c in chain} == {b"Merge Assist <merge-assist@example.com>"}
+    original = commit(scene.engine, scene.members["one"].head_sha)
+    assert (chain[-1].author, chain[-1].author_time) == (original.author, original.author_time)
+    # Each MR's part ends where the next begins, so prefixes of the batch are known.
+    assert [part.tip_sha for part in batch.included] == [
+        chain[3].id.decode(),
+        chain[1].id.decode(),
+        chain[0].id.decode(),
+    ]
+
+
+def test_rebase_skips_a_conflicting_mr(scene: Scene) -> None:
+    batch = build(scene, ["one", "clash", "three"], MergeMethod.FF)
+    assert [(r.iid, r.conflicts) for r in batch.rejected] == [
+        (scene.members["clash"].iid, ("shared.txt",))
+    ]
+    assert batch.included_iids == (scene.members["one"].iid, scene.members["three"].iid)
+
+
+def test_landing_by_fast_forward_marks_the_mrs_merged(scene: Scene) -> None:
+    batch = build(scene, ["one", "two", "three"])
+    scene.engine.push("merge-assist/batch", batch.sha, expected_old_sha=None, force=True)
+    scene.engine.push("main", batch.sha, expected_old_sha=scene.target_sha, force=False)
+    assert scene.sim.branch_sha(PROJECT, "main") == batch.sha
+    # A retried landing finds the branch already there and succeeds without change.
+    scene.engine.push("main", batch.sha, expected_old_sha=scene.target_sha, force=False)
+    scene.sim.wait_idle()
+    for name in ["one", "two", "three"]:
+        assert scene.sim.merge_request(PROJECT, scene.members[name].iid)["state"] == "merged"
+    assert scene.sim.merge_request(PROJECT, scene.members["clash"].iid)["state"] == "opened"
+
+
+def test_landing_after_the_target_moved_fails_and_changes_nothing(scene: Scene) -> None:
+    batch = build(scene, ["one", "three"])
+    moved = scene.sim.commit_files(PROJECT, "main", {"late.txt": "late\n"})
+    with pytest.raises(RemoteMoved) as raised:
+        scene.engine.push("main", batch.sha, expected_old_sha=scene.target_sha, force=False)
+    assert raised.value.ref == "refs/heads/main"
+    with pytest.raises(RemoteMoved, match="not an ancestor"):
+        scene.engine.push("main", batch.sha, expected_old_sha=None, force=False)
+    assert scene.sim.branch_sha(PROJECT, "main") == moved
+    scene.sim.wait_idle()
+    assert scene.sim.merge_request(PROJECT, scene.members["one"].iid)["state"] == "opened"
+
+
+def test_a_wrong_token_is_an_auth_error_without_the_token(scene: Scene, tmp_path: Path) -> None:
+    wrong = "glpat-not-the-right-one"
+    with GitEngine(f"{scene.sim.url}/{PROJECT}.git", wrong, tmp_path / "other") as engine:
+        with pytest.raises(GitAuthError) as raised:
+            engine.fetch([branch_ref("main")])
+        assert wrong not in str(raised.value)
+    with (
+        GitEngine(f"{scene.sim.url}/{PROJECT}.git", wrong, tmp_path / "work") as engine,
+        pytest.raises(GitAuthError),
+    ):
+        engine.push("main", scene.members["one"].head_sha, expected_old_sha=None, force=False)
+    assert scene.sim.branch_sha(PROJECT, "main") == scene.target_sha
+
+
+def test_a_refused_update_is_push_rejected_with_the_servers_reason(scene: Scene) -> None:
+    # main is protected: GitLab refuses a force push even when the compare-and-set holds.
+    one = scene.members["one"]
+    with pytest.raises(PushRejected) as raised:
+        scene.engine.push("main", one.head_sha, expected_old_sha=scene.target_sha, force=True)
+    assert not isinstance(raised.value, RemoteMoved)
+    assert "force push" in raised.value.reason
+    assert scene.sim.branch_sha(PROJECT, "main") == scene.target_sha
