@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -66,3 +67,33 @@ def test_local_command_serves_writes_endpoints_and_stops_on_ctrl_c(tmp_path: Pat
             process.kill()
     assert process.returncode == 0
     assert "Stopped." in stdout
+
+
+def test_a_busy_port_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "merge_assist.cli",
+                "local",
+                "--port",
+                str(port),
+                "--gitlab-port",
+                "0",
+                "--data",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))},
+            check=False,
+        )
+
+    assert result.returncode == 2
+    assert "already in use" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -7,6 +7,7 @@ the Lambda layer never needs the local stack's dependencies.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -178,7 +179,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not args.verbose:
         logging.getLogger("botocore").setLevel(logging.WARNING)
-    result: int = args.run(args)
+    try:
+        result: int = args.run(args)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"merge-assist: a port it needs is already in use ({error.strerror}); "
+            "choose others with --port (and --gitlab-port), or 0 for any free one",
+            file=sys.stderr,
+        )
+        return 2
     return result
 
 
