@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from moto.awslambda.models import EventSourceMapping, LambdaBackend
 from moto.sqs.models import sqs_backends
 
+from local.background import BackgroundLoop
 from local.runtime import LambdaRuntime, function_name_from
 
 if TYPE_CHECKING:
@@ -122,30 +122,15 @@ class SqsPoller:
         self._sqs = sqs_client
         self._endpoint = endpoint
         self._region = region
-        self._interval = interval_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("sqs-poller", self.poll_once, interval_seconds)
         self._mappings: list[EventSourceMappingConfigurationTypeDef] = []
         self._mappings_read_at = -MAPPINGS_REFRESH_SECONDS
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="sqs-poller", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.poll_once()
-            except Exception:  # a poller must outlive any one bad mapping
-                log.exception("SQS poll failed")
-                busy = False
-            if not busy:
-                self._stop.wait(self._interval)
+        self._loop.stop()
 
     def mappings(self) -> list[EventSourceMappingConfigurationTypeDef]:
         mappings: list[EventSourceMappingConfigurationTypeDef] = []

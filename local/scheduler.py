@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from local.background import BackgroundLoop
 from local.runtime import LambdaRuntime, function_name_from
 
 if TYPE_CHECKING:
@@ -64,27 +64,19 @@ class Scheduler:
         self._account = account
         self._region = region
         self._scale = scale
-        self._tick = tick_seconds
         self._next_run: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("scheduler", self._tick, tick_seconds)
         self.fired: dict[str, int] = {}
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._loop.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._tick):
-            try:
-                self.run_due(time.monotonic())
-            except Exception:  # one bad rule must not stop the others
-                log.exception("scheduled rules failed")
+    def _tick(self) -> bool:
+        self.run_due(time.monotonic())
+        return False
 
     def run_due(self, now: float) -> None:
         for rule in self._events.list_rules()["Rules"]:
