@@ -10,9 +10,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local.provision import create_table
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
 from merge_assist.ports import Clock
-from merge_assist.resources import TABLE, ResourceNames
+from merge_assist.resources import ResourceNames
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -53,34 +54,10 @@ def advance(fake_clock: FakeClock) -> Advance:
 @pytest.fixture
 def table(aws_env: None) -> Iterator[Table]:
     with mock_aws():
-        dynamodb = boto3.resource("dynamodb")
-        created = dynamodb.create_table(
-            TableName=ResourceNames("test").table,
-            KeySchema=[
-                {"AttributeName": TABLE.partition_key, "KeyType": "HASH"},
-                {"AttributeName": TABLE.sort_key, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": name, "AttributeType": "S"}
-                for name in (
-                    TABLE.partition_key,
-                    TABLE.sort_key,
-                    TABLE.index_partition_key,
-                    TABLE.index_sort_key,
-                )
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": TABLE.index_name,
-                    "KeySchema": [
-                        {"AttributeName": TABLE.index_partition_key, "KeyType": "HASH"},
-                        {"AttributeName": TABLE.index_sort_key, "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        # The same table the local stack creates (and the CDK app declares).
+        names = ResourceNames("test")
+        create_table(boto3.Session(), names)
+        created = boto3.resource("dynamodb").Table(names.table)
         yield created
 
 
