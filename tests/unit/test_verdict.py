@@ -1,0 +1,97 @@
+"""Verdicts on batch pipelines: what lands, what is tested next, who is rejected."""
+
+from __future__ import annotations
+
+import pytest
+
+from merge_assist.models import ReasonCode
+from merge_assist.verdict import Action, Verdict, judge
+
+BATCH = (11, 12, 13, 14, 15)
+
+
+def _run(culprit: int | None, members: tuple[int, ...] = BATCH) -> tuple[Verdict, list[int]]:
+    """Plays a whole bisection where the prefix fails once it contains ``culprit``."""
+    tested: list[int] = []
+    length, bisection = len(members), None
+    while True:
+        passed = culprit is None or culprit not in members[:length]
+        verdict = judge(
+            members,
+            length,
+            "success" if passed else "failed",
+            bisection=bisection,
+            retries_left=0,
+            pipeline_url="https://ci/p",
+        )
+        if verdict.action is not Action.TEST:
+            return verdict, tested
+        assert verdict.test_length is not None
+        length, bisection = verdict.test_length, verdict.bisection
+        tested.append(length)
+
+
+def test_a_green_batch_lands_whole() -> None:
+    verdict = judge(BATCH, 5, "success", bisection=None, retries_left=0)
+
+    assert verdict.action is Action.LAND
+    assert verdict.land_length == 5
+    assert verdict.rejected == {}
+    assert verdict.requeued == ()
+
+
+@pytest.mark.parametrize("culprit", BATCH)
+def test_bisection_finds_the_culprit_and_lands_what_passed_before_it(culprit: int) -> None:
+    verdict, tested = _run(culprit)
+    position = BATCH.index(culprit)
+
+    assert list(verdict.rejected) == [culprit]
+    assert verdict.rejected[culprit].code is ReasonCode.CI_FAILED
+    assert "https://ci/p" in verdict.rejected[culprit].message
+    assert verdict.land_length == position
+    assert verdict.action is (Action.LAND if position else Action.RELEASE)
+    assert verdict.requeued == BATCH[position + 1 :]
+    assert len(tested) <= 3  # ceil(log2(5)) pipelines after the red batch
+
+
+def test_a_single_red_mr_is_retried_while_flaky_retries_remain() -> None:
+    retry = judge((11,), 1, "failed", bisection=None, retries_left=1)
+    rejected = judge((11,), 1, "failed", bisection=None, retries_left=0)
+
+    assert retry.action is Action.TEST
+    assert retry.test_length == 1
+    assert retry.rejected == {}
+    assert rejected.action is Action.RELEASE
+    assert list(rejected.rejected) == [11]
+
+
+@pytest.mark.parametrize("status", ["canceled", "skipped"])
+def test_a_pipeline_that_judged_nothing_puts_everyone_back_in_line(status: str) -> None:
+    verdict = judge(BATCH, 5, status, bisection=None, retries_left=0)
+
+    assert verdict.action is Action.RELEASE
+    assert verdict.rejected == {}
+    assert verdict.requeued == BATCH
+
+
+def test_contradicting_results_reject_nobody() -> None:
+    first = judge(BATCH, 5, "failed", bisection=None, retries_left=0)
+    assert first.bisection is not None
+    assert first.test_length == 3
+
+    # The prefix of 3 failed; then a retried step says the prefix of 5... passed.
+    narrowed = judge(BATCH, 3, "failed", bisection=first.bisection, retries_left=0)
+    assert narrowed.bisection is not None
+    flaky = judge(BATCH, 5, "success", bisection=narrowed.bisection, retries_left=0)
+
+    assert flaky.action is Action.RELEASE
+    assert flaky.rejected == {}
+    assert flaky.requeued == BATCH
+
+
+def test_a_replayed_result_changes_nothing() -> None:
+    first = judge(BATCH, 5, "failed", bisection=None, retries_left=0)
+    again = judge(BATCH, 5, "failed", bisection=first.bisection, retries_left=0)
+
+    assert again.bisection == first.bisection
+    assert again.test_length == first.test_length
