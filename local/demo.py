@@ -1,125 +1,173 @@
-"""``merge-assist local --demo``: the main path on the local stack.
+"""``merge-assist local --demo``: the merge queue at work on the local stack.
 
-1. Intake: a project in the GitLab simulator is connected (config, webhook secret, FIFO
-   queue and DLQ, event source mapping, GitLab hook), merge requests are opened in GitLab,
-   and their webhooks travel through the HTTP front, the receiver, the project queue, the
-   poller and the dispatcher into the store.
-2. The merge-batch state machine (the real ASL in moto's interpreter, the real handler
-   through moto's Lambda) selects the next batch from a queue.
+A project in the GitLab simulator is connected (config, webhook secret, FIFO queue and DLQ,
+event source mapping, GitLab hook). Six merge requests are opened and assigned to the bot;
+their webhooks travel through the HTTP front, the receiver, the project queue and the
+dispatcher, which queues them. Then the queue runs, on the real state machine and handlers:
+
+- two MRs edit the same lines of the README: the second is rejected when the batch is built;
+- two MRs pass CI alone but fail it together (a semantic conflict the simulator's CI knows):
+  the batch's pipeline is red, the batch is bisected, and the culprit is rejected with the
+  failing pipeline's link while the MRs before it land;
+- the MRs after the culprit go back in line and land in the next batch.
+
+The console prints every transition as it happens; the dashboard shows the same state.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from datetime import timedelta
+import uuid
+from dataclasses import dataclass, field
 
 from local.stack import LocalStack
 from merge_assist.adapters.aws import store_from_settings
+from merge_assist.adapters.executions import StepFunctionsExecutions
 from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway
 from merge_assist.adapters.project_infra import AwsProjectInfrastructure
-from merge_assist.errors import AlreadyExistsError, NotFoundError
-from merge_assist.models import MergeRequestState, ProjectConfig, StatusCategory, utc_now
+from merge_assist.errors import NotFoundError
+from merge_assist.models import Batch, MergeRequestState, StatusCategory
 from merge_assist.onboarding import connect_project
+from merge_assist.workflow.start import start_project
 
 MAINTAINER = 40
+DEVELOPER = 30
 DEMO_MERGE_REQUESTS: tuple[tuple[str, str, dict[str, str | None]], ...] = (
-    ("feature/retry", "Add retry to the payment client", {"payments/retry.py": "RETRIES = 3\n"}),
+    ("feature/retry", "Add retries to the payment client", {"payments/retry.py": "RETRIES = 3\n"}),
     ("fix/invoice-null", "Fix a null check in invoice export", {"invoices/export.py": "OK = 1\n"}),
-    ("chore/base-image", "Bump base image to bookworm", {"Dockerfile": "FROM debian:12\n"}),
+    (
+        "feature/timeout",
+        "Lower the payment timeout",
+        {"payments/timeout.py": "TIMEOUT_S = 2\n"},
+    ),
+    ("chore/base-image", "Bump the base image to bookworm", {"Dockerfile": "FROM debian:12\n"}),
+    ("docs/install", "Document the install steps", {"README.md": "# Shop\n\nRun `make`.\n"}),
+    ("docs/usage", "Document usage", {"README.md": "# Shop\n\nOpen the browser.\n"}),
 )
-SEEDED_PROJECT_ID = 900001
-SEEDED_QUEUE = (
-    (11, "Add retry to the payment client", 0),
-    (12, "Hotfix: null check in invoice export", 10),
-    (13, "Bump base image to bookworm", 0),
-    (14, "Docs: release checklist", 0),
-)
+# Retries with a 2 s timeout break the payment tests; either alone is fine.
+SEMANTIC_CONFLICT = ("payments/retry.py", "payments/timeout.py")
+SETTLED = (StatusCategory.MERGED, StatusCategory.REJECTED, StatusCategory.NOT_READY)
 
 
-def run_intake(stack: LocalStack) -> None:
+@dataclass
+class Console:
+    """Prints what changed since the last look: MR statuses and batch steps."""
+
+    project_id: int
+    iids: list[int]
+    started: float = field(default_factory=time.monotonic)
+    statuses: dict[int, str] = field(default_factory=dict)
+    steps_seen: dict[str, int] = field(default_factory=dict)
+
+    def say(self, text: str) -> None:
+        print(f"  {time.monotonic() - self.started:5.1f}s  {text}", flush=True)
+
+    def look(self) -> list[MergeRequestState]:
+        store = store_from_settings()
+        states = []
+        for iid in self.iids:
+            try:
+                state = store.get_merge_request(self.project_id, iid)
+            except NotFoundError:
+                continue
+            states.append(state)
+            if self.statuses.get(iid) != state.status.value:
+                self.statuses[iid] = state.status.value
+                why = "; ".join(reason.message for reason in state.reasons)
+                self.say(f"!{iid:<2} {state.status.value:<9} {why}".rstrip())
+        for batch in reversed(store.list_batches(self.project_id)):
+            self._steps(batch)
+        return states
+
+    def _steps(self, batch: Batch) -> None:
+        seen = self.steps_seen.get(batch.id, 0)
+        for step in batch.steps[seen:]:
+            mrs = ", ".join(f"!{iid}" for iid in step.merge_requests)
+            detail = " ".join(
+                part
+                for part in (
+                    mrs,
+                    step.status or "",
+                    step.note,
+                    step.pipeline_url or "",
+                )
+                if part
+            )
+            self.say(f"batch {batch.id[-6:]}: {step.kind.value} {detail}")
+        self.steps_seen[batch.id] = len(batch.steps)
+
+
+def run_demo(stack: LocalStack, timeout_seconds: float = 180) -> None:
     gitlab = stack.gitlab
     if gitlab is None:
-        print("Intake demo skipped: it needs the embedded GitLab simulator.")
+        print("The demo needs the embedded GitLab simulator.")
         return
+    gitlab.create_user("dev", name="Dana Developer")
     project = gitlab.create_project(
         "shop",
         namespace="demo",
-        files={"README.md": "# Shop\n"},
-        members={stack.bot_username: MAINTAINER},
+        files={"README.md": "# Shop\n", "payments/client.py": "def pay(): ...\n"},
+        members={stack.bot_username: MAINTAINER, "dev": DEVELOPER},
     )
-    secret = stack.client("secretsmanager").get_secret_value(SecretId=stack.names.bot_token_secret)[
+    gitlab.set_pipeline_rules(
+        project, pending_s=2, duration_s=40, conflict_pairs=[SEMANTIC_CONFLICT]
+    )
+    token = stack.client("secretsmanager").get_secret_value(SecretId=stack.names.bot_token_secret)[
         "SecretString"
     ]
+    store = store_from_settings()
     connected = connect_project(
-        store_from_settings(),
+        store,
         AwsProjectInfrastructure(stack.names),
-        PythonGitLabGateway(stack.gitlab_url, secret),
+        PythonGitLabGateway(stack.gitlab_url, token),
         "demo/shop",
         webhook_url=f"{stack.url}/webhook/gitlab",
-        settings={"batch_size": 3},
+        # Paused while the MRs are opened, so they gather into one batch.
+        settings={"batch_size": 5, "paused": True},
     )
     print(f"\nConnected {connected.project.path_with_namespace} (GitLab project {project.id});")
     print(f"  its hook posts to {connected.webhook_url}")
     iids = [
-        gitlab.create_merge_request(project, branch, title, files, assignees=[stack.bot_username])
+        gitlab.create_merge_request(
+            project, branch, title, files, author="dev", assignees=[stack.bot_username]
+        )
         for branch, title, files in DEMO_MERGE_REQUESTS
     ]
-    print(f"Opened !{', !'.join(map(str, iids))} in GitLab, assigned to the bot; waiting for")
-    print("their webhooks to reach the store...")
-    store = store_from_settings()
-    deadline = time.monotonic() + 30
-    tracked: dict[int, MergeRequestState] = {}
-    while len(tracked) < len(iids) and time.monotonic() < deadline:
-        for iid in iids:
-            with contextlib.suppress(NotFoundError):
-                tracked[iid] = store.get_merge_request(project.id, iid)
-        time.sleep(0.2)
-    for iid in iids:
-        state = tracked.get(iid)
-        if state is None:
-            print(f"  !{iid}: not recorded within 30 s")
-        else:
-            print(
-                f"  !{iid:<3} {state.sha[:8]} {state.source_branch} -> {state.target_branch}"
-                f"  ({state.last_event_kind} event, GitLab state {state.gitlab_state})"
-            )
+    for iid, (branch, title, _) in zip(iids, DEMO_MERGE_REQUESTS, strict=True):
+        print(f"  opened !{iid:<2} {branch:<18} {title}")
+    console = Console(project.id, iids)
+    print("Waiting for their pipelines and webhooks to queue them...", flush=True)
+    deadline = time.monotonic() + timeout_seconds
+    while not all(s.status is StatusCategory.QUEUED for s in console.look()) or len(
+        console.statuses
+    ) < len(iids):
+        if time.monotonic() > deadline:
+            print("  they were not all queued in time")
+            return
+        time.sleep(0.3)
 
-
-def run_selection(stack: LocalStack) -> None:
-    store = store_from_settings()
-    with contextlib.suppress(AlreadyExistsError):
-        store.save_project(
-            ProjectConfig(project_id=SEEDED_PROJECT_ID, path="demo/seeded", batch_size=3)
-        )
-    start = utc_now() - timedelta(minutes=len(SEEDED_QUEUE))
-    for offset, (iid, title, priority) in enumerate(SEEDED_QUEUE):
-        with contextlib.suppress(AlreadyExistsError):
-            store.save_merge_request(
-                MergeRequestState(
-                    project_id=SEEDED_PROJECT_ID,
-                    iid=iid,
-                    sha=f"{iid:02d}" * 20,
-                    source_branch=f"feature/{iid}",
-                    target_branch="main",
-                    title=title,
-                    status=StatusCategory.QUEUED,
-                    ready_since=start + timedelta(minutes=offset),
-                    priority=priority,
-                )
-            )
-    print("\nA seeded queue on main (batch size 3):")
-    for iid, title, priority in SEEDED_QUEUE:
-        print(f"  !{iid:<3} priority {priority:>3}  {title}")
-    result = stack.execute(
-        "merge-batch", {"project_id": SEEDED_PROJECT_ID, "target_branch": "main"}
+    print("Starting the queue (batch size 5):", flush=True)
+    store.save_project(store.get_project(project.id).model_copy(update={"paused": False}))
+    start_project(
+        store,
+        StepFunctionsExecutions(),
+        project.id,
+        f"demo:{uuid.uuid4()}",
+        pipeline_poll_seconds=stack.config.pipeline_poll_seconds,
+        rebase_poll_seconds=stack.config.rebase_poll_seconds,
     )
-    print(f"merge-batch execution: {result.status}")
-    if result.output:
-        selected = ", ".join(f"!{iid}" for iid in result.output["merge_requests"])
-        print(f"  next batch ({result.output['strategy']}): {selected}\n", flush=True)
-
-
-def run_demo(stack: LocalStack) -> None:
-    run_intake(stack)
-    run_selection(stack)
+    while True:
+        states = console.look()
+        running = store.get_branch_lock(project.id, "main") is not None
+        if not running and all(state.status in SETTLED for state in states):
+            break
+        if time.monotonic() > deadline:
+            print("  the queue did not settle in time")
+            break
+        time.sleep(0.3)
+    merged = [s.iid for s in states if s.status is StatusCategory.MERGED]
+    rejected = [s for s in states if s.status is StatusCategory.REJECTED]
+    print(f"Merged: {', '.join(f'!{iid}' for iid in merged) or 'none'}")
+    for state in rejected:
+        print(f"Rejected: !{state.iid} {state.reasons[0].message if state.reasons else ''}")
+    print(f"main is at {gitlab.branch_sha(project, 'main')}", flush=True)

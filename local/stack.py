@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import time
 import uuid
 from contextlib import ExitStack
@@ -35,10 +36,13 @@ from local.scheduler import Scheduler
 from merge_assist.adapters.aws import clear_caches
 from merge_assist.resources import (
     DEFAULT_PREFIX,
+    ENV_PREFIX,
     FUNCTIONS,
+    MERGE_WORKFLOW,
     ROUTES,
     ResourceNames,
     function_environment,
+    state_machine_arn,
 )
 
 log = logging.getLogger(__name__)
@@ -65,6 +69,10 @@ class LocalStackConfig:
     poll_interval_seconds: float = 0.1
     # Scheduled rules run at their rate times this (0.01: the 5-minute watcher every 3 s).
     schedule_scale: float = 1.0
+    # How long the merge workflow waits for a pipeline webhook before asking GitLab, and how
+    # often it asks whether a rebase is done.
+    pipeline_poll_seconds: int = 30
+    rebase_poll_seconds: int = 1
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,8 @@ class LocalStack:
     def _start(self) -> None:
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        # The simulator's repositories are new at every start; so is the workflow's copy.
+        shutil.rmtree(config.data_dir / "workflow-git", ignore_errors=True)
         # moto's server logs every request at INFO; the stack's own log says what matters.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._exit.enter_context(_moto_config())
@@ -127,7 +137,18 @@ class LocalStack:
             self._exit.callback(self.gitlab.stop)
             self.gitlab_url = self.gitlab.url
             _, bot_token = self.gitlab.create_user(BOT_USERNAME, name="Merge Assist")
-        environment = function_environment(self.names, gitlab_url=self.gitlab_url)
+        environment = function_environment(
+            self.names,
+            gitlab_url=self.gitlab_url,
+            state_machine_arn=state_machine_arn(
+                self.names, MERGE_WORKFLOW, region=config.region, account=ACCOUNT_ID
+            ),
+            extra={
+                f"{ENV_PREFIX}PIPELINE_POLL_SECONDS": str(config.pipeline_poll_seconds),
+                f"{ENV_PREFIX}REBASE_POLL_SECONDS": str(config.rebase_poll_seconds),
+                f"{ENV_PREFIX}GIT_WORK_DIR": str(config.data_dir / "workflow-git"),
+            },
+        )
         self._exit.enter_context(
             _environment(
                 {

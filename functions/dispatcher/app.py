@@ -68,6 +68,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         executions=StepFunctionsExecutions(),
         clock=SystemClock(),
         bot_user_id=_bot_user_id(gitlab),
+        pipeline_poll_seconds=get_settings().pipeline_poll_seconds,
+        rebase_poll_seconds=get_settings().rebase_poll_seconds,
     )
     return process_partial_response(
         event=event,

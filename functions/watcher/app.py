@@ -1,5 +1,6 @@
 """Scheduled by EventBridge: queue a ``reconcile`` event for every MR whose GitLab state the
-store has not seen, in every active project. One project's failure does not stop the rest;
+store has not seen, and start the batch of any queue that has MRs but no batch running, in
+every active project. One project's failure does not stop the rest;
 the run fails (and alarms) only after all were tried."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from merge_assist.adapters.aws import store_from_settings
+from merge_assist.adapters.executions import StepFunctionsExecutions
 from merge_assist.adapters.gitlab_gateway import gateway_from_settings
 from merge_assist.adapters.project_queues import send_event
 from merge_assist.errors import NotFoundError
@@ -18,6 +20,7 @@ from merge_assist.models import ProjectConfig
 from merge_assist.ports import GitLabGateway, Store
 from merge_assist.settings import get_settings
 from merge_assist.watcher import OPEN_CATEGORIES, reconcile_events
+from merge_assist.workflow.start import start_project
 
 logger = Logger()
 tracer = Tracer()
@@ -47,23 +50,40 @@ def watch_project(
     return len(events)
 
 
+def start_waiting_queues(store: Store, config: ProjectConfig, run_id: str) -> list[str]:
+    """A queue whose batch ended on an error, or whose lock expired, starts again here."""
+    settings = get_settings()
+    return start_project(
+        store,
+        StepFunctionsExecutions(),
+        config.project_id,
+        f"watch:{run_id}",
+        pipeline_poll_seconds=settings.pipeline_poll_seconds,
+        rebase_poll_seconds=settings.rebase_poll_seconds,
+    )
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     store = store_from_settings()
     gitlab = gateway_from_settings()
     bot_user_id = gitlab.current_user_id()
+    # EventBridge gives each scheduled run its own id: a retried run starts nothing twice.
+    run_id = str(event.get("id") or context.aws_request_id)
     queued: dict[int, int] = {}
+    started: dict[int, list[str]] = {}
     failed: list[int] = []
     for config in store.list_projects():
         if config.paused:
             continue
         try:
             queued[config.project_id] = watch_project(store, gitlab, bot_user_id, config)
+            started[config.project_id] = start_waiting_queues(store, config, run_id)
         except Exception:
             logger.exception("watching project failed", project_id=config.project_id)
             failed.append(config.project_id)
-    logger.info("watch done", queued=queued, failed=failed)
+    logger.info("watch done", queued=queued, started=started, failed=failed)
     if failed:
         raise RuntimeError(f"watching failed for projects {failed}")
     return {"queued": queued}

@@ -1,10 +1,10 @@
 """Step ``WaitForPipeline`` (``lambda:invoke.waitForTaskToken``): remember which execution
-waits for the pipeline of a sha. The dispatcher resumes it on the pipeline webhook; the
-state's own timeout bounds the wait."""
+waits for the pipeline of a sha. The dispatcher resumes it on the pipeline webhook; a
+pipeline already finished resumes it at once; the state's timeout hands over to
+``CheckPipeline``."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -12,7 +12,8 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
-from merge_assist.adapters.aws import store_from_settings
+from functions.workflow.wiring import workflow_context
+from merge_assist.workflow.pipeline import register_wait
 
 logger = Logger()
 
@@ -27,8 +28,10 @@ class WaitForPipelineInput(BaseModel):
 @logger.inject_lambda_context
 @event_parser(model=WaitForPipelineInput)
 def handler(event: WaitForPipelineInput, context: LambdaContext) -> dict[str, Any]:
-    store_from_settings().put_task_token(
-        event.project_id, event.sha, event.task_token, timedelta(seconds=event.timeout_seconds)
+    finished = register_wait(
+        workflow_context(), event.project_id, event.sha, event.task_token, event.timeout_seconds
     )
-    logger.info("waiting for pipeline", project_id=event.project_id, sha=event.sha)
-    return {"waiting_for": event.sha}
+    logger.info(
+        "waiting for pipeline", project_id=event.project_id, sha=event.sha, finished=finished
+    )
+    return {"waiting_for": event.sha, "already_finished": finished}

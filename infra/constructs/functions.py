@@ -7,11 +7,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from aws_cdk import ArnFormat, AssetHashType, BundlingOptions, Duration, RemovalPolicy, Stack
+from aws_cdk import (
+    ArnFormat,
+    AssetHashType,
+    BundlingOptions,
+    Duration,
+    RemovalPolicy,
+    Size,
+    Stack,
+)
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from infra import REPO_ROOT
 from infra.bundling import CoreLayerBundling, FunctionCodeBundling, handler_package
@@ -23,9 +31,10 @@ from infra.constructs.ingest import (
     project_secrets_finding,
 )
 from infra.constructs.storage import Storage
-from infra.nag import acknowledge, arn_finding
+from infra.nag import acknowledge, arn_finding, stack_arn_finding
 from merge_assist.resources import (
     FUNCTIONS,
+    MERGE_WORKFLOW,
     PYTHON_RUNTIME,
     STATE_MACHINES,
     FunctionSpec,
@@ -69,6 +78,46 @@ QUEUE_ACTIONS: Mapping[QueueAccess, tuple[str, ...]] = MappingProxyType(
 
 
 RESUME_ACTIONS = ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat")
+# Starting a batch (merge_assist.workflow.start): StartExecution on the state machine, and
+# DescribeExecution on its executions to tell a retried start from a finished batch.
+START_ACTIONS = ("states:StartExecution",)
+DESCRIBE_EXECUTION_ACTIONS = ("states:DescribeExecution",)
+
+
+def _check_state_machine(key: str) -> None:
+    if key not in {machine.key for machine in STATE_MACHINES}:
+        raise KeyError(f"no state machine {key!r} in merge_assist.resources.STATE_MACHINES")
+
+
+def named_state_machine_arn(scope: IConstruct, names: ResourceNames, key: str) -> str:
+    """The ARN of a state machine of this stack, built from its name alone.
+
+    The state machines' definitions name the functions' ARNs, so a function that references
+    the StateMachine construct (in its environment or its role) would close a dependency
+    cycle; the name is known up front and is the same in the deployed stack."""
+    _check_state_machine(key)
+    return Stack.of(scope).format_arn(
+        service="states",
+        resource="stateMachine",
+        resource_name=names.state_machine(key),
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def named_executions_arn(scope: IConstruct, names: ResourceNames, key: str) -> str:
+    """Matches every execution of a state machine: ``execution:<state machine>:<execution>``."""
+    _check_state_machine(key)
+    return Stack.of(scope).format_arn(
+        service="states",
+        resource="execution",
+        resource_name=f"{names.state_machine(key)}:*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def executions_finding(names: ResourceNames, key: str) -> str:
+    """The IAM5 finding id of :func:`named_executions_arn`."""
+    return stack_arn_finding("states", f"execution:{names.state_machine(key)}:*")
 
 
 @dataclass(frozen=True)
@@ -80,6 +129,8 @@ class Access:
     project_queues: QueueAccess = QueueAccess.NONE
     # Completes the wait tasks of the merge workflow's executions (the callback pattern).
     resume_workflows: bool = False
+    # Starts executions of the merge workflow (a batch) and describes them.
+    start_workflows: bool = False
 
 
 # resources.FunctionSpec says what a function runs, not what it may touch, so least privilege is
@@ -97,20 +148,45 @@ FUNCTION_ACCESS: Mapping[str, Access] = MappingProxyType(
         # The queues' event source mappings are created when a project is connected, long
         # after deployment, and Lambda checks the role's SQS permissions when it creates one:
         # the role must cover every project queue up front.
-        # Asks GitLab (with the bot's token) how an MR stands, and tells its author.
+        # Asks GitLab (with the bot's token) how an MR stands, and tells its author. Resumes
+        # the executions that wait for a pipeline, and starts a batch when an MR is queued.
         "dispatcher": Access(
             table=TableAccess.READ_WRITE,
             bot_token=True,
             project_queues=QueueAccess.CONSUME,
             resume_workflows=True,
+            start_workflows=True,
         ),
-        # Compares GitLab (with the bot's token) against the store and queues what it missed.
-        "watcher": Access(table=TableAccess.READ, bot_token=True, project_queues=QueueAccess.SEND),
+        # Compares GitLab (with the bot's token) against the store and queues what it missed;
+        # starts a batch for a branch whose queue has none running (taking its branch lock).
+        "watcher": Access(
+            table=TableAccess.READ_WRITE,
+            bot_token=True,
+            project_queues=QueueAccess.SEND,
+            start_workflows=True,
+        ),
         # Project configuration is edited at run time through the API.
         "api": Access(table=TableAccess.READ_WRITE),
-        "workflow-select": Access(table=TableAccess.READ),
-        # Stores the task token of the execution that waits for a pipeline.
-        "workflow-wait-pipeline": Access(table=TableAccess.READ_WRITE),
+        # The merge workflow's steps (statemachines/merge_batch.asl.json). Every step but the
+        # pipeline check records its progress in the batch record and the MRs' states.
+        # Creates the batch record, takes the branch lock and moves the MRs it selects.
+        "workflow-select": Access(table=TableAccess.READ_WRITE),
+        # Talks to GitLab's API and pushes the batch branch over HTTPS with the bot's token.
+        "workflow-build": Access(table=TableAccess.READ_WRITE, bot_token=True),
+        # Stores the task token of the execution that waits for a pipeline, asks GitLab
+        # whether the pipeline already finished, and then resumes that execution itself.
+        "workflow-wait-pipeline": Access(
+            table=TableAccess.READ_WRITE, bot_token=True, resume_workflows=True
+        ),
+        # Asks GitLab about a pipeline whose webhook has not come; writes nothing.
+        "workflow-check-pipeline": Access(table=TableAccess.READ, bot_token=True),
+        "workflow-judge": Access(table=TableAccess.READ_WRITE, bot_token=True),
+        "workflow-land": Access(table=TableAccess.READ_WRITE, bot_token=True),
+        "workflow-rebase": Access(table=TableAccess.READ_WRITE, bot_token=True),
+        # Comments on the MRs, releases the branch lock and starts the branch's next batch.
+        "workflow-release": Access(
+            table=TableAccess.READ_WRITE, bot_token=True, start_workflows=True
+        ),
     }
 )
 
@@ -168,7 +244,11 @@ class Functions(Construct):
             compatible_architectures=[lambda_.Architecture.X86_64],
         )
         self._code: dict[str, lambda_.Code] = {}
-        environment = function_environment(names, gitlab_url=gitlab_url)
+        environment = function_environment(
+            names,
+            gitlab_url=gitlab_url,
+            state_machine_arn=named_state_machine_arn(self, names, MERGE_WORKFLOW),
+        )
         self.functions: dict[str, lambda_.Function] = {
             spec.key: self._function(spec, names.function(spec.key), environment)
             for spec in FUNCTIONS
@@ -222,6 +302,7 @@ class Functions(Construct):
             code=self._package_code(handler_package(spec.handler)),
             layers=[self.layer],
             memory_size=spec.memory_mb,
+            ephemeral_storage_size=Size.mebibytes(spec.ephemeral_storage_mb),
             timeout=Duration.seconds(spec.timeout_seconds),
             environment=dict(environment),
             tracing=lambda_.Tracing.ACTIVE,
@@ -277,15 +358,32 @@ class Functions(Construct):
                 iam.PolicyStatement(
                     actions=list(RESUME_ACTIONS),
                     resources=[
-                        Stack.of(self).format_arn(
-                            service="states",
-                            resource="stateMachine",
-                            resource_name=self._names.state_machine(machine.key),
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
+                        named_state_machine_arn(self, self._names, machine.key)
                         for machine in STATE_MACHINES
                     ],
                 )
+            )
+        if access.start_workflows:
+            # Named as well, for the same reason.
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=list(START_ACTIONS),
+                    resources=[named_state_machine_arn(self, self._names, MERGE_WORKFLOW)],
+                )
+            )
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=list(DESCRIBE_EXECUTION_ACTIONS),
+                    resources=[named_executions_arn(self, self._names, MERGE_WORKFLOW)],
+                )
+            )
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5",
+                "Executions are named after their batch at run time, so DescribeExecution "
+                "can name the merge workflow's state machine but not the execution; only "
+                "the execution name after that state machine's name is left open.",
+                findings=[executions_finding(self._names, MERGE_WORKFLOW)],
             )
         queue_actions = QUEUE_ACTIONS[access.project_queues]
         if queue_actions:

@@ -38,7 +38,7 @@ def test_local_command_serves_writes_endpoints_and_stops_on_ctrl_c(tmp_path: Pat
     )
     try:
         lines: list[str] = []
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while not any(line.startswith("Ready.") for line in lines):
             assert time.monotonic() < deadline, "".join(lines)
             line = process.stdout.readline()  # type: ignore[union-attr]
@@ -55,9 +55,16 @@ def test_local_command_serves_writes_endpoints_and_stops_on_ctrl_c(tmp_path: Pat
             "priority_manager",
             "viewer",
         }
-        assert output.count("GitLab state opened)") == 3
-        assert "merge-batch execution: SUCCEEDED" in output
-        assert "next batch (batch): !12, !11, !13" in output
+        # The demo: six MRs, one conflicting, two that fail CI together; bisection finds
+        # which, both are rejected with their reasons, the other four land.
+        assert output.count("  opened !") == 6
+        assert "bisected" in output
+        merged = next(line for line in lines if line.startswith("Merged: "))
+        assert merged.count("!") == 4
+        rejected = [line for line in lines if line.startswith("Rejected: ")]
+        assert len(rejected) == 2
+        assert any("conflicts" in line and "README.md" in line for line in rejected)
+        assert any("/pipelines/" in line for line in rejected)
         assert requests.get(endpoints["api"] + "/health", timeout=10).status_code == 401
 
         process.send_signal(signal.SIGINT)

@@ -13,7 +13,13 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from local.stack import LocalStack
 from merge_assist.adapters.aws import store_from_settings
-from merge_assist.models import MergeRequestState, ProjectConfig, StatusCategory, Strategy
+from merge_assist.models import (
+    BatchState,
+    MergeRequestState,
+    ProjectConfig,
+    StatusCategory,
+    Strategy,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -50,54 +56,85 @@ def test_moto_lambda_hook_is_the_one_the_local_runtime_patches() -> None:
     ]
 
 
-def test_execution_runs_real_asl_and_real_handler(stack: LocalStack) -> None:
-    store_from_settings().save_project(ProjectConfig(project_id=41, batch_size=2))
-    _queue(41, {1: 0, 2: 0, 3: 7})
-    function = stack.names.function("workflow-select")
-    before = stack.runtime.invocations.get(function, 0)
-
-    result = stack.execute("merge-batch", {"project_id": 41, "target_branch": "main"})
-
-    assert result.status == "SUCCEEDED", result.cause
-    assert result.output == {
-        "project_id": 41,
+def _run(project_id: int, batch_id: str) -> dict[str, object]:
+    return {
+        "project_id": project_id,
         "target_branch": "main",
-        "strategy": "batch",
-        "landing": "push",
-        "merge_requests": [3, 1],
-        "empty": False,
+        "batch_id": batch_id,
+        "pipeline_poll_seconds": 5,
+        "rebase_poll_seconds": 1,
+        "failed": False,
     }
-    assert stack.runtime.invocations[function] == before + 1
 
 
-def test_config_change_takes_effect_at_next_execution(stack: LocalStack) -> None:
+def _select(stack: LocalStack, project_id: int, batch_id: str) -> dict[str, object]:
+    response = stack.client("lambda").invoke(
+        FunctionName=stack.names.function("workflow-select"),
+        Payload=json.dumps(_run(project_id, batch_id)),
+    )
+    assert "FunctionError" not in response
+    selection: dict[str, object] = json.loads(response["Payload"].read())
+    return selection
+
+
+def test_select_takes_the_queue_head_and_records_the_batch(stack: LocalStack) -> None:
+    store = store_from_settings()
+    store.save_project(ProjectConfig(project_id=41, batch_size=2))
+    _queue(41, {1: 0, 2: 0, 3: 7})
+
+    selection = _select(stack, 41, "41-main-a")
+    again = _select(stack, 41, "41-main-a")  # a retried step
+
+    assert selection == {"empty": False, "strategy": "batch", "merge_requests": [3, 1]}
+    assert again == selection
+    batch = store.get_batch("41-main-a")
+    assert batch.merge_requests == [3, 1]
+    assert batch.batch_branch == "merge-assist/batch/main"
+    assert store.get_merge_request(41, 3).status is StatusCategory.BATCHING
+    assert store.get_merge_request(41, 3).batch_id == "41-main-a"
+    assert store.get_merge_request(41, 2).status is StatusCategory.QUEUED
+    lock = store.get_branch_lock(41, "main")
+    assert lock is not None
+    assert lock.batch_id == "41-main-a"
+
+
+def test_config_change_takes_effect_at_next_batch(stack: LocalStack) -> None:
     store = store_from_settings()
     config = store.save_project(ProjectConfig(project_id=42, batch_size=5))
     _queue(42, {5: 0, 6: 0})
     store.save_project(config.model_copy(update={"strategy": Strategy.SERIAL}))
 
-    result = stack.execute("merge-batch", {"project_id": 42, "target_branch": "main"})
+    selection = _select(stack, 42, "42-main-a")
 
-    assert result.status == "SUCCEEDED"
-    assert result.output["merge_requests"] == [5]
-    assert result.output["strategy"] == "serial"
+    assert selection == {"empty": False, "strategy": "serial", "merge_requests": [5]}
 
 
 def test_empty_queue_ends_without_a_batch(stack: LocalStack) -> None:
-    store_from_settings().save_project(ProjectConfig(project_id=43))
+    store = store_from_settings()
+    store.save_project(ProjectConfig(project_id=43))
 
-    result = stack.execute("merge-batch", {"project_id": 43, "target_branch": "main"})
+    result = stack.execute("merge-batch", _run(43, "43-main-a"))
 
-    assert result.status == "SUCCEEDED"
-    assert result.output["select"]["selection"]["empty"] is True
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output["selection"]["empty"] is True
+    assert result.output["released"] == {"state": None, "next_batch": None}
+    assert store.get_branch_lock(43, "main") is None
 
 
-def test_handler_exception_fails_the_execution_with_its_error(stack: LocalStack) -> None:
-    result = stack.execute("merge-batch", {"project_id": 404404, "target_branch": "main"})
+def test_a_failing_step_releases_the_branch_and_fails_the_execution(stack: LocalStack) -> None:
+    store = store_from_settings()
+    store.save_project(ProjectConfig(project_id=45))
+    _queue(45, {9: 0})
+    # MR !9 has no repository behind it: building the batch fails.
+    result = stack.execute("merge-batch", _run(45, "45-main-a"), timeout_seconds=90)
 
     assert result.status == "FAILED"
-    assert result.error == "NotFoundError"
-    assert "project 404404 is not connected" in (result.cause or "")
+    assert result.error == "BatchFailed"
+    requeued = store.get_merge_request(45, 9)
+    assert requeued.status is StatusCategory.QUEUED
+    assert requeued.batch_id is None
+    assert store.get_batch("45-main-a").state is BatchState.FAILED
+    assert store.get_branch_lock(45, "main") is None
 
 
 def test_invoke_api_reaches_the_handler_and_reports_function_errors(stack: LocalStack) -> None:
@@ -105,9 +142,7 @@ def test_invoke_api_reaches_the_handler_and_reports_function_errors(stack: Local
     store_from_settings().save_project(ProjectConfig(project_id=44))
     name = stack.names.function("workflow-select")
 
-    ok = lambda_client.invoke(
-        FunctionName=name, Payload=json.dumps({"project_id": 44, "target_branch": "main"})
-    )
+    ok = lambda_client.invoke(FunctionName=name, Payload=json.dumps(_run(44, "44-main-a")))
     assert "FunctionError" not in ok
     assert json.loads(ok["Payload"].read())["empty"] is True
 

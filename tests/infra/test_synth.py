@@ -21,14 +21,22 @@ from cfnlint.helpers import REGIONS
 
 from infra.app import STACK_ID, cdk_json_context, check_prefix, context_list, create_app
 from infra.constructs.api import THROTTLE_BURST, THROTTLE_RATE
-from infra.constructs.functions import FUNCTION_ACCESS, QUEUE_ACTIONS, TableAccess
+from infra.constructs.functions import (
+    FUNCTION_ACCESS,
+    QUEUE_ACTIONS,
+    RESUME_ACTIONS,
+    TableAccess,
+    named_state_machine_arn,
+)
+from infra.constructs.workflow import STATEMACHINES_DIR, check_placeholders
 from infra.nag import MIN_REASON_WORDS
 from infra.stack import MergeAssistStack
-from local.asl import render
+from local.asl import placeholders, render
 from merge_assist.resources import (
     DEFAULT_PREFIX,
     ENV_PREFIX,
     FUNCTIONS,
+    MERGE_WORKFLOW,
     PYTHON_RUNTIME,
     ROUTES,
     STATE_MACHINES,
@@ -40,6 +48,7 @@ from merge_assist.resources import (
     ResourceNames,
     StateMachineSpec,
     function_environment,
+    state_machine_arn,
 )
 
 pytestmark = pytest.mark.infra
@@ -74,6 +83,18 @@ EVENT_SOURCE_MAPPINGS = _arn("lambda", "event-source-mapping:*")
 ONBOARDING_POLICY_NAME = f"{DEFAULT_PREFIX}-project-onboarding"
 # Active tracing needs these on Resource "*"; nothing else a function does may.
 XRAY_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
+
+# The merge workflow's state machine, as the functions know it: by name, never by a reference
+# to the StateMachine resource, whose definition names the functions (a dependency cycle).
+MERGE_BATCH = NAMES.state_machine(MERGE_WORKFLOW)
+MERGE_BATCH_ARN = _arn("states", f"stateMachine:{MERGE_BATCH}")
+MERGE_BATCH_EXECUTIONS = _arn("states", f"execution:{MERGE_BATCH}:*")
+# Who starts a batch: the dispatcher when an MR is queued, the watcher for one it missed, and
+# the release step for the branch's next batch. Nothing else may start one.
+WORKFLOW_STARTERS = frozenset({"dispatcher", "watcher", "workflow-release"})
+# Who completes a WaitForPipeline task: the dispatcher on the pipeline webhook, and the wait
+# step itself when the pipeline had already finished.
+WORKFLOW_RESUMERS = frozenset({"dispatcher", "workflow-wait-pipeline"})
 
 # (action, resource, condition) with intrinsics rendered by _text; "" for no condition.
 Grant = tuple[str, str, str]
@@ -229,15 +250,17 @@ def test_core_layer(synthesized: Synthesized) -> None:
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.key)
 def test_function(synthesized: Synthesized, spec: FunctionSpec) -> None:
     layer = synthesized.only("AWS::Lambda::LayerVersion")
-    environment: dict[str, Any] = dict(function_environment(NAMES, gitlab_url="-"))
-    environment[f"{ENV_PREFIX}GITLAB_URL"] = GITLAB_URL_PARAMETER
     function = synthesized.resources[synthesized.function_id(spec.key)]["Properties"]
+    variables = function["Environment"]["Variables"]
 
     assert function["Handler"] == spec.handler
     assert function["Runtime"] == PYTHON_RUNTIME
     assert function["Architectures"] == ["x86_64"]
     assert function["Layers"] == [{"Ref": layer}]
-    assert function["Environment"]["Variables"] == environment
+    assert {name: _text(value) for name, value in variables.items()} == function_environment(
+        NAMES, gitlab_url="${GitLabUrl}", state_machine_arn=MERGE_BATCH_ARN
+    )
+    assert variables[f"{ENV_PREFIX}GITLAB_URL"] == GITLAB_URL_PARAMETER
     assert function["Environment"]["Variables"][f"{ENV_PREFIX}TABLE_NAME"] == NAMES.table
     assert function["MemorySize"] == spec.memory_mb
     assert function["Timeout"] == spec.timeout_seconds
@@ -245,6 +268,54 @@ def test_function(synthesized: Synthesized, spec: FunctionSpec) -> None:
     log_group = synthesized.resources[function["LoggingConfig"]["LogGroup"]["Ref"]]
     assert log_group["Properties"]["LogGroupName"] == f"/aws/lambda/{NAMES.function(spec.key)}"
     assert log_group["Properties"]["RetentionInDays"] > 0
+
+
+def test_the_stack_runs_exactly_the_functions_resources_lists(synthesized: Synthesized) -> None:
+    functions = synthesized.template.find_resources("AWS::Lambda::Function").values()
+    names = sorted(function["Properties"].get("FunctionName") for function in functions)
+
+    # A function that CDK adds on its own (a custom resource's) would get a role outside
+    # FUNCTION_ACCESS: it should show up here and be looked at.
+    assert names == sorted(NAMES.function(spec.key) for spec in FUNCTIONS)
+
+
+def _references(value: Any) -> set[str]:
+    """Every logical id or pseudo parameter a template value refers to."""
+    if isinstance(value, dict):
+        found = {value["Ref"]} if "Ref" in value else set()
+        if "Fn::GetAtt" in value:
+            found.add(value["Fn::GetAtt"][0])
+        return found | {ref for item in value.values() for ref in _references(item)}
+    if isinstance(value, list):
+        return {ref for item in value for ref in _references(item)}
+    return set()
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.key)
+def test_function_is_told_the_merge_workflow_by_name(
+    synthesized: Synthesized, spec: FunctionSpec
+) -> None:
+    function = synthesized.resources[synthesized.function_id(spec.key)]["Properties"]
+    value = function["Environment"]["Variables"][f"{ENV_PREFIX}STATE_MACHINE_ARN"]
+
+    assert _text(value) == MERGE_BATCH_ARN
+    # Built from the name and the stack's pseudo parameters only: no dependency on the state
+    # machine, whose definition depends on this function.
+    assert _references(value) <= {"AWS::Partition", "AWS::Region", "AWS::AccountId"}
+
+
+def test_the_named_state_machine_arn_is_the_deployed_one(
+    synthesized: Synthesized, state_machines: dict[str, dict[str, Any]]
+) -> None:
+    machine = state_machines[MERGE_WORKFLOW]
+
+    assert machine["StateMachineName"] == MERGE_BATCH
+    # The local stack builds the same ARN with merge_assist.resources (aws partition only).
+    assert MERGE_BATCH_ARN.replace("${AWS::Partition}", "aws") == state_machine_arn(
+        NAMES, MERGE_WORKFLOW, region="${AWS::Region}", account="${AWS::AccountId}"
+    )
+    with pytest.raises(KeyError, match="no state machine"):
+        named_state_machine_arn(synthesized.stack, NAMES, "no-such-workflow")
 
 
 def _role_actions(synthesized: Synthesized, role_id: str) -> set[str]:
@@ -308,6 +379,17 @@ def test_function_role_grants_what_the_access_table_says(
     assert {(action, resource) for action, resource, _ in grants if action.startswith("sqs:")} == {
         (action, PROJECT_QUEUES) for action in QUEUE_ACTIONS[access.project_queues]
     }
+    expected_states: set[tuple[str, str]] = set()
+    if access.resume_workflows:
+        expected_states |= {(action, MERGE_BATCH_ARN) for action in RESUME_ACTIONS}
+    if access.start_workflows:
+        expected_states |= {
+            ("states:StartExecution", MERGE_BATCH_ARN),
+            ("states:DescribeExecution", MERGE_BATCH_EXECUTIONS),
+        }
+    assert {
+        (action, resource) for action, resource, _ in grants if action.startswith("states:")
+    } == expected_states
     assert {action for action, resource, _ in grants if resource == "*"} <= XRAY_ACTIONS
     assert all(condition == "" for _, _, condition in grants)
 
@@ -342,33 +424,75 @@ def test_dispatcher_consumes_the_project_queues(synthesized: Synthesized) -> Non
     assert "dynamodb:PutItem" in {action for action, _, _ in grants}
 
 
-def test_only_the_dispatcher_resumes_waiting_workflow_executions(
+def _states_grants(synthesized: Synthesized, key: str) -> set[tuple[str, str]]:
+    return {
+        (action, resource)
+        for action, resource, _ in _role_grants(synthesized, _role_id(synthesized, key))
+        if action.startswith("states:")
+    }
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.key)
+def test_only_the_starters_start_merge_workflow_executions(
+    synthesized: Synthesized, spec: FunctionSpec
+) -> None:
+    grants = _states_grants(synthesized, spec.key)
+    starts = {resource for action, resource in grants if action == "states:StartExecution"}
+    describes = {resource for action, resource in grants if action == "states:DescribeExecution"}
+
+    if spec.key in WORKFLOW_STARTERS:
+        # Exactly the merge-batch state machine, and DescribeExecution on its executions only
+        # (a retried start finds its execution by name).
+        assert starts == {MERGE_BATCH_ARN}
+        assert describes == {MERGE_BATCH_EXECUTIONS}
+    else:
+        assert starts == set()
+        assert describes == set()
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.key)
+def test_only_the_resumers_complete_waiting_workflow_tasks(
+    synthesized: Synthesized, spec: FunctionSpec
+) -> None:
+    grants = _states_grants(synthesized, spec.key)
+    resumes = {(action, resource) for action, resource in grants if "SendTask" in action}
+
+    if spec.key in WORKFLOW_RESUMERS:
+        assert resumes == {
+            ("states:SendTaskSuccess", MERGE_BATCH_ARN),
+            ("states:SendTaskFailure", MERGE_BATCH_ARN),
+            ("states:SendTaskHeartbeat", MERGE_BATCH_ARN),
+        }
+    else:
+        assert resumes == set()
+    # Nothing else of Step Functions: no StopExecution, no state machine changes.
+    assert {action for action, _ in grants} <= {
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+        "states:SendTaskHeartbeat",
+        "states:StartExecution",
+        "states:DescribeExecution",
+    }
+
+
+def test_starting_executions_is_acknowledged_only_for_the_starters(
     synthesized: Synthesized,
 ) -> None:
-    machines = {
-        spec.key: f":states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:"
-        f"{NAMES.state_machine(spec.key)}"
-        for spec in STATE_MACHINES
-    }
+    executions_finding = (
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+        f"<AWS::AccountId>:execution:{MERGE_BATCH}:*]"
+    )
+    policies = synthesized.template.find_resources("AWS::IAM::Policy")
     for spec in FUNCTIONS:
-        grants = _role_grants(synthesized, _role_id(synthesized, spec.key))
-        resumes = {
-            (action, resource)
-            for action, resource, _ in grants
-            if action.startswith("states:SendTask")
-        }
-        if spec.key == "dispatcher":
-            assert {action for action, _ in resumes} == {
-                "states:SendTaskSuccess",
-                "states:SendTaskFailure",
-                "states:SendTaskHeartbeat",
-            }
-            assert all(
-                any(resource.endswith(machine) for machine in machines.values())
-                for _, resource in resumes
-            ), resumes
-        else:
-            assert resumes == set(), spec.key
+        role_id = _role_id(synthesized, spec.key)
+        acknowledged = set().union(
+            *(
+                _acknowledged(policy)
+                for policy in policies.values()
+                if {"Ref": role_id} in policy["Properties"]["Roles"]
+            )
+        )
+        assert (executions_finding in acknowledged) == (spec.key in WORKFLOW_STARTERS), spec.key
 
 
 def test_watcher_uses_the_bot_token_and_sends_to_the_project_queues(
@@ -380,7 +504,8 @@ def test_watcher_uses_the_bot_token_and_sends_to_the_project_queues(
     assert ("secretsmanager:GetSecretValue", bot_token, "") in grants
     assert ("secretsmanager:GetSecretValue", PROJECT_SECRETS, "") not in grants
     assert ("sqs:SendMessage", PROJECT_QUEUES, "") in grants
-    assert not {action for action, _, _ in grants} & WRITE_ACTIONS
+    # Starting a waiting queue's batch takes its branch lock: a conditional write.
+    assert "dynamodb:PutItem" in {action for action, _, _ in grants}
 
 
 def test_project_patterns_match_what_connecting_a_project_creates() -> None:
@@ -425,21 +550,70 @@ def test_state_machine(
         for placeholder, key in spec.function_placeholders.items()
     }
     role_id = machine["RoleArn"]["Fn::GetAtt"][0]
-    assert "lambda:InvokeFunction" in _role_actions(synthesized, role_id)
+    # It invokes the functions its definition names, unqualified, and no other.
+    lambda_grants = {
+        (action, resource)
+        for action, resource, _ in _role_grants(synthesized, role_id)
+        if action.startswith("lambda:")
+    }
+    assert {action for action, _ in lambda_grants} == {"lambda:InvokeFunction"}
+    assert {resource for _, resource in lambda_grants} == {
+        f"${{{synthesized.function_id(key)}.Arn}}"
+        for key in set(spec.function_placeholders.values())
+    }
+
+
+def _definition_source(synthesized: Synthesized, machine: dict[str, Any]) -> str:
+    """The definition before CloudFormation's substitutions: inline, or the staged asset."""
+    if "DefinitionString" in machine:
+        assert "DefinitionS3Location" not in machine
+        source = machine["DefinitionString"]
+        assert isinstance(source, str), "the definition must not be built from intrinsics"
+        return source
+    # CDK uploads a file definition as an asset; the staged copy is in the assembly.
+    staged = synthesized.assembly_dir / f"asset.{machine['DefinitionS3Location']['Key']}"
+    return staged.read_text(encoding="utf-8")
 
 
 def _rendered_definition(synthesized: Synthesized, machine: dict[str, Any]) -> Any:
     """The definition as CloudFormation hands it to Step Functions, each substituted ARN
     shown as ``arn-of:<logical id>``."""
-    # CDK uploads a file definition as an asset; the staged copy is in the assembly.
-    staged = synthesized.assembly_dir / f"asset.{machine['DefinitionS3Location']['Key']}"
     substitutions = {
         placeholder: f"arn-of:{value['Fn::GetAtt'][0]}"
         for placeholder, value in machine["DefinitionSubstitutions"].items()
     }
-    rendered = render(staged.read_text(encoding="utf-8"), substitutions)
+    rendered = render(_definition_source(synthesized, machine), substitutions)
     assert "${" not in rendered
     return json.loads(rendered)
+
+
+@pytest.mark.parametrize("spec", STATE_MACHINES, ids=lambda spec: spec.key)
+def test_state_machine_definition_has_no_placeholder_left(
+    synthesized: Synthesized,
+    state_machines: dict[str, dict[str, Any]],
+    spec: StateMachineSpec,
+) -> None:
+    machine = state_machines[spec.key]
+    source = _definition_source(synthesized, machine)
+
+    # CloudFormation leaves a placeholder without a substitution as it is, and Step Functions
+    # then fails the state at run time; a substitution without a placeholder is a dead wire.
+    assert placeholders(source) == set(machine["DefinitionSubstitutions"])
+    assert placeholders(source) == set(spec.function_placeholders)
+    # Rendered as CloudFormation does, nothing that looks like a placeholder is left.
+    _rendered_definition(synthesized, machine)
+
+
+def test_definition_placeholders_are_checked_at_synth(tmp_path: Path) -> None:
+    for spec in STATE_MACHINES:
+        check_placeholders(spec, STATEMACHINES_DIR / spec.definition_file)
+    [spec] = [spec for spec in STATE_MACHINES if spec.key == MERGE_WORKFLOW]
+    source = (STATEMACHINES_DIR / spec.definition_file).read_text(encoding="utf-8")
+    extra = tmp_path / "extra.asl.json"
+    extra.write_text(source.replace("${SelectBatchFunctionArn}", "${UnknownFunctionArn}"))
+
+    with pytest.raises(ValueError, match="UnknownFunctionArn"):
+        check_placeholders(spec, extra)
 
 
 def _lambda_targets(states: dict[str, Any]) -> Iterator[str]:
@@ -453,15 +627,37 @@ def _lambda_targets(states: dict[str, Any]) -> Iterator[str]:
                 yield from _lambda_targets(state[processor]["States"])
 
 
-def test_merge_batch_definition_calls_the_select_function(
+# Which function each Task state of statemachines/merge_batch.asl.json runs.
+MERGE_BATCH_STEPS = {
+    "SelectBatch": "workflow-select",
+    "BuildBatch": "workflow-build",
+    "RebaseMergeRequest": "workflow-rebase",
+    "CheckRebase": "workflow-rebase",
+    "WaitForPipeline": "workflow-wait-pipeline",
+    "CheckPipeline": "workflow-check-pipeline",
+    "JudgePipeline": "workflow-judge",
+    "LandBatch": "workflow-land",
+    "ReleaseBatch": "workflow-release",
+}
+
+
+def test_merge_batch_definition_calls_each_step_function(
     synthesized: Synthesized, state_machines: dict[str, dict[str, Any]]
 ) -> None:
-    definition = _rendered_definition(synthesized, state_machines["merge-batch"])
+    definition = _rendered_definition(synthesized, state_machines[MERGE_WORKFLOW])
+    states = definition["States"]
 
-    targets = set(_lambda_targets(definition["States"]))
-    assert f"arn-of:{synthesized.function_id('workflow-select')}" in targets
-    assert definition["States"]["SelectBatch"]["Parameters"]["FunctionName"] == (
-        f"arn-of:{synthesized.function_id('workflow-select')}"
+    targets = set(_lambda_targets(states))
+    assert targets == {
+        f"arn-of:{synthesized.function_id(key)}" for key in set(MERGE_BATCH_STEPS.values())
+    }
+    for state, key in MERGE_BATCH_STEPS.items():
+        assert states[state]["Parameters"]["FunctionName"] == (
+            f"arn-of:{synthesized.function_id(key)}"
+        ), state
+    # The callback pattern: the dispatcher or the step itself completes the task.
+    assert states["WaitForPipeline"]["Resource"] == (
+        "arn:aws:states:::lambda:invoke.waitForTaskToken"
     )
 
 

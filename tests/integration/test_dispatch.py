@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -15,13 +15,21 @@ from merge_assist.adapters.aws import clear_caches, store_from_settings
 from merge_assist.comments import Transition
 from merge_assist.dispatch import Dispatcher
 from merge_assist.events import EventKind, MergeRequestSnapshot, QueueEvent
-from merge_assist.models import ProjectConfig, ReasonCode, StatusCategory
+from merge_assist.models import (
+    Batch,
+    BatchState,
+    ProjectConfig,
+    ReasonCode,
+    StatusCategory,
+    Strategy,
+)
 from merge_assist.readiness import MergeRequestFacts
 from merge_assist.resources import ResourceNames
 
 BOT = 99
 SHA = "a" * 40
 NAMES = ResourceNames("test")
+Setup = tuple[Dispatcher, "FakeGitLab", "RecordingExecutions"]
 
 
 class Clock:
@@ -43,15 +51,24 @@ class FakeGitLab:
         self.transitions.append((iid, transition))
 
 
-class NoExecutions:
+class RecordingExecutions:
+    def __init__(self) -> None:
+        self.started: list[tuple[str, dict[str, Any]]] = []
+        self.resumed: list[tuple[str, dict[str, Any]]] = []
+
+    def start(self, name: str, execution_input: dict[str, Any]) -> bool:
+        self.started.append((name, execution_input))
+        return True
+
     def resume(self, task_token: str, output: dict[str, Any]) -> bool:
-        raise AssertionError("no execution waits in these tests")
+        self.resumed.append((task_token, output))
+        return True
 
 
 @pytest.fixture
 def setup(
     aws_env: None, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Dispatcher, FakeGitLab]]:
+) -> Iterator[tuple[Dispatcher, FakeGitLab, RecordingExecutions]]:
     monkeypatch.setenv("MERGE_ASSIST_RESOURCE_PREFIX", NAMES.prefix)
     with mock_aws():
         clear_caches()
@@ -59,7 +76,9 @@ def setup(
         store = store_from_settings()
         store.save_project(ProjectConfig(project_id=5))
         gitlab = FakeGitLab()
-        yield Dispatcher(store, gitlab, NoExecutions(), Clock(), BOT), gitlab  # type: ignore[arg-type]
+        executions = RecordingExecutions()
+        dispatcher = Dispatcher(store, gitlab, executions, Clock(), BOT)  # type: ignore[arg-type]
+        yield dispatcher, gitlab, executions
         clear_caches()
 
 
@@ -96,8 +115,8 @@ def _event(iid: int, key: str, assignees: tuple[int, ...] = (BOT,)) -> QueueEven
     )
 
 
-def test_a_ready_mr_is_queued_and_told_once(setup: tuple[Dispatcher, FakeGitLab]) -> None:
-    dispatcher, gitlab = setup
+def test_a_ready_mr_is_queued_and_told_once(setup: Setup) -> None:
+    dispatcher, gitlab, _ = setup
     gitlab.facts[1] = _facts(1)
 
     first = dispatcher.handle(_event(1, "k1"))
@@ -113,8 +132,8 @@ def test_a_ready_mr_is_queued_and_told_once(setup: tuple[Dispatcher, FakeGitLab]
     assert "position 1" in gitlab.transitions[0][1].comment
 
 
-def test_queue_positions_follow_the_queue_order(setup: tuple[Dispatcher, FakeGitLab]) -> None:
-    dispatcher, gitlab = setup
+def test_queue_positions_follow_the_queue_order(setup: Setup) -> None:
+    dispatcher, gitlab, _ = setup
     for iid in (1, 2, 3):
         gitlab.facts[iid] = _facts(iid)
         dispatcher.handle(_event(iid, f"k{iid}"))
@@ -124,8 +143,8 @@ def test_queue_positions_follow_the_queue_order(setup: tuple[Dispatcher, FakeGit
         assert f"position {position})" in comment
 
 
-def test_a_blocked_mr_gets_its_reasons(setup: tuple[Dispatcher, FakeGitLab]) -> None:
-    dispatcher, gitlab = setup
+def test_a_blocked_mr_gets_its_reasons(setup: Setup) -> None:
+    dispatcher, gitlab, _ = setup
     gitlab.facts[4] = _facts(4, head_pipeline_status="running", draft=True)
 
     result = dispatcher.handle(_event(4, "k4"))
@@ -139,9 +158,9 @@ def test_a_blocked_mr_gets_its_reasons(setup: tuple[Dispatcher, FakeGitLab]) -> 
 
 
 def test_mrs_that_do_not_concern_the_bot_cost_no_gitlab_call(
-    setup: tuple[Dispatcher, FakeGitLab],
+    setup: Setup,
 ) -> None:
-    dispatcher, gitlab = setup
+    dispatcher, gitlab, _ = setup
 
     result = dispatcher.handle(_event(6, "k6", assignees=(7,)))
 
@@ -149,3 +168,75 @@ def test_mrs_that_do_not_concern_the_bot_cost_no_gitlab_call(
     assert result.state.status is StatusCategory.NOT_READY
     assert gitlab.asked == []
     assert gitlab.transitions == []
+
+
+def test_a_queued_mr_starts_one_batch_for_its_branch(setup: Setup) -> None:
+    dispatcher, gitlab, executions = setup
+    gitlab.facts[1] = _facts(1)
+    gitlab.facts[2] = _facts(2)
+
+    first = dispatcher.handle(_event(1, "k1"))
+    dispatcher.handle(_event(1, "k1"))  # a replay
+    second = dispatcher.handle(_event(2, "k2"))  # the batch runs: no second one
+
+    assert first.started_batch
+    assert not second.started_batch
+    names = {name for name, _ in executions.started}
+    assert len(names) == 1
+    [name] = names
+    lock = dispatcher.store.get_branch_lock(5, "main")
+    assert lock is not None
+    assert lock.batch_id == name
+    assert executions.started[0][1]["target_branch"] == "main"
+    assert executions.started[0][1]["batch_id"] == name
+
+
+def test_a_paused_project_starts_no_batch(setup: Setup) -> None:
+    dispatcher, gitlab, executions = setup
+    store = dispatcher.store
+    store.save_project(store.get_project(5).model_copy(update={"paused": True}))
+    gitlab.facts[1] = _facts(1)
+
+    result = dispatcher.handle(_event(1, "k1"))
+
+    assert result.state is not None
+    assert result.state.status is StatusCategory.QUEUED
+    assert executions.started == []
+    assert store.get_branch_lock(5, "main") is None
+
+
+def test_an_mr_pushed_to_in_a_batch_leaves_it_and_ends_the_wait(setup: Setup) -> None:
+    dispatcher, gitlab, executions = setup
+    store = dispatcher.store
+    gitlab.facts[1] = _facts(1)
+    dispatcher.handle(_event(1, "k1"))
+    queued = store.get_merge_request(5, 1)
+    store.save_merge_request(
+        queued.model_copy(update={"status": StatusCategory.TESTING, "batch_id": "b-1"})
+    )
+    store.save_batch(
+        Batch(
+            id="b-1",
+            project_id=5,
+            target_branch="main",
+            strategy=Strategy.BATCH,
+            merge_requests=[1],
+            testing_sha="c" * 40,
+            state=BatchState.TESTING,
+        )
+    )
+    store.put_task_token(5, "c" * 40, "token-1", timedelta(minutes=5))
+    gitlab.facts[1] = _facts(1, sha="d" * 40, head_pipeline_status="running")
+
+    result = dispatcher.handle(_event(1, "k2"))
+
+    assert result.state is not None
+    assert result.state.status is StatusCategory.NOT_READY
+    assert result.state.batch_id is None
+    assert executions.resumed == [
+        ("token-1", {"pipeline_id": None, "sha": "c" * 40, "status": "changed", "web_url": None})
+    ]
+    assert store.get_task_token(5, "c" * 40) is None
+    comment = gitlab.transitions[-1][1].comment
+    assert "out of batch `b-1`" in comment
+    assert "new commits were pushed" in comment

@@ -146,17 +146,67 @@ def test_mrs_nobody_asked_the_bot_to_merge_are_left_in_peace() -> None:
     assert unassigned.transition is not None  # it was queued: say why it left
 
 
-def test_an_mr_in_a_running_batch_is_only_recorded() -> None:
+def test_an_mr_in_a_running_batch_is_only_recorded_while_it_stays_as_tested() -> None:
     batching = _state(StatusCategory.BATCHING, batch_id="b-1")
 
     result = triage(
-        batching, _facts(draft=True), CONFIG, BOT, NOW, head_sha="c" * 40, queue_position=1
+        batching, _facts(labels=["backend"]), CONFIG, BOT, NOW, head_sha=SHA, queue_position=1
+    )
+    merged = triage(
+        batching, _facts(state="merged"), CONFIG, BOT, NOW, head_sha=SHA, queue_position=1
     )
 
     assert result.state.status is StatusCategory.BATCHING
     assert result.state.batch_id == "b-1"
+    assert result.state.labels == ["backend"]
+    assert result.transition is None
+    assert result.left_batch is None
+    # Merged by its own batch's landing: the workflow marks it and says so.
+    assert merged.state.status is StatusCategory.BATCHING
+    assert merged.transition is None
+
+
+def test_an_mr_made_draft_in_a_batch_leaves_it_with_one_comment() -> None:
+    testing = _state(StatusCategory.TESTING, batch_id="b-1", strikes=1)
+
+    result = triage(testing, _facts(draft=True), CONFIG, BOT, NOW, head_sha=SHA, queue_position=1)
+
+    assert result.left_batch == "b-1"
+    assert result.state.status is StatusCategory.NOT_READY
+    assert result.state.batch_id is None
+    assert result.state.strikes == 1
+    assert result.transition is not None
+    assert "out of batch `b-1`: it was marked as draft" in result.transition.comment
+    assert result.transition.add_label == CONFIG.labels.not_ready
+
+
+def test_an_mr_pushed_to_in_a_batch_leaves_it_and_its_strikes_reset() -> None:
+    testing = _state(StatusCategory.TESTING, batch_id="b-1", strikes=2)
+
+    result = triage(
+        testing,
+        _facts(head_pipeline_status="running"),
+        CONFIG,
+        BOT,
+        NOW,
+        head_sha="c" * 40,
+        queue_position=1,
+    )
+
+    assert result.left_batch == "b-1"
     assert result.state.sha == "c" * 40
-    assert result.state.draft is True
+    assert result.state.strikes == 0
+    assert [r.code for r in result.state.reasons] == [ReasonCode.PIPELINE]
+
+
+def test_the_serial_workflows_own_rebase_is_not_a_push() -> None:
+    rebasing = _state(StatusCategory.BATCHING, batch_id="b-1", rebasing=True)
+
+    result = triage(rebasing, _facts(), CONFIG, BOT, NOW, head_sha="c" * 40, queue_position=1)
+
+    assert result.left_batch is None
+    assert result.state.status is StatusCategory.BATCHING
+    assert result.state.sha == "c" * 40
     assert result.transition is None
 
 

@@ -60,18 +60,66 @@ def test_a_single_red_mr_is_retried_while_flaky_retries_remain() -> None:
 
     assert retry.action is Action.TEST
     assert retry.test_length == 1
+    assert retry.retry
     assert retry.rejected == {}
     assert rejected.action is Action.RELEASE
     assert list(rejected.rejected) == [11]
+    assert "on top of" not in rejected.rejected[11].message
 
 
-@pytest.mark.parametrize("status", ["canceled", "skipped"])
-def test_a_pipeline_that_judged_nothing_puts_everyone_back_in_line(status: str) -> None:
-    verdict = judge(BATCH, 5, status, bisection=None, retries_left=0)
+def test_a_culprit_whose_retry_passes_lands_with_what_passed_before_it() -> None:
+    verdict = judge(BATCH, 5, "failed", bisection=None, retries_left=1)
+    while not verdict.retry:
+        assert verdict.action is Action.TEST
+        assert verdict.test_length is not None
+        # Everything up to 13 passes; 14 looks guilty.
+        passed = verdict.test_length <= 3
+        verdict = judge(
+            BATCH,
+            verdict.test_length,
+            "success" if passed else "failed",
+            bisection=verdict.bisection,
+            retries_left=1,
+        )
+    assert verdict.test_length == 4
+
+    flake = judge(BATCH, 4, "success", bisection=verdict.bisection, retries_left=0, retrying=True)
+    confirmed = judge(
+        BATCH, 4, "failed", bisection=verdict.bisection, retries_left=0, retrying=True
+    )
+
+    assert flake.action is Action.LAND
+    assert flake.land_length == 4
+    assert flake.rejected == {}
+    assert flake.requeued == (15,)
+    assert confirmed.action is Action.LAND
+    assert confirmed.land_length == 3
+    assert list(confirmed.rejected) == [14]
+    assert confirmed.requeued == (15,)
+
+
+def test_a_timed_out_pipeline_is_bisected_like_a_red_one() -> None:
+    verdict = judge((11,), 1, "timeout", bisection=None, retries_left=0)
+
+    assert verdict.action is Action.RELEASE
+    assert verdict.rejected[11].code is ReasonCode.CI_TIMEOUT
+
+
+def test_a_canceled_pipeline_puts_everyone_back_in_line() -> None:
+    verdict = judge(BATCH, 5, "canceled", bisection=None, retries_left=0)
 
     assert verdict.action is Action.RELEASE
     assert verdict.rejected == {}
     assert verdict.requeued == BATCH
+
+
+def test_a_skipped_pipeline_rejects_everyone_with_the_reason() -> None:
+    verdict = judge(BATCH, 5, "skipped", bisection=None, retries_left=0, pipeline_url="u")
+
+    assert verdict.action is Action.RELEASE
+    assert set(verdict.rejected) == set(BATCH)
+    assert all(r.code is ReasonCode.PIPELINE_SKIPPED for r in verdict.rejected.values())
+    assert verdict.requeued == ()
 
 
 def test_contradicting_results_reject_nobody() -> None:

@@ -147,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="scheduled rules run at their rate times this (0.1: the watcher every 30 s)",
     )
     local.add_argument(
-        "--demo", action="store_true", help="seed a demo project and run a merge-batch execution"
+        "--demo",
+        action="store_true",
+        help="open demo merge requests in the simulator and watch the queue merge them",
     )
     local.set_defaults(run=_run_local)
 

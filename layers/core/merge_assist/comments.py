@@ -58,17 +58,67 @@ def not_ready(config: ProjectConfig, reasons: Sequence[Reason]) -> Transition:
 
 
 def batched(
-    config: ProjectConfig, batch_id: str, members: Sequence[int], pipeline_url: str
+    config: ProjectConfig, batch_id: str, members: Sequence[int], iid: int, link: str | None
 ) -> Transition:
     label = config.labels.ready_to_merge
-    together = ", ".join(f"!{iid}" for iid in members)
+    others = [f"!{member}" for member in members if member != iid]
+    together = f" together with {', '.join(others)}" if others else ""
+    where = f" ([batch merge request]({link}))" if link else ""
     return Transition(
         comment=(
-            f"Merge Assist is testing this merge request in batch `{batch_id}` together with "
-            f"{together}: [pipeline]({pipeline_url})."
+            f"Merge Assist is testing this merge request in batch `{batch_id}`{together}"
+            f"{where}. It merges when that pipeline passes."
         ),
         add_label=label,
         remove_labels=_others(config, label),
+    )
+
+
+def testing_alone(config: ProjectConfig, target_branch: str, sha: str) -> Transition:
+    label = config.labels.ready_to_merge
+    return Transition(
+        comment=(
+            f"Merge Assist rebased this merge request on `{target_branch}` and is waiting for "
+            f"the pipeline of {sha[:8]}. It merges when that pipeline passes."
+        ),
+        add_label=label,
+        remove_labels=_others(config, label),
+    )
+
+
+def dropped(config: ProjectConfig, batch_id: str, reasons: Sequence[Reason]) -> Transition:
+    """An MR taken out of a running batch because it changed; triage decides what next."""
+    why = "; ".join(reason.message for reason in reasons) or "it changed"
+    return Transition(
+        comment=(
+            f"Merge Assist took this merge request out of batch `{batch_id}`: {why}. "
+            "The batch goes on without it."
+        ),
+        add_label=None,
+        remove_labels=(config.labels.ready_to_merge,),
+    )
+
+
+def requeued(config: ProjectConfig, why: str) -> Transition:
+    label = config.labels.recognised
+    return Transition(
+        comment=f"Merge Assist put this merge request back in the queue: {why}.",
+        add_label=label,
+        remove_labels=_others(config, label),
+    )
+
+
+def batch_title(target_branch: str, members: Sequence[int]) -> str:
+    listed = ", ".join(f"!{iid}" for iid in members)
+    return f"Merge Assist batch into {target_branch}: {listed}"
+
+
+def batch_description(batch_id: str, target_branch: str, members: Sequence[int]) -> str:
+    listed = "\n".join(f"- !{iid}" for iid in members)
+    return (
+        f"Batch `{batch_id}`: these merge requests, merged in this order on top of "
+        f"`{target_branch}`, tested by one pipeline:\n\n{listed}\n\n"
+        "Merge Assist manages this merge request and its branch; do not push to it."
     )
 
 
@@ -85,11 +135,12 @@ def rejected(config: ProjectConfig, reason: Reason, link: str | None = None) -> 
     )
 
 
-def merged(config: ProjectConfig, target_branch: str, pipeline_url: str) -> Transition:
+def merged(config: ProjectConfig, target_branch: str, pipeline_url: str | None) -> Transition:
+    pipeline = f"[pipeline]({pipeline_url})" if pipeline_url else "pipeline"
     return Transition(
         comment=(
-            f"Merge Assist merged this merge request into `{target_branch}` after its batch "
-            f"[pipeline]({pipeline_url}) passed."
+            f"Merge Assist merged this merge request into `{target_branch}` after its "
+            f"{pipeline} passed."
         ),
         add_label=None,
         remove_labels=_others(config, None),

@@ -4,7 +4,9 @@
 2. The event is recorded on the state of the MR it concerns (once per event).
 3. If the MR concerns the bot (or did), GitLab's current view of it is triaged: queued or
    not ready, and the author is told when that changes. The state is saved before the
-   comment is posted, so a retried event never comments twice."""
+   comment is posted, so a retried event never comments twice. An MR that changed while
+   in a batch leaves it, and the batch's wait is interrupted so it rebuilds without it.
+4. A queued MR starts its branch's batch if none runs."""
 
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ from dataclasses import dataclass
 from merge_assist.errors import ConflictError, NotFoundError
 from merge_assist.events import QueueEvent
 from merge_assist.models import MergeRequestState, ProjectConfig, StatusCategory
-from merge_assist.pipeline_wait import resume_waiting
+from merge_assist.pipeline_wait import PipelineOutcome, resume_waiting
 from merge_assist.ports import Clock, Executions, GitLabGateway, Store
 from merge_assist.queue import queue_order
 from merge_assist.readiness import MergeRequestFacts
 from merge_assist.recording import MAX_ATTEMPTS, record_event
 from merge_assist.triage import Triage, triage
+from merge_assist.verdict import CHANGED
+from merge_assist.workflow.start import batch_id_for, start_batch
 
 TRACKED_ONCE_QUEUED = (
     StatusCategory.QUEUED,
@@ -33,6 +37,7 @@ class Dispatched:
     resumed_wait: bool
     state: MergeRequestState | None
     told: bool
+    started_batch: bool = False
 
 
 def _concerns_bot(state: MergeRequestState, config: ProjectConfig, bot_user_id: int) -> bool:
@@ -62,6 +67,8 @@ class Dispatcher:
     executions: Executions
     clock: Clock
     bot_user_id: int
+    pipeline_poll_seconds: int = 300
+    rebase_poll_seconds: int = 5
 
     def handle(self, event: QueueEvent) -> Dispatched:
         resumed = resume_waiting(self.store, self.executions, event)
@@ -79,15 +86,52 @@ class Dispatcher:
             state = self.store.get_merge_request(event.project_id, recorded.iid)
             decided = self._triage(state, facts, config)
             if decided.state == state and decided.transition is None:
-                return Dispatched(resumed, state, told=False)
+                started = self._start_batch(state, event.idempotency_key)
+                return Dispatched(resumed, state, told=False, started_batch=started)
             try:
                 saved = self.store.save_merge_request(decided.state)
             except ConflictError:
                 continue  # another event for this MR won the race: judge again
             if decided.transition is not None:
                 self.gitlab.apply_transition(event.project_id, saved.iid, decided.transition)
-            return Dispatched(resumed, saved, told=decided.transition is not None)
+            if decided.left_batch is not None:
+                self._interrupt(event.project_id, decided.left_batch)
+            started = self._start_batch(saved, event.idempotency_key)
+            return Dispatched(
+                resumed, saved, told=decided.transition is not None, started_batch=started
+            )
         raise ConflictError(f"!{recorded.iid} of project {event.project_id} kept changing")
+
+    def _start_batch(self, state: MergeRequestState, cause: str) -> bool:
+        """A queued MR starts its branch's batch unless one runs already; the event that
+        queued it names the batch, so a replayed event cannot start a second one."""
+        if state.status is not StatusCategory.QUEUED:
+            return False
+        return start_batch(
+            self.store,
+            self.executions,
+            state.project_id,
+            state.target_branch,
+            batch_id_for(state.project_id, state.target_branch, cause),
+            pipeline_poll_seconds=self.pipeline_poll_seconds,
+            rebase_poll_seconds=self.rebase_poll_seconds,
+        )
+
+    def _interrupt(self, project_id: int, batch_id: str) -> None:
+        """An MR left a batch that may be waiting for its pipeline: end the wait now, so the
+        batch is rebuilt without it instead of landing what its author no longer wants."""
+        try:
+            batch = self.store.get_batch(batch_id)
+        except NotFoundError:
+            return
+        if batch.testing_sha is None or batch.state.is_final:
+            return
+        token = self.store.get_task_token(project_id, batch.testing_sha)
+        if token is None:
+            return
+        changed = PipelineOutcome(sha=batch.testing_sha, status=CHANGED)
+        self.executions.resume(token, changed.model_dump(mode="json"))
+        self.store.delete_task_token(project_id, batch.testing_sha, token)
 
     def _triage(
         self, state: MergeRequestState, facts: MergeRequestFacts, config: ProjectConfig

@@ -32,3 +32,25 @@ class GitLabRefused(MergeAssistError):
 class NotMergeableError(GitLabRefused):
     """GitLab refused to merge: the MR is closed, draft, blocked by a merge check, conflicts
     with its target or needs a rebase. The message is GitLab's."""
+
+
+class GitError(MergeAssistError):
+    """A git operation on a project's repository failed; messages never carry the token."""
+
+
+class RefNotFound(GitError):
+    """A ref asked for is not on the remote, or a commit is not in the local repository."""
+
+
+class PushRejected(GitError):
+    """The remote refused the ref update (protected branch, hook, ...)."""
+
+    def __init__(self, ref: str, reason: str) -> None:
+        super().__init__(f"push to {ref} rejected: {reason}")
+        self.ref = ref
+        self.reason = reason
+
+
+class RemoteMoved(PushRejected):
+    """The remote ref is not where the push expected it: the compare-and-set lost, nothing
+    was changed."""

@@ -9,6 +9,8 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from merge_assist.batch_plan import BatchBuild, Bisection, MergeMethod
+
 BranchName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\s~^:?*\[\\]+$")]
 Priority = Annotated[int, Field(ge=-1000, le=1000)]
 
@@ -58,6 +60,8 @@ class ReasonCode(StrEnum):
     CI_TIMEOUT = "ci_timeout"
     TARGET_BRANCH = "target_branch"
     TOO_MANY_STRIKES = "too_many_strikes"
+    CHANGED = "changed"
+    PIPELINE_SKIPPED = "pipeline_skipped"
 
 
 class Reason(BaseModel):
@@ -149,6 +153,8 @@ class MergeRequestState(BaseModel):
     ready_since: datetime | None = None
     strikes: int = Field(default=0, ge=0)
     batch_id: str | None = None
+    # The serial workflow asked GitLab to rebase it: its next new head is expected.
+    rebasing: bool = False
     # What GitLab last told us, by webhook or by the watcher.
     gitlab_state: str | None = None
     draft: bool = False
@@ -180,22 +186,76 @@ class BatchState(StrEnum):
         return self in (BatchState.LANDED, BatchState.FAILED, BatchState.CANCELLED)
 
 
+class BatchStepKind(StrEnum):
+    """What happened to a batch, as the dashboard's batch view lists it."""
+
+    SELECTED = "selected"
+    BUILT = "built"
+    REBASED = "rebased"
+    TESTED = "tested"
+    RETRIED = "retried"
+    BISECTED = "bisected"
+    REJECTED = "rejected"
+    DROPPED = "dropped"
+    REBUILT = "rebuilt"
+    LANDED = "landed"
+    RELEASED = "released"
+
+
+class BatchStep(BaseModel):
+    kind: BatchStepKind
+    at: datetime = Field(default_factory=utc_now)
+    sha: str | None = None
+    merge_requests: list[int] = Field(default_factory=list)
+    pipeline_id: int | None = None
+    pipeline_url: str | None = None
+    status: str | None = None
+    note: str = Field(default="", max_length=2000)
+
+
 class Batch(BaseModel):
-    """A set of MRs tested together on one batch commit; bisection halves have a parent."""
+    """A set of MRs tested together on one batch commit, and how far its run has got.
+
+    ``build`` holds the batch commit and the commit after each MR, so a bisection step
+    tests a prefix of it without building again; ``testing_sha`` is the commit whose
+    pipeline the run waits for."""
 
     id: str = Field(min_length=1, max_length=128)
     project_id: int = Field(gt=0)
     target_branch: BranchName
     strategy: Strategy
+    landing: Landing = Landing.PUSH
     merge_requests: list[int] = Field(min_length=1, max_length=50)
+    dropped: list[int] = Field(default_factory=list)
     batch_branch: str | None = None
+    # The branch whose pipeline tests ``testing_sha``: the batch branch, or for a serial
+    # batch the MR's source branch.
+    test_ref: str | None = None
+    batch_merge_request: int | None = None
     target_sha: str | None = None
     sha: str | None = None
+    build: BatchBuild | None = None
+    merge_method: MergeMethod | None = None
+    testing_sha: str | None = None
+    tested_length: int | None = None
+    bisection: Bisection | None = None
+    retries_left: int = Field(default=0, ge=0)
+    rebuilds: int = Field(default=0, ge=0)
+    # MRs whose part of the batch passed and may land: a prefix of ``build.included``.
+    land_length: int = Field(default=0, ge=0)
+    landed: list[int] = Field(default_factory=list)
+    rejected: list[int] = Field(default_factory=list)
+    requeued: list[int] = Field(default_factory=list)
+    # The pipeline now awaited reruns the last one (a flaky retry).
+    retrying: bool = False
     pipeline_id: int | None = None
     pipeline_url: str | None = None
+    # The pipeline of the shortest prefix seen failing: the culprit's evidence.
+    red_pipeline_url: str | None = None
     parent_id: str | None = None
     state: BatchState = BatchState.BUILDING
     execution_name: str | None = None
+    steps: list[BatchStep] = Field(default_factory=list)
     version: int = Field(default=0, ge=0)
     created_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
@@ -206,6 +266,12 @@ class Batch(BaseModel):
         if len(set(iids)) != len(iids):
             raise ValueError("a merge request appears twice in the batch")
         return iids
+
+    @property
+    def members(self) -> list[int]:
+        """The MRs still in the batch, in merge order."""
+        gone = {*self.dropped, *self.rejected, *self.requeued}
+        return [iid for iid in self.merge_requests if iid not in gone]
 
 
 class BranchLock(BaseModel):

@@ -18,7 +18,7 @@ FINISHED_STATUSES = frozenset({"success", "failed", "canceled", "skipped"})
 class PipelineOutcome(BaseModel):
     """What a resumed wait task returns to the state machine."""
 
-    pipeline_id: int
+    pipeline_id: int | None = None
     sha: str
     status: str
     web_url: str | None = None

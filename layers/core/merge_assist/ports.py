@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from merge_assist.batch_plan import BatchBuild, BatchMember, GitIdentity, MergeMethod
 from merge_assist.comments import Transition
 from merge_assist.events import MergeRequestSnapshot, PipelineSnapshot
 from merge_assist.models import (
@@ -204,8 +206,48 @@ class ProjectInfrastructure(Protocol):
         ...
 
 
+class Repository(Protocol):
+    """A project's git repository, worked on locally and pushed back
+    (``merge_assist.adapters.git_engine`` does it with dulwich). Push failures raise
+    ``RemoteMoved`` (the branch was not where expected) or ``PushRejected``."""
+
+    def fetch(self, refs: Sequence[str]) -> dict[str, str]:
+        """Fetch these full ref names; their shas. ``RefNotFound`` if one is missing."""
+        ...
+
+    def build_batch(
+        self,
+        target_sha: str,
+        members: Sequence[BatchMember],
+        *,
+        method: MergeMethod,
+        identity: GitIdentity,
+        target_branch: str,
+        when: datetime | None = None,
+    ) -> BatchBuild: ...
+
+    def push(self, branch: str, sha: str, *, expected_old_sha: str | None, force: bool) -> None:
+        """Move the remote ``branch`` to ``sha``; a compare-and-set when ``expected_old_sha``
+        is given; pushing where the branch already is succeeds."""
+        ...
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Whether ``ancestor`` is in the history of ``descendant`` (both fetched)."""
+        ...
+
+    def same_tree(self, first: str, second: str) -> bool:
+        """Whether two fetched commits hold exactly the same tree."""
+        ...
+
+
 class Executions(Protocol):
     """Step Functions executions of the merge workflow."""
+
+    def start(self, name: str, execution_input: dict[str, Any]) -> bool:
+        """Start the merge workflow under this name. True if it now runs (started now, or
+        already running under that name); False if an execution of that name has ended,
+        so the name cannot run again."""
+        ...
 
     def resume(self, task_token: str, output: dict[str, Any]) -> bool:
         """Complete a waiting task; False if the wait is already over (timed out, or the

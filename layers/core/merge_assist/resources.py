@@ -23,6 +23,8 @@ class FunctionSpec:
     description: str
     memory_mb: int = 512
     timeout_seconds: int = 30
+    # /tmp; the workflow's git work keeps a project's repository there while warm.
+    ephemeral_storage_mb: int = 512
 
 
 @dataclass(frozen=True)
@@ -72,16 +74,57 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_seconds=29,
     ),
     FunctionSpec(
+        key="workflow-select",
+        handler="functions.workflow.select.handler",
+        description="Selects the merge requests of the next batch from a queue",
+        timeout_seconds=60,
+    ),
+    FunctionSpec(
+        key="workflow-build",
+        ephemeral_storage_mb=4096,
+        handler="functions.workflow.build.handler",
+        description="Builds the batch commit with git and pushes it to the batch branch",
+        # Fetching and merging a large repository takes memory and time; /tmp keeps it.
+        memory_mb=2048,
+        timeout_seconds=900,
+    ),
+    FunctionSpec(
         key="workflow-wait-pipeline",
         handler="functions.workflow.wait_pipeline.handler",
         description="Registers a workflow execution as waiting for a pipeline",
         timeout_seconds=30,
     ),
     FunctionSpec(
-        key="workflow-select",
-        handler="functions.workflow.select.handler",
-        description="Selects the merge requests of the next batch from a queue",
+        key="workflow-check-pipeline",
+        handler="functions.workflow.check_pipeline.handler",
+        description="Asks GitLab for a pipeline whose webhook has not come",
         timeout_seconds=60,
+    ),
+    FunctionSpec(
+        key="workflow-judge",
+        handler="functions.workflow.judge.handler",
+        description="Decides what a batch pipeline means: land, bisect or reject",
+        timeout_seconds=300,
+    ),
+    FunctionSpec(
+        key="workflow-land",
+        ephemeral_storage_mb=4096,
+        handler="functions.workflow.land.handler",
+        description="Lands a tested batch on its target branch",
+        memory_mb=2048,
+        timeout_seconds=900,
+    ),
+    FunctionSpec(
+        key="workflow-rebase",
+        handler="functions.workflow.rebase.handler",
+        description="Serial strategy: rebases a merge request through GitLab",
+        timeout_seconds=60,
+    ),
+    FunctionSpec(
+        key="workflow-release",
+        handler="functions.workflow.release.handler",
+        description="Ends a batch, releases its branch and starts the next one",
+        timeout_seconds=120,
     ),
 )
 
@@ -95,7 +138,18 @@ STATE_MACHINES: tuple[StateMachineSpec, ...] = (
     StateMachineSpec(
         key="merge-batch",
         definition_file="merge_batch.asl.json",
-        function_placeholders=MappingProxyType({"SelectBatchFunctionArn": "workflow-select"}),
+        function_placeholders=MappingProxyType(
+            {
+                "SelectBatchFunctionArn": "workflow-select",
+                "BuildBatchFunctionArn": "workflow-build",
+                "WaitForPipelineFunctionArn": "workflow-wait-pipeline",
+                "CheckPipelineFunctionArn": "workflow-check-pipeline",
+                "JudgePipelineFunctionArn": "workflow-judge",
+                "LandBatchFunctionArn": "workflow-land",
+                "RebaseFunctionArn": "workflow-rebase",
+                "ReleaseBatchFunctionArn": "workflow-release",
+            }
+        ),
     ),
 )
 
@@ -168,8 +222,22 @@ class ResourceNames:
 ENV_PREFIX = "MERGE_ASSIST_"
 
 
+# The merge workflow's state machine; functions start its executions.
+MERGE_WORKFLOW = "merge-batch"
+
+
+def state_machine_arn(names: ResourceNames, key: str, *, region: str, account: str) -> str:
+    """Known before the state machine exists, so functions that its definition names can
+    still be told where it is without a circular reference."""
+    return f"arn:aws:states:{region}:{account}:stateMachine:{names.state_machine(key)}"
+
+
 def function_environment(
-    names: ResourceNames, *, gitlab_url: str, extra: Mapping[str, str] | None = None
+    names: ResourceNames,
+    *,
+    gitlab_url: str,
+    state_machine_arn: str | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     env = {
         f"{ENV_PREFIX}RESOURCE_PREFIX": names.prefix,
@@ -179,6 +247,8 @@ def function_environment(
         "POWERTOOLS_SERVICE_NAME": "merge-assist",
         "POWERTOOLS_METRICS_NAMESPACE": "MergeAssist",
     }
+    if state_machine_arn is not None:
+        env[f"{ENV_PREFIX}STATE_MACHINE_ARN"] = state_machine_arn
     env.update(extra or {})
     return env
 

@@ -18,6 +18,14 @@ class Settings(BaseSettings):
     bot_token_secret: str | None = None
     gitlab_url: str = "https://gitlab.com"
     state_machine_arn: str | None = None
+    # How long a workflow waits for a pipeline webhook before asking GitLab itself, and how
+    # often it asks whether a rebase is done. Executions get them in their input.
+    pipeline_poll_seconds: int = Field(default=300, ge=1, le=3600)
+    rebase_poll_seconds: int = Field(default=5, ge=1, le=600)
+    # Where the workflow's git work happens; a warm Lambda reuses what it fetched.
+    git_work_dir: str = "/tmp/merge-assist-git"  # noqa: S108 - Lambda's only writable place
+    git_user_name: str = "Merge Assist"
+    git_user_email: str = "merge-assist@noreply.invalid"
     # Finished batches and expired locks are kept this long before DynamoDB's TTL removes them.
     history_days: int = Field(default=90, ge=1, le=3650)
 

@@ -1,6 +1,6 @@
 """The dispatcher's decision for one MR: queued or not ready (and why), and what to tell
 the author. Batching and testing belong to the workflow; triage never takes an MR out of
-a running batch, it only records what GitLab now says."""
+a running batch unless the MR changed in a way that voids what the batch tests."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from merge_assist.models import (
     ReasonCode,
     StatusCategory,
 )
-from merge_assist.readiness import MergeRequestFacts, not_ready_reasons
+from merge_assist.readiness import MergeRequestFacts, concerns_bot, not_ready_reasons
 
 # After this many rejections of the same commit the MR waits for its author to push.
 MAX_STRIKES = 3
@@ -27,6 +27,8 @@ IN_FLIGHT = (StatusCategory.BATCHING, StatusCategory.TESTING)
 class Triage:
     state: MergeRequestState
     transition: Transition | None
+    # The batch the MR was just taken out of: its workflow must rebuild without it.
+    left_batch: str | None = None
 
 
 def triage(
@@ -41,6 +43,9 @@ def triage(
 ) -> Triage:
     """``head_sha``: the MR's head as GitLab reports it; ``queue_position``: where it would
     stand (1-based) if queued now, for the comment."""
+    if state.status in IN_FLIGHT and state.rebasing and head_sha != state.sha:
+        # The serial workflow's own rebase: the new head is the one it will test.
+        state = state.model_copy(update={"sha": head_sha, "rebasing": False})
     pushed = head_sha != state.sha
     seen = state.model_copy(
         update={
@@ -52,6 +57,20 @@ def triage(
             "target_branch": facts.target_branch,
         }
     )
+    if state.status in IN_FLIGHT:
+        leaving = leave_reasons(state, facts, config, bot_user_id, pushed=pushed)
+        if not leaving:
+            return Triage(seen, None)  # the workflow owns it, merged by the batch included
+        return _leave_batch(
+            state,
+            seen,
+            facts,
+            config,
+            bot_user_id=bot_user_id,
+            now=now,
+            leaving=leaving,
+            queue_position=queue_position,
+        )
     if facts.state == "merged":
         return Triage(seen.model_copy(update={"status": StatusCategory.MERGED}), None)
     if _stays(state, facts, bot_user_id, pushed=pushed):
@@ -62,6 +81,68 @@ def triage(
     if not reasons:
         return _queue(state, seen, config, now, queue_position)
     return _hold_back(state, seen, config, reasons)
+
+
+def leave_reasons(
+    state: MergeRequestState,
+    facts: MergeRequestFacts,
+    config: ProjectConfig,
+    bot_user_id: int,
+    *,
+    pushed: bool,
+) -> list[Reason]:
+    """Why an MR in a running batch has to leave it: what was tested is no longer what
+    its author wants merged. Empty when it stays."""
+    reasons = []
+    if pushed:
+        reasons.append(Reason(code=ReasonCode.CHANGED, message="new commits were pushed"))
+    if facts.state == "closed":
+        reasons.append(Reason(code=ReasonCode.CLOSED, message="it was closed"))
+    if facts.draft:
+        reasons.append(Reason(code=ReasonCode.DRAFT, message="it was marked as draft"))
+    if not concerns_bot(facts, config, bot_user_id):
+        reasons.append(Reason(code=ReasonCode.NOT_ASSIGNED, message="Merge Assist was unassigned"))
+    if facts.target_branch != state.target_branch:
+        reasons.append(
+            Reason(code=ReasonCode.TARGET_BRANCH, message="its target branch was changed")
+        )
+    return reasons
+
+
+def _leave_batch(
+    state: MergeRequestState,
+    seen: MergeRequestState,
+    facts: MergeRequestFacts,
+    config: ProjectConfig,
+    *,
+    bot_user_id: int,
+    now: datetime,
+    leaving: list[Reason],
+    queue_position: int,
+) -> Triage:
+    """Out of the batch, then judged as any MR outside one; one comment says both."""
+    batch_id = state.batch_id or "?"
+    outside = seen.model_copy(
+        update={"status": StatusCategory.NOT_READY, "batch_id": None, "ready_since": None}
+    )
+    if any(reason.code is ReasonCode.CHANGED for reason in leaving):
+        outside = outside.model_copy(update={"strikes": 0})
+    reasons = not_ready_reasons(facts, config, bot_user_id)
+    dropped = comments.dropped(config, batch_id, leaving)
+    if reasons:
+        after = outside.model_copy(update={"reasons": reasons})
+        then = comments.not_ready(config, reasons)
+    else:
+        after = outside.model_copy(
+            update={"status": StatusCategory.QUEUED, "reasons": [], "ready_since": now}
+        )
+        then = comments.recognised(config, after.target_branch, queue_position)
+    transition = Transition(
+        comment=f"{dropped.comment}\n\n{then.comment}",
+        add_label=then.add_label,
+        remove_labels=then.remove_labels,
+    )
+    return Triage(after, transition, left_batch=batch_id)
 
 
 def _stays(

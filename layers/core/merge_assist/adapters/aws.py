@@ -14,6 +14,7 @@ from merge_assist.adapters.dynamodb_store import DynamoDBStore
 from merge_assist.adapters.executions import stepfunctions_client
 from merge_assist.adapters.gitlab_gateway import clear_gateway_cache
 from merge_assist.adapters.project_queues import clear_queue_cache
+from merge_assist.adapters.repositories import clear_repositories
 from merge_assist.adapters.webhook_secrets import clear_secret_cache
 from merge_assist.settings import Settings, get_settings
 
@@ -53,3 +54,4 @@ def clear_caches() -> None:
     clear_secret_cache()
     stepfunctions_client.cache_clear()
     clear_gateway_cache()
+    clear_repositories()

@@ -30,10 +30,10 @@ from merge_assist.batch_plan import (
     RejectedMergeRequest,
     merge_commit_message,
 )
-from merge_assist.errors import MergeAssistError
+from merge_assist.errors import GitError, PushRejected, RefNotFound, RemoteMoved
 
 
-class GitEngineError(MergeAssistError):
+class GitEngineError(GitError):
     """A git operation failed; messages never carry the token."""
 
 
@@ -45,22 +45,15 @@ class GitTransportError(GitEngineError):
     """The remote could not be reached or spoke no sensible git."""
 
 
-class RefNotFound(GitEngineError):
-    """A ref asked for is not on the remote, or a commit is not in the local repository."""
-
-
-class PushRejected(GitEngineError):
-    """The remote refused the ref update (protected branch, hook, ...)."""
-
-    def __init__(self, ref: str, reason: str) -> None:
-        super().__init__(f"push to {ref} rejected: {reason}")
-        self.ref = ref
-        self.reason = reason
-
-
-class RemoteMoved(PushRejected):
-    """The remote ref is not where the push expected it: the compare-and-set lost, nothing
-    was changed."""
+__all__ = [
+    "GitAuthError",
+    "GitEngine",
+    "GitEngineError",
+    "GitTransportError",
+    "PushRejected",
+    "RefNotFound",
+    "RemoteMoved",
+]
 
 
 def branch_ref(branch: str) -> str:
@@ -224,6 +217,9 @@ class GitEngine:
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         return self._is_ancestor(_oid(ancestor), _oid(descendant))
+
+    def same_tree(self, first: str, second: str) -> bool:
+        return self._tree_of(_oid(first)) == self._tree_of(_oid(second))
 
     def _is_ancestor(self, ancestor: ObjectID, descendant: ObjectID) -> bool:
         if ancestor == descendant:

@@ -386,11 +386,15 @@ def _secrets() -> SecretsProvider:
     return SecretsProvider()
 
 
-def gateway_from_settings(settings: Settings | None = None) -> PythonGitLabGateway:
-    """The bot's gateway, its token read from the bot secret (cached as Powertools caches)."""
+def bot_token(settings: Settings | None = None) -> str:
+    """The bot's GitLab token from its secret (cached as Powertools caches)."""
     settings = settings or get_settings()
-    token = str(_secrets().get(settings.names.bot_token_secret, max_age=BOT_TOKEN_CACHE_SECONDS))
-    return PythonGitLabGateway(settings.gitlab_url, token)
+    return str(_secrets().get(settings.names.bot_token_secret, max_age=BOT_TOKEN_CACHE_SECONDS))
+
+
+def gateway_from_settings(settings: Settings | None = None) -> PythonGitLabGateway:
+    settings = settings or get_settings()
+    return PythonGitLabGateway(settings.gitlab_url, bot_token(settings))
 
 
 def clear_gateway_cache() -> None:

@@ -1,0 +1,25 @@
+"""Step ``LandBatch`` (``merge_assist.workflow.land``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.workflow.wiring import workflow_context
+from merge_assist.workflow.context import BatchRef
+from merge_assist.workflow.land import land
+
+logger = Logger()
+tracer = Tracer()
+
+
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context
+@event_parser(model=BatchRef)
+def handler(event: BatchRef, context: LambdaContext) -> dict[str, Any]:
+    result = land(workflow_context(), event)
+    logger.info("land done", batch_id=event.batch_id, next=result.next, sha=result.sha)
+    return result.model_dump(mode="json")

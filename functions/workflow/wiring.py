@@ -1,0 +1,31 @@
+"""The adapters every workflow step works with, built once per warm container."""
+
+from __future__ import annotations
+
+from merge_assist.adapters.aws import store_from_settings
+from merge_assist.adapters.executions import StepFunctionsExecutions
+from merge_assist.adapters.gitlab_gateway import gateway_from_settings
+from merge_assist.adapters.repositories import repository_for
+from merge_assist.batch_plan import GitIdentity
+from merge_assist.clock import SystemClock
+from merge_assist.models import ProjectConfig
+from merge_assist.ports import Repository
+from merge_assist.settings import get_settings
+from merge_assist.workflow.context import WorkflowContext
+
+
+def workflow_context() -> WorkflowContext:
+    settings = get_settings()
+    gitlab = gateway_from_settings(settings)
+
+    def repository(config: ProjectConfig) -> Repository:
+        return repository_for(config, gitlab)
+
+    return WorkflowContext(
+        store=store_from_settings(settings),
+        gitlab=gitlab,
+        executions=StepFunctionsExecutions(),
+        clock=SystemClock(),
+        identity=GitIdentity(name=settings.git_user_name, email=settings.git_user_email),
+        repository=repository,
+    )

@@ -1,0 +1,39 @@
+"""Reading and saving a batch's record from a step: the lock is renewed on the way in, and
+a save that lost a race (a retried step running twice) is applied again on the fresh copy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from merge_assist.errors import ConflictError
+from merge_assist.models import Batch, BatchStep, ProjectConfig
+from merge_assist.recording import MAX_ATTEMPTS
+from merge_assist.workflow.context import WorkflowContext, lock_ttl
+
+
+def open_batch(ctx: WorkflowContext, batch_id: str) -> tuple[Batch, ProjectConfig]:
+    """The batch and its project's config (read at every step, so a change made at run time
+    applies from the next batch on: the batch itself keeps what it was started with)."""
+    batch = ctx.store.get_batch(batch_id)
+    config = ctx.store.get_project(batch.project_id)
+    if not batch.state.is_final:
+        # LockHeldError here means the lock expired and another batch took the branch: this
+        # one must stop, and the state machine's catch releases what it still holds.
+        ctx.store.acquire_branch_lock(
+            batch.project_id, batch.target_branch, batch.id, lock_ttl(config)
+        )
+    return batch, config
+
+
+def save(
+    ctx: WorkflowContext, batch: Batch, change: Callable[[Batch], Batch], *steps: BatchStep
+) -> Batch:
+    for _ in range(MAX_ATTEMPTS):
+        changed = change(batch)
+        if steps:
+            changed = changed.model_copy(update={"steps": [*changed.steps, *steps]})
+        try:
+            return ctx.store.save_batch(changed)
+        except ConflictError:
+            batch = ctx.store.get_batch(batch.id)
+    raise ConflictError(f"batch {batch.id} kept changing")

@@ -1,0 +1,186 @@
+"""Moving a batch's MRs between statuses. Each move is a compare-and-set that only applies
+while the MR still belongs to the batch, and the author is told only by the call that made
+the move, so a retried step never comments twice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from merge_assist import comments
+from merge_assist.comments import Transition
+from merge_assist.errors import ConflictError, NotFoundError
+from merge_assist.models import (
+    Batch,
+    MergeRequestState,
+    ProjectConfig,
+    Reason,
+    StatusCategory,
+)
+from merge_assist.recording import MAX_ATTEMPTS
+from merge_assist.triage import IN_FLIGHT, MAX_STRIKES
+from merge_assist.workflow.context import WorkflowContext
+
+Change = Callable[[MergeRequestState], MergeRequestState | None]
+
+
+def update(
+    ctx: WorkflowContext, project_id: int, iid: int, change: Change
+) -> MergeRequestState | None:
+    """Apply ``change`` (None: leave it) until it sticks; the saved state if it changed."""
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            state = ctx.store.get_merge_request(project_id, iid)
+        except NotFoundError:
+            return None
+        changed = change(state)
+        if changed is None or changed == state:
+            return None
+        try:
+            return ctx.store.save_merge_request(changed)
+        except ConflictError:
+            continue
+    raise ConflictError(f"!{iid} of project {project_id} kept changing")
+
+
+def tell(ctx: WorkflowContext, saved: MergeRequestState | None, transition: Transition) -> None:
+    if saved is not None:
+        ctx.gitlab.apply_transition(saved.project_id, saved.iid, transition)
+
+
+def belongs(state: MergeRequestState, batch: Batch) -> bool:
+    return state.batch_id == batch.id and state.status in IN_FLIGHT
+
+
+def current(ctx: WorkflowContext, batch: Batch, iid: int) -> MergeRequestState | None:
+    """The MR's state if it is still in this batch; None if it left (the dispatcher took
+    it out because it changed)."""
+    try:
+        state = ctx.store.get_merge_request(batch.project_id, iid)
+    except NotFoundError:
+        return None
+    return state if belongs(state, batch) else None
+
+
+def take(ctx: WorkflowContext, batch: Batch, iid: int) -> MergeRequestState | None:
+    """Queued → batching."""
+
+    def change(state: MergeRequestState) -> MergeRequestState | None:
+        if belongs(state, batch):
+            return state
+        if state.status is not StatusCategory.QUEUED or state.batch_id is not None:
+            return None
+        return state.model_copy(update={"status": StatusCategory.BATCHING, "batch_id": batch.id})
+
+    update(ctx, batch.project_id, iid, change)
+    return current(ctx, batch, iid)
+
+
+def mark_testing(ctx: WorkflowContext, batch: Batch, iid: int, **fields: object) -> bool:
+    """Batching → testing; True if this call made the move (tell the author then)."""
+
+    def change(state: MergeRequestState) -> MergeRequestState | None:
+        if not belongs(state, batch):
+            return None
+        return state.model_copy(update={"status": StatusCategory.TESTING, **fields})
+
+    before = current(ctx, batch, iid)
+    saved = update(ctx, batch.project_id, iid, change)
+    return saved is not None and before is not None and before.status is StatusCategory.BATCHING
+
+
+def set_fields(ctx: WorkflowContext, batch: Batch, iid: int, **fields: object) -> None:
+    def change(state: MergeRequestState) -> MergeRequestState | None:
+        return state.model_copy(update=fields) if belongs(state, batch) else None
+
+    update(ctx, batch.project_id, iid, change)
+
+
+def requeue(
+    ctx: WorkflowContext, config: ProjectConfig, batch: Batch, iid: int, why: str | None = None
+) -> None:
+    """Back in line where it stood: its ``ready_since`` is kept."""
+
+    def change(state: MergeRequestState) -> MergeRequestState | None:
+        if not belongs(state, batch):
+            return None
+        return state.model_copy(
+            update={"status": StatusCategory.QUEUED, "batch_id": None, "rebasing": False}
+        )
+
+    saved = update(ctx, batch.project_id, iid, change)
+    if why is not None:
+        tell(ctx, saved, comments.requeued(config, why))
+
+
+def hold_back(ctx: WorkflowContext, batch: Batch, iid: int, reason: Reason) -> None:
+    """Out of the batch until GitLab says more (the dispatcher triages it again then)."""
+
+    def change(state: MergeRequestState) -> MergeRequestState | None:
+        if not belongs(state, batch):
+            return None
+        return state.model_copy(
+            update={
+                "status": StatusCategory.NOT_READY,
+                "batch_id": None,
+                "ready_since": None,
+                "reasons": [reason],
+                "rebasing": False,
+            }
+        )
+
+    update(ctx, batch.project_id, iid, change)
+
+
+def reject(
+    ctx: WorkflowContext,
+    config: ProjectConfig,
+    batch: Batch,
+    iid: int,
+    reason: Reason,
+    *,
+    link: str | None = None,
+) -> None:
+    """Out of the queue with a reason and a strike; after ``MAX_STRIKES`` only a push by
+    its author brings it back."""
+
+    def change(state: MergeRequestState) -> MergeRequestState | None:
+        if not belongs(state, batch):
+            return None
+        return state.model_copy(
+            update={
+                "status": StatusCategory.REJECTED,
+                "batch_id": None,
+                "ready_since": None,
+                "reasons": [reason],
+                "strikes": state.strikes + 1,
+                "rebasing": False,
+            }
+        )
+
+    saved = update(ctx, batch.project_id, iid, change)
+    if saved is None:
+        return
+    if saved.strikes >= MAX_STRIKES:
+        reason = reason.model_copy(
+            update={
+                "message": f"{reason.message}. This is its {saved.strikes}th rejection: it "
+                "stays out of the queue until its author pushes a change"
+            }
+        )
+    tell(ctx, saved, comments.rejected(config, reason, link))
+
+
+def merged(
+    ctx: WorkflowContext, config: ProjectConfig, batch: Batch, iid: int, pipeline_url: str | None
+) -> None:
+    def change(state: MergeRequestState) -> MergeRequestState | None:
+        if state.status is StatusCategory.MERGED or not (
+            belongs(state, batch) or state.batch_id is None
+        ):
+            return None
+        return state.model_copy(
+            update={"status": StatusCategory.MERGED, "reasons": [], "rebasing": False}
+        )
+
+    saved = update(ctx, batch.project_id, iid, change)
+    tell(ctx, saved, comments.merged(config, batch.target_branch, pipeline_url))

@@ -1,0 +1,157 @@
+"""The batch strategy end to end: the real state machine in moto's interpreter, the real
+handlers, GitLab played by the simulator with real git and simulated CI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from local.stack import LocalStack, LocalStackConfig
+from merge_assist.models import BatchState, ReasonCode, StatusCategory
+from tests.e2e.merge_queue import Scenario
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    config = LocalStackConfig(
+        data_dir=tmp_path_factory.mktemp("local-stack"),
+        http_port=0,
+        web_dir=None,
+        pipeline_poll_seconds=5,
+    )
+    with LocalStack(config) as running:
+        yield running
+
+
+@pytest.fixture
+def scenario_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.node.name
+    return name.removeprefix("test_").replace("_", "-")[:40]
+
+
+def _batch_pipelines(scenario: Scenario) -> list[dict[str, object]]:
+    gitlab = scenario.stack.gitlab
+    assert gitlab is not None
+    with gitlab.store.lock:
+        return [
+            {"id": p.id, "sha": p.sha, "status": p.status}
+            for p in gitlab.store.pipelines.values()
+            if p.project_id == scenario.project.id and p.ref.startswith("merge-assist/batch/")
+        ]
+
+
+def test_a_green_batch_of_five_lands_as_one_tested_commit(
+    stack: LocalStack, scenario_name: str
+) -> None:
+    scenario = Scenario.open(stack, scenario_name, settings={"batch_size": 5})
+    try:
+        iids = [scenario.open_mr(f"feature/{n}", {f"src/f{n}.py": f"N = {n}\n"}) for n in range(5)]
+        scenario.wait_status(iids, StatusCategory.QUEUED)
+        scenario.start()
+        scenario.settle()
+
+        assert all(scenario.status(iid) is StatusCategory.MERGED for iid in iids)
+        [batch] = scenario.batches()
+        assert batch.state is BatchState.LANDED
+        assert batch.landed == iids
+        assert len(_batch_pipelines(scenario)) == 1  # one pipeline for five MRs
+        assert stack.gitlab is not None
+        assert stack.gitlab.branch_sha(scenario.project, "main") == batch.sha
+        for iid in iids:
+            assert scenario.gitlab_mr(iid)["state"] == "merged"
+            assert any("merged this merge request into `main`" in n for n in scenario.notes(iid))
+        scenario.assert_invariants()
+    finally:
+        scenario.close()
+
+
+def test_a_conflicting_mr_is_rejected_and_the_rest_land(
+    stack: LocalStack, scenario_name: str
+) -> None:
+    scenario = Scenario.open(stack, scenario_name, settings={"batch_size": 5})
+    try:
+        first = scenario.open_mr("feature/a", {"src/app.py": "VERSION = 2\n"})
+        clash = scenario.open_mr("feature/b", {"src/app.py": "VERSION = 3\n"})
+        last = scenario.open_mr("feature/c", {"docs/c.md": "c\n"})
+        scenario.wait_status([first, clash, last], StatusCategory.QUEUED)
+        scenario.start()
+        scenario.settle()
+
+        # The queue is in the order the MRs became ready: whichever of the two edits of
+        # src/app.py comes second in the batch is the one that conflicts.
+        order = scenario.batches()[0].merge_requests
+        if order.index(clash) < order.index(first):
+            first, clash = clash, first
+        assert scenario.status(first) is StatusCategory.MERGED
+        assert scenario.status(last) is StatusCategory.MERGED
+        rejected = scenario.state(clash)
+        assert rejected is not None
+        assert rejected.status is StatusCategory.REJECTED
+        assert [r.code for r in rejected.reasons] == [ReasonCode.CONFLICTS]
+        assert "`src/app.py`" in rejected.reasons[0].message
+        assert scenario.gitlab_mr(clash)["state"] == "opened"
+        assert "Merge Assist: Rejected" in scenario.gitlab_mr(clash)["labels"]
+        assert any("took this merge request out of the queue" in n for n in scenario.notes(clash))
+        scenario.assert_invariants()
+    finally:
+        scenario.close()
+
+
+def test_a_red_batch_is_bisected_to_its_culprit(stack: LocalStack, scenario_name: str) -> None:
+    # Each passes alone; together the pair fails (a semantic conflict).
+    scenario = Scenario.open(
+        stack,
+        scenario_name,
+        settings={"batch_size": 5},
+        conflict_pairs=[("src/cache.py", "src/eviction.py")],
+    )
+    try:
+        iids = [
+            scenario.open_mr("feature/cache", {"src/cache.py": "SIZE = 10\n"}),
+            scenario.open_mr("feature/b", {"src/b.py": "B = 1\n"}),
+            scenario.open_mr("feature/eviction", {"src/eviction.py": "LRU = True\n"}),
+            scenario.open_mr("feature/d", {"src/d.py": "D = 1\n"}),
+            scenario.open_mr("feature/e", {"src/e.py": "E = 1\n"}),
+        ]
+        scenario.wait_status(iids, StatusCategory.QUEUED)
+        scenario.start()
+        scenario.settle(timeout=120)
+
+        # Bisection blames whichever half of the pair comes second in the batch.
+        order = scenario.batches()[0].merge_requests
+        culprit = max(iids[0], iids[2], key=order.index)
+        position = order.index(culprit)
+
+        rejected = scenario.state(culprit)
+        assert rejected is not None
+        assert rejected.status is StatusCategory.REJECTED, [
+            (s.kind.value, s.merge_requests, s.status, s.sha and s.sha[:8], s.note)
+            for b in scenario.batches()
+            for s in b.steps
+        ]
+        assert [r.code for r in rejected.reasons] == [ReasonCode.CI_FAILED]
+        # The link is to the pipeline that failed with the culprit, not a later green one.
+        red = [
+            step.pipeline_url
+            for step in scenario.batches()[0].steps
+            if step.kind.value == "tested" and step.status == "failed"
+        ]
+        assert red
+        assert red[-1] is not None
+        assert red[-1] in rejected.reasons[0].message
+        for iid in iids:
+            if iid != culprit:
+                assert scenario.status(iid) is StatusCategory.MERGED, scenario.describe()
+        first = scenario.batches()[0]
+        kinds = [step.kind.value for step in first.steps]
+        assert "bisected" in kinds
+        assert first.landed == order[:position]
+        assert first.requeued == order[position + 1 :]
+        # ceil(log2(5)) + 1 pipelines find it; the two put back need one more.
+        assert len(_batch_pipelines(scenario)) <= 5
+        scenario.assert_invariants()
+    finally:
+        scenario.close()
