@@ -3,8 +3,10 @@ handlers, GitLab played by the simulator with real git and simulated CI."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
+import gitlab as python_gitlab
 import pytest
 
 from local.stack import LocalStack, LocalStackConfig
@@ -152,6 +154,97 @@ def test_a_red_batch_is_bisected_to_its_culprit(stack: LocalStack, scenario_name
         assert first.requeued == order[position + 1 :]
         # ceil(log2(5)) + 1 pipelines find it; the two put back need one more.
         assert len(_batch_pipelines(scenario)) <= 5
+        scenario.assert_invariants()
+    finally:
+        scenario.close()
+
+
+def test_retried_steps_of_a_landed_batch_change_nothing(
+    stack: LocalStack, scenario_name: str
+) -> None:
+    """Step Functions retries a task whose Lambda failed after acting: each step must see
+    what it already did and do nothing twice (invariant 3 for the workflow itself)."""
+    scenario = Scenario.open(stack, scenario_name, settings={"batch_size": 2})
+    try:
+        iids = [scenario.open_mr(f"feature/{n}", {f"src/r{n}.py": f"R = {n}\n"}) for n in range(2)]
+        scenario.wait_status(iids, StatusCategory.QUEUED)
+        scenario.start()
+        scenario.settle()
+        [batch] = scenario.batches()
+        assert stack.gitlab is not None
+        head = stack.gitlab.branch_sha(scenario.project, "main")
+        notes = {iid: len(scenario.notes(iid)) for iid in iids}
+        ref = {"project_id": scenario.project.id, "batch_id": batch.id}
+        run = {
+            **ref,
+            "target_branch": "main",
+            "pipeline_poll_seconds": 5,
+            "rebase_poll_seconds": 1,
+            "failed": False,
+        }
+        outcome = {"pipeline_id": batch.pipeline_id, "sha": batch.sha, "status": "success"}
+        again = [
+            ("workflow-select", run),
+            ("workflow-build", ref),
+            ("workflow-judge", {**ref, "pipeline": outcome}),
+            ("workflow-land", ref),
+            ("workflow-release", run),
+        ]
+        answers = {}
+        for function, payload in again:
+            response = stack.client("lambda").invoke(
+                FunctionName=stack.names.function(function), Payload=json.dumps(payload)
+            )
+            assert "FunctionError" not in response, function
+            answers[function] = json.loads(response["Payload"].read())
+
+        assert answers["workflow-select"]["empty"] is True
+        assert answers["workflow-build"]["next"] == "release"
+        assert answers["workflow-judge"]["next"] == "release"
+        assert answers["workflow-land"]["next"] == "release"
+        assert answers["workflow-release"]["next_batch"] is None
+        assert stack.gitlab.branch_sha(scenario.project, "main") == head
+        assert scenario.batches() == [batch]
+        assert {iid: len(scenario.notes(iid)) for iid in iids} == notes
+        assert all(scenario.status(iid) is StatusCategory.MERGED for iid in iids)
+        scenario.assert_invariants(replay=False)
+    finally:
+        scenario.close()
+
+
+def test_a_canceled_batch_pipeline_puts_its_mrs_back_in_line(
+    stack: LocalStack, scenario_name: str
+) -> None:
+    scenario = Scenario.open(stack, scenario_name, settings={"batch_size": 2})
+    gitlab = stack.gitlab
+    assert gitlab is not None
+    try:
+        iids = [scenario.open_mr(f"feature/{n}", {f"src/k{n}.py": f"K = {n}\n"}) for n in range(2)]
+        scenario.wait_status(iids, StatusCategory.QUEUED)
+        # Long enough to cancel it while it runs.
+        gitlab.set_pipeline_rules(scenario.project, duration_s=400)
+        scenario.start()
+        scenario.wait_status(iids, StatusCategory.TESTING)
+        first = scenario.batches()[0]
+
+        def batch_pipeline_running() -> bool:
+            return any(p["status"] == "running" for p in _batch_pipelines(scenario))
+
+        scenario.wait_for(batch_pipeline_running, "the batch pipeline to run")
+        project = python_gitlab.Gitlab(gitlab.url, private_token=gitlab.admin_token).projects.get(
+            scenario.project.id
+        )
+        [running] = [p for p in _batch_pipelines(scenario) if p["status"] == "running"]
+        gitlab.set_pipeline_rules(scenario.project, duration_s=20)
+        project.pipelines.get(running["id"]).cancel()
+        scenario.settle()
+
+        assert scenario.store.get_batch(first.id).state is BatchState.CANCELLED
+        assert all(scenario.status(iid) is StatusCategory.MERGED for iid in iids)
+        for iid in iids:
+            assert any("pipeline was canceled" in note for note in scenario.notes(iid))
+            assert not any("out of the queue" in note for note in scenario.notes(iid))
+        assert len(scenario.batches()) == 2
         scenario.assert_invariants()
     finally:
         scenario.close()
