@@ -154,3 +154,21 @@ def test_invoke_api_reaches_the_handler_and_reports_function_errors(stack: Local
     with pytest.raises(ClientError) as missing:
         lambda_client.invoke(FunctionName=f"{stack.names.prefix}-nope", Payload=b"{}")
     assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_a_new_batch_reclaims_mrs_held_by_a_batch_that_died(stack: LocalStack) -> None:
+    store = store_from_settings()
+    store.save_project(ProjectConfig(project_id=46, batch_size=5))
+    _queue(46, {1: 0, 2: 0})
+    # !1 was being tested by a batch whose execution died; its lock has expired.
+    held = store.get_merge_request(46, 1)
+    store.save_merge_request(
+        held.model_copy(update={"status": StatusCategory.TESTING, "batch_id": "46-main-dead"})
+    )
+
+    selection = _select(stack, 46, "46-main-next")
+
+    assert selection["merge_requests"] == [1, 2]
+    reclaimed = store.get_merge_request(46, 1)
+    assert reclaimed.batch_id == "46-main-next"
+    assert reclaimed.ready_since == held.ready_since

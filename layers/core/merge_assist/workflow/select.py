@@ -5,7 +5,14 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from merge_assist.errors import ConflictError, LockHeldError, NotFoundError
-from merge_assist.models import Batch, BatchStep, BatchStepKind, StatusCategory, Strategy
+from merge_assist.models import (
+    Batch,
+    BatchStep,
+    BatchStepKind,
+    MergeRequestState,
+    StatusCategory,
+    Strategy,
+)
 from merge_assist.queue import select_batch
 from merge_assist.workflow import members
 from merge_assist.workflow.context import WorkflowContext, WorkflowInput, batch_branch, lock_ttl
@@ -30,6 +37,7 @@ def select(ctx: WorkflowContext, run: WorkflowInput) -> Selection:
             )
         except LockHeldError:
             return Selection(empty=True, strategy=config.strategy, merge_requests=[])
+        _reclaim(ctx, run)
         queued = ctx.store.list_merge_requests(
             run.project_id, StatusCategory.QUEUED, run.target_branch
         )
@@ -60,3 +68,26 @@ def select(ctx: WorkflowContext, run: WorkflowInput) -> Selection:
     # Taken one by one: an MR that changed since it was listed stays where it is.
     taken = [iid for iid in batch.members if members.take(ctx, batch, iid) is not None]
     return Selection(empty=not taken, strategy=batch.strategy, merge_requests=taken)
+
+
+def _reclaim(ctx: WorkflowContext, run: WorkflowInput) -> None:
+    """MRs still held by a batch that is gone (its execution died without releasing them,
+    and its lock expired) go back in line: this batch holds the branch now, so no other
+    batch of the branch can be running."""
+    for status in (StatusCategory.BATCHING, StatusCategory.TESTING):
+        for held in ctx.store.list_merge_requests(run.project_id, status, run.target_branch):
+            if held.batch_id == run.batch_id:
+                continue
+
+            def back(
+                state: MergeRequestState, owner: str | None = held.batch_id
+            ) -> MergeRequestState | None:
+                if state.status not in (StatusCategory.BATCHING, StatusCategory.TESTING):
+                    return None
+                if state.batch_id != owner:
+                    return None
+                return state.model_copy(
+                    update={"status": StatusCategory.QUEUED, "batch_id": None, "rebasing": False}
+                )
+
+            members.update(ctx, run.project_id, held.iid, back)
