@@ -16,7 +16,7 @@ import pytest
 from local.stack import LocalStack
 from merge_assist.adapters.aws import store_from_settings
 from merge_assist.errors import NotFoundError
-from merge_assist.models import MergeRequestState
+from merge_assist.models import MergeRequestState, StatusCategory
 
 pytestmark = pytest.mark.e2e
 
@@ -162,3 +162,29 @@ def test_removing_a_project_removes_what_connecting_created(stack: LocalStack) -
     with pytest.raises(NotFoundError):
         store_from_settings().get_project(project.id)
     assert connected["webhook_url"].endswith("/webhook/gitlab")
+
+
+def test_resuming_a_paused_project_starts_its_queue(stack: LocalStack) -> None:
+    gitlab = stack.gitlab
+    assert gitlab is not None
+    project = _project(stack, "ledger")
+    gitlab.set_pipeline_rules(project, pending_s=1, duration_s=10)
+    _cli(stack, "add", "acme/ledger")
+    paused = _cli(stack, "config", "acme/ledger", "--pause")
+    assert paused["paused"] is True
+    iid = gitlab.create_merge_request(
+        project,
+        "feature/ledger",
+        "Add a ledger",
+        {"ledger.py": "L = []\n"},
+        assignees=[stack.bot_username],
+    )
+    _wait_for(lambda: _tracked(project.id, iid)().status is StatusCategory.QUEUED)
+    time.sleep(1.0)
+    assert store_from_settings().get_branch_lock(project.id, "main") is None
+
+    resumed = _cli(stack, "config", "acme/ledger", "--resume")
+
+    assert resumed["paused"] is False
+    _wait_for(lambda: _tracked(project.id, iid)().status is StatusCategory.MERGED, timeout=60)
+    assert gitlab.merge_request(project, iid)["state"] == "merged"

@@ -159,8 +159,40 @@ def run(args: argparse.Namespace) -> int:
         config = (
             update_project(store, project.id, changes) if changes else store.get_project(project.id)
         )
+        if changes and not config.paused:
+            # Resumed, or a queue setting changed: MRs already waiting need not wait for an
+            # event or the watcher.
+            _start_queues(context, store, project.id)
         _emit(args, config.model_dump(mode="json"), _config_text(config))
     return 0
+
+
+def _start_queues(context: AdminContext, store: Any, project_id: int) -> None:
+    import uuid
+
+    import boto3
+
+    from merge_assist.adapters.executions import StepFunctionsExecutions
+    from merge_assist.resources import MERGE_WORKFLOW, state_machine_arn
+    from merge_assist.settings import get_settings
+    from merge_assist.workflow.start import start_project
+
+    session = boto3.session.Session()
+    arn = state_machine_arn(
+        context.names,
+        MERGE_WORKFLOW,
+        region=session.region_name or "us-east-1",
+        account=session.client("sts").get_caller_identity()["Account"],
+    )
+    settings = get_settings()
+    start_project(
+        store,
+        StepFunctionsExecutions(state_machine_arn=arn),
+        project_id,
+        f"cli:{uuid.uuid4()}",
+        pipeline_poll_seconds=settings.pipeline_poll_seconds,
+        rebase_poll_seconds=settings.rebase_poll_seconds,
+    )
 
 
 def add_parser(commands: Any) -> None:
