@@ -152,6 +152,16 @@ def test_a_red_batch_is_bisected_to_its_culprit(stack: LocalStack, scenario_name
         assert "bisected" in kinds
         assert first.landed == order[:position]
         assert first.requeued == order[position + 1 :]
+        green = [
+            step.pipeline_url
+            for step in first.steps
+            if step.kind.value == "tested" and step.status == "success"
+        ]
+        assert green
+        assert green[-1] is not None
+        for iid in first.landed:
+            [merged_note] = [n for n in scenario.notes(iid) if "merged this merge request" in n]
+            assert green[-1] in merged_note
         # ceil(log2(5)) + 1 pipelines find it; the two put back need one more.
         assert len(_batch_pipelines(scenario)) <= 5
         scenario.assert_invariants()

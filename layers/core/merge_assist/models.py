@@ -250,8 +250,10 @@ class Batch(BaseModel):
     retrying: bool = False
     pipeline_id: int | None = None
     pipeline_url: str | None = None
-    # The pipeline of the shortest prefix seen failing: the culprit's evidence.
+    # The pipeline of the shortest prefix seen failing (the culprit's evidence) and of the
+    # longest seen passing (what lands).
     red_pipeline_url: str | None = None
+    green_pipeline_url: str | None = None
     parent_id: str | None = None
     state: BatchState = BatchState.BUILDING
     execution_name: str | None = None

@@ -151,6 +151,8 @@ def build(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
                 "testing_sha": built.sha,
                 "tested_length": len(included),
                 "bisection": None,
+                "red_pipeline_url": None,
+                "green_pipeline_url": None,
                 "retrying": False,
                 "land_length": 0,
                 "state": BatchState.TESTING,

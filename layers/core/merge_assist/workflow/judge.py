@@ -53,7 +53,9 @@ def judge_pipeline(ctx: WorkflowContext, request: JudgeInput) -> StepResult:
     )
     assert batch.tested_length is not None
     # Bisection narrows down to the shortest red prefix; its pipeline shows the failure.
-    red_url = batch.red_pipeline_url if result.status == verdicts.PASSED else result.web_url
+    passed = result.status == verdicts.PASSED
+    red_url = batch.red_pipeline_url if passed else result.web_url
+    green_url = result.web_url if passed else batch.green_pipeline_url
     decided = verdicts.judge(
         _order(batch),
         batch.tested_length,
@@ -77,6 +79,7 @@ def judge_pipeline(ctx: WorkflowContext, request: JudgeInput) -> StepResult:
         "pipeline_id": result.pipeline_id,
         "pipeline_url": result.web_url,
         "red_pipeline_url": red_url,
+        "green_pipeline_url": green_url,
     }
     steps = [tested_step]
     if decided.rejected:

@@ -75,7 +75,7 @@ def land(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
         )
     landed = [mr.iid for mr in landing]
     for iid in landed:
-        members.merged(ctx, config, batch, iid, batch.pipeline_url)
+        members.merged(ctx, config, batch, iid, batch.green_pipeline_url)
     save(
         ctx,
         batch,
@@ -84,7 +84,7 @@ def land(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
             kind=BatchStepKind.LANDED,
             sha=batch.build.prefix_sha(batch.land_length),
             merge_requests=landed,
-            pipeline_url=batch.pipeline_url,
+            pipeline_url=batch.green_pipeline_url,
             note=note,
         ),
     )

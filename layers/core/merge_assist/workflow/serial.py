@@ -132,7 +132,7 @@ def land_serial(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
             )
             _record_rejected(ctx, batch, iid, str(refused))
             return StepResult(next=Next.RELEASE)
-    members.merged(ctx, config, batch, iid, batch.pipeline_url)
+    members.merged(ctx, config, batch, iid, batch.green_pipeline_url)
     save(
         ctx,
         batch,
@@ -141,7 +141,7 @@ def land_serial(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
             kind=BatchStepKind.LANDED,
             sha=batch.sha,
             merge_requests=[iid],
-            pipeline_url=batch.pipeline_url,
+            pipeline_url=batch.green_pipeline_url,
         ),
     )
     return StepResult(next=Next.RELEASE)
