@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import gitlab as python_gitlab
 import pytest
@@ -34,7 +35,7 @@ def scenario_name(request: pytest.FixtureRequest) -> str:
     return name.removeprefix("test_").replace("_", "-")[:40]
 
 
-def _batch_pipelines(scenario: Scenario) -> list[dict[str, object]]:
+def _batch_pipelines(scenario: Scenario) -> list[dict[str, Any]]:
     gitlab = scenario.stack.gitlab
     assert gitlab is not None
     with gitlab.store.lock:
