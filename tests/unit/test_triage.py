@@ -35,6 +35,7 @@ def _state(
     if status is StatusCategory.QUEUED:
         fields["ready_since"] = NOW - timedelta(hours=1)
     fields.update(changes)
+    fields.setdefault("bot_assigned", BOT in fields["assignee_ids"])  # type: ignore[operator]
     return MergeRequestState.model_validate(fields)
 
 
@@ -245,6 +246,38 @@ def test_a_rejected_mr_waits_for_a_push_or_a_reassignment() -> None:
     assert pushed.state.status is StatusCategory.QUEUED
     assert pushed.state.strikes == 0
     assert reassigned.state.status is StatusCategory.QUEUED
+
+
+def test_a_push_already_recorded_from_its_webhook_is_still_a_push() -> None:
+    # The dispatcher records the event (the new head) before triage judges it.
+    recorded = _state(StatusCategory.REJECTED, strikes=2, sha="d" * 40, judged_sha=SHA)
+
+    result = triage(recorded, _facts(), CONFIG, BOT, NOW, head_sha="d" * 40, queue_position=1)
+
+    assert result.state.status is StatusCategory.QUEUED
+    assert result.state.strikes == 0
+    assert result.state.judged_sha == "d" * 40
+
+
+def test_an_unassignment_and_reassignment_requeues_a_rejected_mr() -> None:
+    rejected = _state(StatusCategory.REJECTED, strikes=1)
+
+    unassigned = triage(
+        rejected, _facts(assignee_ids=[]), CONFIG, BOT, NOW, head_sha=SHA, queue_position=1
+    )
+    # The assignment event has recorded the bot among the assignees already.
+    again = triage(
+        unassigned.state.model_copy(update={"assignee_ids": [BOT]}),
+        _facts(),
+        CONFIG,
+        BOT,
+        NOW,
+        head_sha=SHA,
+        queue_position=1,
+    )
+
+    assert unassigned.state.status is StatusCategory.REJECTED
+    assert again.state.status is StatusCategory.QUEUED
 
 
 def test_three_strikes_need_a_push() -> None:

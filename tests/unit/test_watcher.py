@@ -96,3 +96,18 @@ def test_the_same_divergence_gets_the_same_key_and_a_new_one_a_new_key() -> None
     assert first == again
     assert first != moved
     assert len(first) <= 128
+
+
+def test_a_held_back_mr_that_gitlab_would_merge_now_is_judged_again() -> None:
+    # Its branch pipeline passed, and that pipeline's webhook named no MR (or was lost).
+    mergeable = _snapshot(1, detailed_merge_status="mergeable", head_pipeline_id=9)
+    running = _snapshot(1, detailed_merge_status="ci_still_running", head_pipeline_id=9)
+
+    assert differs(mergeable, _state(1))
+    assert not differs(running, _state(1))
+    assert not differs(mergeable, _state(1, status="queued", ready_since="2026-01-01T00:00:00Z"))
+    # The same view of GitLab is queued once; a new pipeline is a new view.
+    assert reconcile_key(3, mergeable) == reconcile_key(3, mergeable)
+    assert reconcile_key(3, mergeable) != reconcile_key(
+        3, mergeable.model_copy(update={"head_pipeline_id": 10})
+    )

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from merge_assist.errors import ConflictError, NotFoundError
-from merge_assist.events import QueueEvent
+from merge_assist.events import EventKind, QueueEvent
 from merge_assist.models import MergeRequestState, ProjectConfig, StatusCategory
-from merge_assist.pipeline_wait import PipelineOutcome, resume_waiting
+from merge_assist.pipeline_wait import PipelineOutcome, outcome, resume_waiting
 from merge_assist.ports import Clock, Executions, GitLabGateway, Store
 from merge_assist.queue import queue_order
 from merge_assist.readiness import MergeRequestFacts
@@ -74,7 +74,28 @@ class Dispatcher:
         resumed = resume_waiting(self.store, self.executions, event)
         recorded = record_event(self.store, event)
         if recorded is None:
+            for waiting in self._waiting_for_branch_pipeline(event):
+                self._judge(event, waiting)
             return Dispatched(resumed, None, told=False)
+        return self._judge(event, recorded, resumed=resumed)
+
+    def _waiting_for_branch_pipeline(self, event: QueueEvent) -> list[MergeRequestState]:
+        """A branch pipeline's webhook names no MR, yet it may be the head pipeline an MR
+        waits for: the not-ready MRs whose source branch and head it ran for."""
+        pipeline = event.pipeline
+        if event.kind is not EventKind.PIPELINE or pipeline is None or pipeline.ref is None:
+            return []
+        if outcome(pipeline) is None:
+            return []
+        return [
+            state
+            for state in self.store.list_merge_requests(event.project_id, StatusCategory.NOT_READY)
+            if state.source_branch == pipeline.ref and state.sha == pipeline.sha
+        ]
+
+    def _judge(
+        self, event: QueueEvent, recorded: MergeRequestState, *, resumed: bool = False
+    ) -> Dispatched:
         try:
             config = self.store.get_project(event.project_id)
         except NotFoundError:

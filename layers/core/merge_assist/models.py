@@ -155,6 +155,11 @@ class MergeRequestState(BaseModel):
     batch_id: str | None = None
     # The serial workflow asked GitLab to rebase it: its next new head is expected.
     rebasing: bool = False
+    # What the queue last judged: the head it saw and whether the bot was assigned then.
+    # Events record what GitLab says as it comes (``sha``, ``assignee_ids``); comparing
+    # GitLab's view with these tells a push or a reassignment apart.
+    judged_sha: str | None = None
+    bot_assigned: bool = False
     # What GitLab last told us, by webhook or by the watcher.
     gitlab_state: str | None = None
     draft: bool = False
@@ -246,8 +251,10 @@ class Batch(BaseModel):
     landed: list[int] = Field(default_factory=list)
     rejected: list[int] = Field(default_factory=list)
     requeued: list[int] = Field(default_factory=list)
-    # The pipeline now awaited reruns the last one (a flaky retry).
+    # The pipeline now awaited reruns the last one (a flaky retry) ...
     retrying: bool = False
+    # ... so an answer from a pipeline of ``testing_sha`` older than this one is stale.
+    pipeline_floor: int | None = None
     pipeline_id: int | None = None
     pipeline_url: str | None = None
     # The pipeline of the shortest prefix seen failing (the culprit's evidence) and of the

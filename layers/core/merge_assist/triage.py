@@ -43,13 +43,17 @@ def triage(
 ) -> Triage:
     """``head_sha``: the MR's head as GitLab reports it; ``queue_position``: where it would
     stand (1-based) if queued now, for the comment."""
-    if state.status in IN_FLIGHT and state.rebasing and head_sha != state.sha:
+    judged = state.judged_sha or state.sha
+    if state.status in IN_FLIGHT and state.rebasing and head_sha != judged:
         # The serial workflow's own rebase: the new head is the one it will test.
-        state = state.model_copy(update={"sha": head_sha, "rebasing": False})
-    pushed = head_sha != state.sha
+        state = state.model_copy(update={"judged_sha": head_sha, "rebasing": False})
+        judged = head_sha
+    pushed = head_sha != judged
     seen = state.model_copy(
         update={
             "sha": head_sha,
+            "judged_sha": head_sha,
+            "bot_assigned": bot_user_id in facts.assignee_ids,
             "gitlab_state": facts.state,
             "draft": facts.draft,
             "labels": facts.labels,
@@ -204,4 +208,4 @@ def _asked_to_merge(reasons: list[Reason], state: MergeRequestState) -> bool:
 
 
 def _reassigned(state: MergeRequestState, facts: MergeRequestFacts, bot_user_id: int) -> bool:
-    return bot_user_id in facts.assignee_ids and bot_user_id not in state.assignee_ids
+    return bot_user_id in facts.assignee_ids and not state.bot_assigned

@@ -25,6 +25,10 @@ OPEN_CATEGORIES = (
 def differs(snapshot: MergeRequestSnapshot, state: MergeRequestState | None) -> bool:
     if state is None:
         return True
+    if state.status is StatusCategory.NOT_READY and snapshot.detailed_merge_status == "mergeable":
+        # GitLab would merge it now: what held it back (a pipeline, an approval) has changed,
+        # possibly without a webhook that names the MR (a branch pipeline's does not).
+        return True
     return (
         snapshot.sha != state.sha
         or snapshot.state != state.gitlab_state
@@ -46,6 +50,8 @@ def reconcile_key(project_id: int, snapshot: MergeRequestSnapshot) -> str:
             snapshot.target_branch,
             sorted(snapshot.labels),
             sorted(snapshot.assignee_ids),
+            snapshot.detailed_merge_status,
+            snapshot.head_pipeline_id,
         ]
     )
     return "reconcile:" + hashlib.sha256(seen.encode()).hexdigest()

@@ -154,6 +154,7 @@ def build(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
                 "red_pipeline_url": None,
                 "green_pipeline_url": None,
                 "retrying": False,
+                "pipeline_floor": None,
                 "land_length": 0,
                 "state": BatchState.TESTING,
             }

@@ -38,10 +38,10 @@ def judge_pipeline(ctx: WorkflowContext, request: JudgeInput) -> StepResult:
     if result.status == verdicts.CHANGED or gone:
         # An MR under test changed: what was tested is not what would land.
         return _rebuild(ctx, batch, gone)
-    if result.sha != batch.testing_sha:
-        return _resume_from(
-            ctx, batch, config
-        )  # the answer to an earlier wait; the current one goes on
+    if result.sha != batch.testing_sha or _older(result, batch.pipeline_floor):
+        # The answer to an earlier wait, or the first run's answer (again) while its flaky
+        # retry runs: the current wait goes on.
+        return _resume_from(ctx, batch, config)
 
     tested_step = BatchStep(
         kind=BatchStepKind.TESTED,
@@ -114,9 +114,10 @@ def judge_pipeline(ctx: WorkflowContext, request: JudgeInput) -> StepResult:
     length = decided.test_length
     sha = _prefix_sha(batch, length)
     ref = _test_ref(batch)
+    floor = None
     if decided.retry:
         # The same commit again: a new pipeline for it, not a push.
-        ctx.gitlab.create_pipeline(batch.project_id, ref)
+        floor = ctx.gitlab.create_pipeline(batch.project_id, ref).id
         steps.append(BatchStep(kind=BatchStepKind.RETRIED, sha=sha, note="flaky retry"))
     else:
         ctx.repository(config).push(ref, sha, expected_old_sha=None, force=True)
@@ -137,6 +138,7 @@ def judge_pipeline(ctx: WorkflowContext, request: JudgeInput) -> StepResult:
                 "tested_length": length,
                 "testing_sha": sha,
                 "retrying": decided.retry,
+                "pipeline_floor": floor,
                 "retries_left": b.retries_left - (1 if decided.retry else 0),
             }
         ),
@@ -145,6 +147,10 @@ def judge_pipeline(ctx: WorkflowContext, request: JudgeInput) -> StepResult:
     return StepResult(
         next=Next.TEST, sha=sha, ref=ref, deadline=pipeline_deadline(ctx.clock.now(), config)
     )
+
+
+def _older(result: PipelineOutcome, floor: int | None) -> bool:
+    return floor is not None and result.pipeline_id is not None and result.pipeline_id < floor
 
 
 def _order(batch: Batch) -> list[int]:

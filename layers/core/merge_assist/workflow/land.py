@@ -117,7 +117,7 @@ def _publish_rebased_heads(
         if mr.tip_sha in (mr.head_sha, snapshot.sha) or snapshot.state == "merged":
             continue
         assert snapshot.source_branch is not None
-        members.set_fields(ctx, batch, mr.iid, sha=mr.tip_sha)
+        members.set_fields(ctx, batch, mr.iid, sha=mr.tip_sha, judged_sha=mr.tip_sha)
         repository.push(
             snapshot.source_branch, mr.tip_sha, expected_old_sha=mr.head_sha, force=True
         )

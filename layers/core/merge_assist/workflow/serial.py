@@ -72,7 +72,7 @@ def check_rebase(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
     assert snapshot.sha is not None
     assert snapshot.source_branch is not None
     sha, branch = snapshot.sha, snapshot.source_branch
-    members.set_fields(ctx, batch, iid, sha=sha, rebasing=False)
+    members.set_fields(ctx, batch, iid, sha=sha, judged_sha=sha, rebasing=False)
     if members.mark_testing(ctx, batch, iid):
         members.tell(
             ctx,
@@ -90,6 +90,7 @@ def check_rebase(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
                 "tested_length": 1,
                 "bisection": None,
                 "retrying": False,
+                "pipeline_floor": None,
                 "state": BatchState.TESTING,
             }
         ),
