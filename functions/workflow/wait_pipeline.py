@@ -23,13 +23,19 @@ class WaitForPipelineInput(BaseModel):
     sha: str = Field(min_length=7, max_length=64)
     task_token: str = Field(min_length=1)
     timeout_seconds: int = Field(gt=0, le=7 * 24 * 3600)
+    batch_id: str | None = Field(default=None, min_length=1, max_length=80)
 
 
 @logger.inject_lambda_context
 @event_parser(model=WaitForPipelineInput)
 def handler(event: WaitForPipelineInput, context: LambdaContext) -> dict[str, Any]:
     finished = register_wait(
-        workflow_context(), event.project_id, event.sha, event.task_token, event.timeout_seconds
+        workflow_context(),
+        event.project_id,
+        event.sha,
+        event.task_token,
+        timeout_seconds=event.timeout_seconds,
+        batch_id=event.batch_id,
     )
     logger.info(
         "waiting for pipeline", project_id=event.project_id, sha=event.sha, finished=finished

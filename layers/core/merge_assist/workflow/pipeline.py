@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel
 
 from merge_assist.pipeline_wait import PipelineOutcome, outcome
-from merge_assist.verdict import TIMED_OUT
+from merge_assist.verdict import CHANGED, TIMED_OUT
+from merge_assist.workflow import members
 from merge_assist.workflow.context import WorkflowContext
 
 
@@ -23,17 +24,38 @@ class PipelineCheck(BaseModel):
 
 
 def register_wait(
-    ctx: WorkflowContext, project_id: int, sha: str, task_token: str, timeout_seconds: int
+    ctx: WorkflowContext,
+    project_id: int,
+    sha: str,
+    task_token: str,
+    *,
+    timeout_seconds: int,
+    batch_id: str | None = None,
 ) -> bool:
-    """True if the pipeline had already finished and the wait was resumed right away."""
+    """True if the wait was resumed right away: the pipeline had already finished, or an MR
+    of the batch left it while no wait was registered (the dispatcher found no token to
+    interrupt then)."""
     ctx.store.put_task_token(project_id, sha, task_token, timedelta(seconds=timeout_seconds))
-    pipelines = ctx.gitlab.pipelines_for_sha(project_id, sha)
-    finished = outcome(pipelines[0]) if pipelines else None
+    finished = _member_left(ctx, batch_id, sha)
+    if finished is None:
+        pipelines = ctx.gitlab.pipelines_for_sha(project_id, sha)
+        finished = outcome(pipelines[0]) if pipelines else None
     if finished is None:
         return False
     ctx.executions.resume(task_token, finished.model_dump(mode="json"))
     ctx.store.delete_task_token(project_id, sha, task_token)
     return True
+
+
+def _member_left(ctx: WorkflowContext, batch_id: str | None, sha: str) -> PipelineOutcome | None:
+    if batch_id is None:
+        return None
+    batch = ctx.store.get_batch(batch_id)
+    order = batch.build.included_iids if batch.build is not None else batch.members[:1]
+    tested = order[: batch.tested_length or 0]
+    if all(members.current(ctx, batch, iid) is not None for iid in tested):
+        return None
+    return PipelineOutcome(sha=sha, status=CHANGED)
 
 
 def check_pipeline(
