@@ -233,37 +233,47 @@ class Scenario:
             len(self.batches()),
         )
 
+    def deliveries(self) -> list[Any]:
+        """Every webhook delivery GitLab made (or dropped) for this project, oldest first."""
+        gitlab = self.stack.gitlab
+        assert gitlab is not None
+        with gitlab.store.lock:
+            hooks = {h.id for h in gitlab.store.hooks.values() if h.project_id == self.project.id}
+            return [d for d in gitlab.store.deliveries.values() if d.hook_id in hooks]
+
+    def deliver_anew(self, delivery: Any) -> None:
+        """The same event delivered anew (new event UUID and Idempotency-Key), as GitLab does
+        when it retries a delivery it thinks failed."""
+        gitlab = self.stack.gitlab
+        assert gitlab is not None
+        with gitlab.store.lock:
+            hook = gitlab.store.hooks[delivery.hook_id]
+        response = requests.post(
+            hook.url,
+            json=delivery.body,
+            headers={
+                "X-Gitlab-Event": delivery.event_name,
+                "X-Gitlab-Token": hook.token,
+                "X-Gitlab-Event-UUID": str(uuid.uuid4()),
+                "Idempotency-Key": str(uuid.uuid4()),
+            },
+            timeout=10,
+        )
+        assert response.status_code in (200, 202), response.text
+
     def _assert_replays_change_nothing(self) -> None:
         """Every delivery again: first as GitLab's "Resend" (same Idempotency-Key), then as
         new deliveries of the same events, newest first."""
         gitlab = self.stack.gitlab
         assert gitlab is not None
         before = self._snapshot()
-        with gitlab.store.lock:
-            hooks = {
-                hook.id: hook
-                for hook in gitlab.store.hooks.values()
-                if hook.project_id == self.project.id
-            }
-            deliveries = [d for d in gitlab.store.deliveries.values() if d.hook_id in hooks]
+        deliveries = self.deliveries()
         assert deliveries
         for delivery in deliveries:
             gitlab.resend_delivery(delivery.id)
         assert gitlab.wait_idle()
         for delivery in reversed(deliveries):
-            hook = hooks[delivery.hook_id]
-            response = requests.post(
-                hook.url,
-                json=delivery.body,
-                headers={
-                    "X-Gitlab-Event": delivery.event_name,
-                    "X-Gitlab-Token": hook.token,
-                    "X-Gitlab-Event-UUID": str(uuid.uuid4()),
-                    "Idempotency-Key": str(uuid.uuid4()),
-                },
-                timeout=10,
-            )
-            assert response.status_code in (200, 202), response.text
+            self.deliver_anew(delivery)
         self._wait_queue_drained()
         time.sleep(1.0)  # a batch the replay wrongly started would have taken its lock
         self.wait_for(self.idle, "the replay to settle", 30)

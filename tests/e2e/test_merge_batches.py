@@ -4,35 +4,19 @@ handlers, GitLab played by the simulator with real git and simulated CI."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import gitlab as python_gitlab
 import pytest
 
-from local.stack import LocalStack, LocalStackConfig
+from local.stack import LocalStack
 from merge_assist.models import BatchState, ReasonCode, StatusCategory
 from tests.e2e.merge_queue import Scenario
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    config = LocalStackConfig(
-        data_dir=tmp_path_factory.mktemp("local-stack"),
-        http_port=0,
-        web_dir=None,
-        pipeline_poll_seconds=5,
-    )
-    with LocalStack(config) as running:
-        yield running
-
-
-@pytest.fixture
-def scenario_name(request: pytest.FixtureRequest) -> str:
-    name: str = request.node.name
-    return name.removeprefix("test_").replace("_", "-")[:40]
+STACK_SETTINGS = {"web_dir": None, "pipeline_poll_seconds": 5}
 
 
 def _batch_pipelines(scenario: Scenario) -> list[dict[str, Any]]:

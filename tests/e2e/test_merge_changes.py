@@ -7,18 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import gitlab
 import pytest
-import requests
 
 from local.gitlab_sim import GitLabSimulator
-from local.gitlab_sim.models import Delivery, Hook
-from local.stack import LocalStack, LocalStackConfig
+from local.stack import LocalStack
 from merge_assist.models import Batch, BatchState, BatchStep, ReasonCode, StatusCategory
 from tests.e2e.merge_queue import Scenario
 
@@ -41,22 +37,7 @@ NOT_READY_LABEL = "Merge Assist: Not Ready"
 READY_LABEL = "Merge Assist: Ready to Merge"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    config = LocalStackConfig(
-        data_dir=tmp_path_factory.mktemp("local-stack"),
-        http_port=0,
-        web_dir=None,
-        pipeline_poll_seconds=POLL_SECONDS,
-    )
-    with LocalStack(config) as running:
-        yield running
-
-
-@pytest.fixture
-def scenario_name(request: pytest.FixtureRequest) -> str:
-    name: str = request.node.name
-    return name.removeprefix("test_").replace("_", "-")[:40]
+STACK_SETTINGS = {"web_dir": None, "pipeline_poll_seconds": POLL_SECONDS}
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -131,22 +112,6 @@ def _wait_testing(scenario: Scenario, timeout: float = 60) -> Batch:
     return found[0]
 
 
-def _project_deliveries(scenario: Scenario) -> list[tuple[Hook, Delivery]]:
-    """(hook, delivery) for every webhook delivery of the scenario's project so far."""
-    gitlab_sim = _sim(scenario.stack)
-    with gitlab_sim.store.lock:
-        hooks = {
-            hook.id: hook
-            for hook in gitlab_sim.store.hooks.values()
-            if hook.project_id == scenario.project.id
-        }
-        return [
-            (hooks[d.hook_id], d)
-            for d in gitlab_sim.store.deliveries.values()
-            if d.hook_id in hooks
-        ]
-
-
 def _queue_empty(scenario: Scenario) -> bool:
     sqs = scenario.stack.client("sqs")
     url = sqs.get_queue_url(QueueName=scenario.stack.names.project_queue(scenario.project.id))[
@@ -168,7 +133,7 @@ def _wait_caught_up(scenario: Scenario, timeout: float = 30) -> None:
     def delivered() -> bool:
         return all(
             delivery.sent or delivery.dropped or delivery.error
-            for _, delivery in _project_deliveries(scenario)
+            for delivery in scenario.deliveries()
         )
 
     def caught_up() -> bool:
@@ -463,23 +428,12 @@ def test_webhooks_replayed_and_reordered_mid_batch_change_nothing(
 
         # Everything GitLab sent so far, again: as "Resend" (same Idempotency-Key), then as
         # new deliveries of the same events, newest first.
-        deliveries = _project_deliveries(scenario)
+        deliveries = scenario.deliveries()
         assert len(deliveries) > 10
-        for _, delivery in deliveries:
+        for delivery in deliveries:
             gitlab_sim.resend_delivery(delivery.id)
-        for hook, delivery in reversed(deliveries):
-            response = requests.post(
-                hook.url,
-                json=delivery.body,
-                headers={
-                    "X-Gitlab-Event": delivery.event_name,
-                    "X-Gitlab-Token": hook.token,
-                    "X-Gitlab-Event-UUID": str(uuid.uuid4()),
-                    "Idempotency-Key": str(uuid.uuid4()),
-                },
-                timeout=10,
-            )
-            assert response.status_code in (200, 202), response.text
+        for delivery in reversed(deliveries):
+            scenario.deliver_anew(delivery)
         # All of it reached Merge Assist while the batch still tested.
         original = _pipelines(scenario, first.testing_sha)
         assert all(p["status"] == "running" for p in original), (original, _steps(scenario))
@@ -553,7 +507,7 @@ def test_a_lost_pipeline_webhook_costs_one_poll_interval(
         [pipeline] = [p for p in _pipelines(scenario, batch.sha) if p["status"] == "success"]
         dropped = [
             d
-            for _, d in _project_deliveries(scenario)
+            for d in scenario.deliveries()
             if d.event_name == "Pipeline Hook"
             and d.body["object_attributes"]["id"] == pipeline["id"]
         ]

@@ -5,17 +5,15 @@ on its own simulator project against the real state machine and handlers."""
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import pytest
-import requests
 from dulwich.objects import Commit
 
 from local.invariants import untested_landings
-from local.stack import LocalStack, LocalStackConfig
+from local.stack import LocalStack
 from merge_assist.errors import ConflictError
 from merge_assist.models import (
     Batch,
@@ -40,21 +38,9 @@ REJECTED_NOTE = "took this merge request out of the queue"
 MERGED_NOTE = "merged this merge request into `main`"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    # Pipeline waits fall back to polling GitLab after the default 30 s: in these scenarios
-    # every pipeline's outcome arrives by webhook (or is found when the wait starts).
-    config = LocalStackConfig(
-        data_dir=tmp_path_factory.mktemp("local-stack"), http_port=0, web_dir=None
-    )
-    with LocalStack(config) as running:
-        yield running
-
-
-@pytest.fixture
-def scenario_name(request: pytest.FixtureRequest) -> str:
-    name: str = request.node.name
-    return name.removeprefix("test_").replace("_", "-")[:40]
+# Pipeline waits fall back to polling GitLab after the default 30 s: in these scenarios
+# every pipeline's outcome arrives by webhook (or is found when the wait starts).
+STACK_SETTINGS = {"web_dir": None}
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -308,27 +294,6 @@ def _pipeline_delivery(scenario: Scenario, pipeline_id: int | None, status: str)
     return found[0]
 
 
-def _deliver_again(scenario: Scenario, delivery: Any) -> None:
-    """The same event delivered anew (new event UUID and Idempotency-Key), as GitLab does
-    when it retries a delivery it thinks failed."""
-    gitlab = scenario.stack.gitlab
-    assert gitlab is not None
-    with gitlab.store.lock:
-        hook = gitlab.store.hooks[delivery.hook_id]
-    response = requests.post(
-        hook.url,
-        json=delivery.body,
-        headers={
-            "X-Gitlab-Event": delivery.event_name,
-            "X-Gitlab-Token": hook.token,
-            "X-Gitlab-Event-UUID": str(uuid.uuid4()),
-            "Idempotency-Key": str(uuid.uuid4()),
-        },
-        timeout=10,
-    )
-    assert response.status_code in (200, 202), response.text
-
-
 def _assert_retried_and_merged(scenario: Scenario, iid: int) -> None:
     """One red run, one retry of the same commit that passed and landed; no strike, no
     rejection, no comment saying otherwise."""
@@ -400,7 +365,7 @@ def test_a_flaky_batch_pipeline_is_retried_and_merges_only_where_flaky_retries_a
         retrying.wait_for(partial(_retry_is_waiting, retrying), "the retry's pipeline wait")
         [first_run] = [s for s in retrying.batches()[0].steps if s.kind is BatchStepKind.TESTED]
         assert first_run.status == "failed"
-        _deliver_again(retrying, _pipeline_delivery(retrying, first_run.pipeline_id, "failed"))
+        retrying.deliver_anew(_pipeline_delivery(retrying, first_run.pipeline_id, "failed"))
         retrying.settle()
         strict.settle()
 
