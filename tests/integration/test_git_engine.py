@@ -20,10 +20,15 @@ from merge_assist.adapters.git_engine import (
     PushRejected,
     RefNotFound,
     RemoteMoved,
+)
+from merge_assist.batch_plan import (
+    BatchBuild,
+    BatchMember,
+    GitIdentity,
+    MergeMethod,
     branch_ref,
     merge_request_ref,
 )
-from merge_assist.batch_plan import BatchBuild, BatchMember, GitIdentity, MergeMethod
 
 PROJECT = "g/app"
 BOT = GitIdentity(name="Merge Assist", email="merge-assist@example.com")

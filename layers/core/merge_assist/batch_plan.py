@@ -23,6 +23,15 @@ class MergeMethod(StrEnum):
     FF = "ff"
 
 
+def branch_ref(branch: str) -> str:
+    return branch if branch.startswith("refs/") else f"refs/heads/{branch}"
+
+
+def merge_request_ref(iid: int) -> str:
+    """Where GitLab publishes an MR's head, fetchable without access to its source project."""
+    return f"refs/merge-requests/{iid}/head"
+
+
 class GitIdentity(BaseModel):
     model_config = ConfigDict(frozen=True)
 

@@ -282,6 +282,19 @@ class Batch(BaseModel):
         gone = {*self.dropped, *self.rejected, *self.requeued}
         return [iid for iid in self.merge_requests if iid not in gone]
 
+    @property
+    def order(self) -> list[int]:
+        """The MRs in the order the tested commits hold them: the built batch's, or the one
+        MR a serial batch tests."""
+        if self.strategy is Strategy.SERIAL:
+            return self.members[:1]
+        return list(self.build.included_iids) if self.build is not None else self.members
+
+    @property
+    def tested(self) -> list[int]:
+        """The MRs the awaited pipeline tests: a prefix of ``order``."""
+        return self.order[: self.tested_length or 0]
+
 
 class BranchLock(BaseModel):
     """Held by the one batch that runs for a project's target branch."""

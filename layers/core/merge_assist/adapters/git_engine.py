@@ -28,6 +28,7 @@ from merge_assist.batch_plan import (
     IncludedMergeRequest,
     MergeMethod,
     RejectedMergeRequest,
+    branch_ref,
     merge_commit_message,
 )
 from merge_assist.errors import GitError, PushRejected, RefNotFound, RemoteMoved
@@ -54,14 +55,6 @@ __all__ = [
     "RefNotFound",
     "RemoteMoved",
 ]
-
-
-def branch_ref(branch: str) -> str:
-    return branch if branch.startswith("refs/") else f"refs/heads/{branch}"
-
-
-def merge_request_ref(iid: int) -> str:
-    return f"refs/merge-requests/{iid}/head"
 
 
 def _oid(sha: str) -> ObjectID:

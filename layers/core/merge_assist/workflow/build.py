@@ -4,7 +4,7 @@ the batch branch, with the batch MR whose pipeline tests it."""
 from __future__ import annotations
 
 from merge_assist import comments
-from merge_assist.batch_plan import BatchMember, MergeMethod
+from merge_assist.batch_plan import BatchMember, MergeMethod, branch_ref, merge_request_ref
 from merge_assist.models import (
     Batch,
     BatchState,
@@ -28,14 +28,6 @@ from merge_assist.workflow.context import (
 # A batch whose target keeps moving (or whose MRs keep changing) gives up after this many
 # builds; its MRs keep their place for the next batch.
 MAX_BUILDS = 8
-
-
-def branch_ref(branch: str) -> str:
-    return f"refs/heads/{branch}"
-
-
-def merge_request_ref(iid: int) -> str:
-    return f"refs/merge-requests/{iid}/head"
 
 
 def build(ctx: WorkflowContext, ref: BatchRef) -> StepResult:

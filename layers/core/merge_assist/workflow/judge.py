@@ -33,7 +33,7 @@ def judge_pipeline(ctx: WorkflowContext, request: JudgeInput) -> StepResult:
     if batch.state is not BatchState.TESTING:
         # A retried step whose first run already acted: carry on from where the batch is.
         return _resume_from(ctx, batch, config)
-    tested = _tested(batch)
+    tested = batch.tested
     gone = [iid for iid in tested if members.current(ctx, batch, iid) is None]
     if result.status == verdicts.CHANGED or gone:
         # An MR under test changed: what was tested is not what would land.
@@ -57,7 +57,7 @@ def judge_pipeline(ctx: WorkflowContext, request: JudgeInput) -> StepResult:
     red_url = batch.red_pipeline_url if passed else result.web_url
     green_url = result.web_url if passed else batch.green_pipeline_url
     decided = verdicts.judge(
-        _order(batch),
+        batch.order,
         batch.tested_length,
         result.status,
         bisection=batch.bisection,
@@ -125,8 +125,8 @@ def judge_pipeline(ctx: WorkflowContext, request: JudgeInput) -> StepResult:
             BatchStep(
                 kind=BatchStepKind.BISECTED,
                 sha=sha,
-                merge_requests=_order(batch)[:length],
-                note=f"testing the first {length} of {len(_order(batch))}",
+                merge_requests=batch.order[:length],
+                note=f"testing the first {length} of {len(batch.order)}",
             )
         )
     save(
@@ -151,17 +151,6 @@ def judge_pipeline(ctx: WorkflowContext, request: JudgeInput) -> StepResult:
 
 def _older(result: PipelineOutcome, floor: int | None) -> bool:
     return floor is not None and result.pipeline_id is not None and result.pipeline_id < floor
-
-
-def _order(batch: Batch) -> list[int]:
-    """The MRs in the order the batch commit holds them."""
-    if batch.strategy is Strategy.SERIAL or batch.build is None:
-        return batch.members[:1] if batch.strategy is Strategy.SERIAL else batch.members
-    return list(batch.build.included_iids)
-
-
-def _tested(batch: Batch) -> list[int]:
-    return _order(batch)[: batch.tested_length or 0]
 
 
 def _prefix_sha(batch: Batch, length: int) -> str:

@@ -6,7 +6,7 @@ was closed or made draft since it was tested, the batch is rebuilt instead."""
 
 from __future__ import annotations
 
-from merge_assist.batch_plan import IncludedMergeRequest, MergeMethod
+from merge_assist.batch_plan import IncludedMergeRequest, MergeMethod, branch_ref
 from merge_assist.errors import ConflictError, NotMergeableError, RemoteMoved
 from merge_assist.events import MergeRequestSnapshot
 from merge_assist.models import (
@@ -20,7 +20,6 @@ from merge_assist.models import (
 from merge_assist.ports import Repository
 from merge_assist.workflow import members
 from merge_assist.workflow.batch_record import open_batch, save
-from merge_assist.workflow.build import branch_ref
 from merge_assist.workflow.context import BatchRef, Next, StepResult, WorkflowContext
 from merge_assist.workflow.serial import land_serial
 

@@ -51,9 +51,7 @@ def _member_left(ctx: WorkflowContext, batch_id: str | None, sha: str) -> Pipeli
     if batch_id is None:
         return None
     batch = ctx.store.get_batch(batch_id)
-    order = batch.build.included_iids if batch.build is not None else batch.members[:1]
-    tested = order[: batch.tested_length or 0]
-    if all(members.current(ctx, batch, iid) is not None for iid in tested):
+    if all(members.current(ctx, batch, iid) is not None for iid in batch.tested):
         return None
     return PipelineOutcome(sha=sha, status=CHANGED)
 

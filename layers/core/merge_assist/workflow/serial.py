@@ -7,11 +7,12 @@ API with the ``sha`` guard. If the target moved in between, it is rebased again.
 from __future__ import annotations
 
 from merge_assist import comments
+from merge_assist.batch_plan import branch_ref, merge_request_ref
 from merge_assist.errors import ConflictError, GitLabRefused, NotMergeableError
 from merge_assist.models import Batch, BatchState, BatchStep, BatchStepKind, Reason, ReasonCode
 from merge_assist.workflow import members
 from merge_assist.workflow.batch_record import open_batch, save
-from merge_assist.workflow.build import MAX_BUILDS, branch_ref, merge_request_ref
+from merge_assist.workflow.build import MAX_BUILDS
 from merge_assist.workflow.context import (
     BatchRef,
     Next,
