@@ -251,13 +251,16 @@ def test_queued_listing_is_in_queue_order(
         # Offsets other than UTC: their wall-clock text sorts the other way round.
         make_mr(7, ready_since=(t - timedelta(minutes=30)).astimezone(PLUS_TWO)),
         make_mr(8, ready_since=(t + timedelta(minutes=30)).astimezone(MINUS_FIVE)),
+        # A hotfix beats every priority; a placed MR stands at its placed time.
+        make_mr(30, priority=-5, ready_since=t + timedelta(days=1), hotfix=True),
+        make_mr(31, ready_since=t + timedelta(days=2), placed_at=t - timedelta(seconds=2)),
     ]
     random.Random(3).shuffle(mrs)
     stored = [store.save_merge_request(mr) for mr in mrs]
 
     listed = store.list_merge_requests(1, QUEUED, "main")
 
-    assert iids(listed) == [3, 4, 7, 20, 11, 9, 10, 100, 8, 6, 5]
+    assert iids(listed) == [30, 3, 4, 7, 31, 20, 11, 9, 10, 100, 8, 6, 5]
     assert listed == sorted(stored, key=queue_order)
     assert store.list_merge_requests(1, QUEUED) == listed
 

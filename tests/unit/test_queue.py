@@ -149,3 +149,24 @@ def test_select_batch_accepts_any_iterable_and_leaves_the_input_alone(
 
     assert iids(selected) == EXPECTED_ORDER[:5]
     assert queue == before
+
+
+def test_a_hotfix_goes_first_and_alone(queue: list[MergeRequestState], make_mr: MakeMR) -> None:
+    config = ProjectConfig(project_id=1, batch_size=5)
+    late = make_mr(30, priority=-5, ready_since=minutes(99), hotfix=True)
+
+    assert iids(sorted([*queue, late], key=queue_order))[:2] == [30, 14]
+    assert iids(select_batch(config, [*queue, late], "main")) == [30]
+
+
+def test_a_placed_mr_stands_where_it_was_placed(
+    queue: list[MergeRequestState], make_mr: MakeMR
+) -> None:
+    # Placed between !12 (minute 0) and !10 (minute 1) among the priority-0 MRs.
+    placed = make_mr(
+        40, priority=0, ready_since=minutes(50), placed_at=minutes(0) + timedelta(seconds=30)
+    )
+
+    order = iids(sorted([*queue, placed], key=queue_order))
+
+    assert order == [14, 11, 12, 40, 10, 9, 20, 13]

@@ -54,3 +54,17 @@ class PushRejected(GitError):
 class RemoteMoved(PushRejected):
     """The remote ref is not where the push expected it: the compare-and-set lost, nothing
     was changed."""
+
+
+class Unauthenticated(MergeAssistError):
+    """A bearer token is missing, malformed, forged, expired or meant for someone else. The
+    message says which, for logs; callers answer only 401."""
+
+
+class Forbidden(MergeAssistError):
+    """The caller is known but may not do this."""
+
+
+class Unavailable(MergeAssistError):
+    """A service the answer depends on did not answer (e.g. the token keys could not be
+    fetched); the caller may retry."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -151,6 +151,11 @@ class MergeRequestState(BaseModel):
     reasons: list[Reason] = Field(default_factory=list)
     priority: Priority = 0
     ready_since: datetime | None = None
+    # Where it stands among queued MRs of equal priority when moved there by hand; else
+    # ``ready_since`` orders it. Cleared whenever it leaves the line.
+    placed_at: datetime | None = None
+    # Taken before every other MR, alone, until it merges or the hotfix is withdrawn.
+    hotfix: bool = False
     strikes: int = Field(default=0, ge=0)
     batch_id: str | None = None
     # The serial workflow asked GitLab to rebase it: its next new head is expected.
@@ -294,6 +299,73 @@ class Batch(BaseModel):
     def tested(self) -> list[int]:
         """The MRs the awaited pipeline tests: a prefix of ``order``."""
         return self.order[: self.tested_length or 0]
+
+
+class Role(StrEnum):
+    """A dashboard user's role; the Cognito group of the same name grants it."""
+
+    ADMIN = "admin"
+    PROJECT_OWNER = "project_owner"
+    PRIORITY_MANAGER = "priority_manager"
+    VIEWER = "viewer"
+
+
+# Cognito usernames: up to 128 characters without whitespace; "/", "#" and "%" are refused
+# because they would be taken for parts of a path or a key.
+Username = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s/#%]+$")]
+ProjectRole = Annotated[Role, Field(description="admin is a group, never a grant")]
+
+
+class Grant(BaseModel):
+    """What a user may be on one project: the roles among these that the user also holds as
+    Cognito groups."""
+
+    username: Username
+    project_id: int = Field(gt=0)
+    roles: list[ProjectRole] = Field(min_length=1, max_length=3)
+    granted_by: str
+    granted_at: datetime = Field(default_factory=utc_now)
+
+    @field_validator("roles")
+    @classmethod
+    def _project_roles(cls, roles: list[Role]) -> list[Role]:
+        if Role.ADMIN in roles:
+            raise ValueError("admin is granted by the Cognito group, not per project")
+        if len(set(roles)) != len(roles):
+            raise ValueError("a role appears twice")
+        return sorted(roles)
+
+
+class AuditAction(StrEnum):
+    """What an entry of a project's event log records."""
+
+    PROJECT_CONNECTED = "project_connected"
+    PROJECT_DISCONNECTED = "project_disconnected"
+    CONFIG_CHANGED = "config_changed"
+    PRIORITY_CHANGED = "priority_changed"
+    HOTFIX = "hotfix"
+    GRANT_CHANGED = "grant_changed"
+    STATUS_CHANGED = "status_changed"
+    BATCH_STEP = "batch_step"
+
+
+# Who changed something: a dashboard user's username, or the queue itself.
+QUEUE_ACTOR = "merge-assist"
+
+
+class AuditEntry(BaseModel):
+    """One line of a project's event log. ``id`` is derived from what caused it, so writing
+    the same entry twice (a retried Lambda, a replayed stream record) stores it once."""
+
+    project_id: int = Field(gt=0)
+    id: str = Field(min_length=1, max_length=256)
+    at: datetime
+    action: AuditAction
+    actor: str = Field(min_length=1, max_length=256)
+    summary: str = Field(max_length=2000)
+    merge_request: int | None = None
+    batch_id: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
 
 
 class BranchLock(BaseModel):

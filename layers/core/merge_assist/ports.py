@@ -10,8 +10,10 @@ from merge_assist.batch_plan import BatchBuild, BatchMember, GitIdentity, MergeM
 from merge_assist.comments import Transition
 from merge_assist.events import MergeRequestSnapshot, PipelineSnapshot
 from merge_assist.models import (
+    AuditEntry,
     Batch,
     BranchLock,
+    Grant,
     MergeRequestState,
     ProjectConfig,
     ProjectRef,
@@ -82,6 +84,31 @@ class Store(Protocol):
     def delete_task_token(self, project_id: int, sha: str, token: str) -> None:
         """Deletes only if ``token`` is still the stored one, so a late resume of an old
         wait cannot remove a newer wait's token."""
+        ...
+
+    def save_grant(self, grant: Grant) -> Grant:
+        """Creates or replaces the user's grant on the project."""
+        ...
+
+    def delete_grant(self, username: str, project_id: int) -> bool:
+        """False if there was none."""
+        ...
+
+    def grants_of_user(self, username: str) -> list[Grant]: ...
+
+    def list_grants(self, project_id: int | None = None) -> list[Grant]:
+        """Every grant, or a project's; by project, then username."""
+        ...
+
+    def append_audit(self, entry: AuditEntry) -> bool:
+        """Adds the entry unless one with its id is there already (then False)."""
+        ...
+
+    def list_audit(
+        self, project_id: int, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[AuditEntry], str | None]:
+        """Newest first; the cursor to pass for the next (older) page, None at the end.
+        ``ValueError`` for a cursor this store did not hand out."""
         ...
 
 
@@ -237,6 +264,25 @@ class Repository(Protocol):
 
     def same_tree(self, first: str, second: str) -> bool:
         """Whether two fetched commits hold exactly the same tree."""
+        ...
+
+
+class QueueDepth(Protocol):
+    messages: int
+    in_flight: int
+    dead_letters: int
+
+
+class Operations(Protocol):
+    """What the health page shows of the AWS side of each project."""
+
+    def queue_depth(self, project_id: int) -> QueueDepth:
+        """``NotFoundError`` if the project's queues do not exist."""
+        ...
+
+    def executions(self, project_id: int, since: datetime) -> dict[str, int]:
+        """The project's merge workflow executions by status (``RUNNING``, ``FAILED``,
+        ``TIMED_OUT``, ``ABORTED``): every running one, the others started since ``since``."""
         ...
 
 

@@ -8,12 +8,13 @@ from datetime import datetime
 from merge_assist.models import MergeRequestState, ProjectConfig, StatusCategory
 
 
-def queue_order(mr: MergeRequestState) -> tuple[int, datetime, int]:
-    """Highest priority first; among equals, the MR that became ready first; then by iid so
-    the order is total and every replica agrees on it."""
+def queue_order(mr: MergeRequestState) -> tuple[bool, int, datetime, int]:
+    """Hotfixes first; then highest priority first; among equals, the MR placed there by
+    hand or else the one that became ready first; then by iid so the order is total and
+    every replica agrees on it."""
     if mr.ready_since is None:
         raise ValueError(f"!{mr.iid} has no ready_since and cannot be ordered in a queue")
-    return (-mr.priority, mr.ready_since, mr.iid)
+    return (not mr.hotfix, -mr.priority, mr.placed_at or mr.ready_since, mr.iid)
 
 
 def select_batch(
@@ -28,4 +29,6 @@ def select_batch(
         if mr.status is StatusCategory.QUEUED and mr.target_branch == target_branch
     ]
     candidates.sort(key=queue_order)
+    if candidates and candidates[0].hotfix:
+        return candidates[:1]  # a hotfix is tested and landed alone
     return candidates[: config.effective_batch_size]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from merge_assist.resources import DEFAULT_PREFIX, ENV_PREFIX, ResourceNames
@@ -28,10 +28,35 @@ class Settings(BaseSettings):
     git_user_email: str = "merge-assist@noreply.invalid"
     # Finished batches and expired locks are kept this long before DynamoDB's TTL removes them.
     history_days: int = Field(default=90, ge=1, le=3650)
+    # The Cognito user pool whose access tokens the API and the WebSocket accept.
+    user_pool_id: str | None = None
+    user_pool_client_id: str | None = None
+    # Derived from the pool and the region unless given (the local stack's keys are served
+    # by moto, not by cognito-idp.<region>.amazonaws.com).
+    token_issuer: str | None = None
+    jwks_url: str | None = None
+    region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+    # What GitLab's hooks post to; onboarding through the API registers it.
+    webhook_url: str | None = None
 
     @property
     def names(self) -> ResourceNames:
         return ResourceNames(self.resource_prefix)
+
+    @property
+    def resolved_token_issuer(self) -> str | None:
+        if self.token_issuer:
+            return self.token_issuer
+        if not self.user_pool_id:
+            return None
+        return f"https://cognito-idp.{self.region}.amazonaws.com/{self.user_pool_id}"
+
+    @property
+    def resolved_jwks_url(self) -> str | None:
+        issuer = self.resolved_token_issuer
+        return self.jwks_url or (f"{issuer}/.well-known/jwks.json" if issuer else None)
 
     @property
     def resolved_table_name(self) -> str:

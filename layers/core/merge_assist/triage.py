@@ -127,7 +127,12 @@ def _leave_batch(
     """Out of the batch, then judged as any MR outside one; one comment says both."""
     batch_id = state.batch_id or "?"
     outside = seen.model_copy(
-        update={"status": StatusCategory.NOT_READY, "batch_id": None, "ready_since": None}
+        update={
+            "status": StatusCategory.NOT_READY,
+            "batch_id": None,
+            "ready_since": None,
+            "placed_at": None,
+        }
     )
     if any(reason.code is ReasonCode.CHANGED for reason in leaving):
         outside = outside.model_copy(update={"strikes": 0})
@@ -138,7 +143,12 @@ def _leave_batch(
         then = comments.not_ready(config, reasons)
     else:
         after = outside.model_copy(
-            update={"status": StatusCategory.QUEUED, "reasons": [], "ready_since": now}
+            update={
+                "status": StatusCategory.QUEUED,
+                "reasons": [],
+                "ready_since": now,
+                "placed_at": None,
+            }
         )
         then = comments.recognised(config, after.target_branch, queue_position)
     transition = Transition(
@@ -175,6 +185,7 @@ def _queue(
             "status": StatusCategory.QUEUED,
             "reasons": [],
             "ready_since": state.ready_since if already else now,
+            "placed_at": state.placed_at if already else None,
         }
     )
     if already:
@@ -186,7 +197,12 @@ def _hold_back(
     state: MergeRequestState, seen: MergeRequestState, config: ProjectConfig, reasons: list[Reason]
 ) -> Triage:
     waiting = seen.model_copy(
-        update={"status": StatusCategory.NOT_READY, "reasons": reasons, "ready_since": None}
+        update={
+            "status": StatusCategory.NOT_READY,
+            "reasons": reasons,
+            "ready_since": None,
+            "placed_at": None,
+        }
     )
     unchanged = state.status is StatusCategory.NOT_READY and _codes(state.reasons) == _codes(
         reasons

@@ -15,6 +15,7 @@ from merge_assist.adapters.executions import stepfunctions_client
 from merge_assist.adapters.gitlab_gateway import clear_gateway_cache
 from merge_assist.adapters.project_queues import clear_queue_cache
 from merge_assist.adapters.repositories import clear_repositories
+from merge_assist.adapters.tokens import clear_verifier_cache
 from merge_assist.adapters.webhook_secrets import clear_secret_cache
 from merge_assist.settings import Settings, get_settings
 
@@ -55,3 +56,4 @@ def clear_caches() -> None:
     stepfunctions_client.cache_clear()
     clear_gateway_cache()
     clear_repositories()
+    clear_verifier_cache()

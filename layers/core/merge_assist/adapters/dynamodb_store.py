@@ -4,10 +4,12 @@ Items (``pk`` / ``sk``; index ``gsi1`` on ``gsi1pk`` / ``gsi1sk``)::
 
     project config   PROJECT#<pid>        CONFIG              PROJECTS              <pid:012>
     merge request    PROJECT#<pid>        MR#<iid:010>        PROJECT#<pid>#MR#<status>
-                                                              <branch>#<1000-priority:04>#<ready>#<iid:010>
+                                                              <branch>#<hotfix>#<1000-priority:04>#<placed>#<iid:010>
     branch lock      PROJECT#<pid>        LOCK#<branch>       -
     pipeline wait    PROJECT#<pid>        WAIT#<sha>          -
     batch            BATCH#<id>           BATCH               PROJECT#<pid>#BATCHES  <created>#<id>
+    grant            USER#<username>      GRANT#<pid:012>     GRANTS  <pid:012>#<username>
+    audit entry      AUDIT#<pid>          <at>#<id>           -
 
 ``<branch>`` is URL-quoted so that a ``#`` in a branch name cannot fake a key boundary.
 Every write that two Lambdas could race on is conditional on the item's ``version``.
@@ -16,9 +18,11 @@ Finished MRs and batches, and locks, carry ``expires_at`` for DynamoDB's TTL.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from boto3.dynamodb.conditions import Attr, ConditionBase, Key
@@ -28,30 +32,20 @@ from pydantic import BaseModel
 from merge_assist.clock import SystemClock
 from merge_assist.errors import AlreadyExistsError, ConflictError, LockHeldError, NotFoundError
 from merge_assist.models import (
+    AuditEntry,
     Batch,
     BranchLock,
+    Grant,
     MergeRequestState,
     ProjectConfig,
     StatusCategory,
 )
 from merge_assist.ports import Clock
 from merge_assist.resources import TABLE
+from merge_assist.stored import fields, load
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-_KEY_ATTRIBUTES = frozenset(
-    {
-        TABLE.partition_key,
-        TABLE.sort_key,
-        TABLE.index_partition_key,
-        TABLE.index_sort_key,
-        TABLE.ttl_attribute,
-        "kind",
-    }
-)
 
 
 def project_pk(project_id: int) -> str:
@@ -72,8 +66,9 @@ def mr_index_pk(project_id: int, status: StatusCategory) -> str:
 
 def mr_index_sk(mr: MergeRequestState) -> str:
     """Sorts like ``merge_assist.queue.queue_order`` within one branch."""
-    when = _sortable(mr.ready_since or mr.updated_at)
-    return f"{branch_key(mr.target_branch)}#{1000 - mr.priority:04d}#{when}#{mr.iid:010d}"
+    when = _sortable(mr.placed_at or mr.ready_since or mr.updated_at)
+    hotfix = 0 if mr.hotfix else 1
+    return f"{branch_key(mr.target_branch)}#{hotfix}#{1000 - mr.priority:04d}#{when}#{mr.iid:010d}"
 
 
 def _sortable(moment: datetime) -> str:
@@ -103,11 +98,11 @@ class DynamoDBStore:
         item = self._get(project_pk(project_id), "CONFIG")
         if item is None:
             raise NotFoundError(f"project {project_id} is not connected")
-        return _load(ProjectConfig, item)
+        return load(ProjectConfig, item)
 
     def list_projects(self) -> list[ProjectConfig]:
         return [
-            _load(ProjectConfig, item)
+            load(ProjectConfig, item)
             for item in self._query_index(Key(TABLE.index_partition_key).eq("PROJECTS"))
         ]
 
@@ -140,7 +135,7 @@ class DynamoDBStore:
         item = self._get(project_pk(project_id), mr_sk(iid))
         if item is None:
             raise NotFoundError(f"merge request !{iid} of project {project_id} is not tracked")
-        return _load(MergeRequestState, item)
+        return load(MergeRequestState, item)
 
     def save_merge_request(self, mr: MergeRequestState) -> MergeRequestState:
         now = self._now()
@@ -172,7 +167,7 @@ class DynamoDBStore:
             condition = condition & Key(TABLE.index_sort_key).begins_with(
                 f"{branch_key(target_branch)}#"
             )
-        return [_load(MergeRequestState, item) for item in self._query_index(condition)]
+        return [load(MergeRequestState, item) for item in self._query_index(condition)]
 
     # -- batches ----------------------------------------------------------------------
 
@@ -180,7 +175,7 @@ class DynamoDBStore:
         item = self._get(f"BATCH#{batch_id}", "BATCH")
         if item is None:
             raise NotFoundError(f"batch {batch_id} does not exist")
-        return _load(Batch, item)
+        return load(Batch, item)
 
     def save_batch(self, batch: Batch) -> Batch:
         now = self._now()
@@ -208,7 +203,7 @@ class DynamoDBStore:
             ScanIndexForward=False,
             Limit=limit,
         )
-        return [_load(Batch, item) for item in response.get("Items", [])]
+        return [load(Batch, item) for item in response.get("Items", [])]
 
     # -- branch locks -----------------------------------------------------------------
 
@@ -268,7 +263,7 @@ class DynamoDBStore:
         if item is None or int(item[TABLE.ttl_attribute]) <= _epoch(self._now()):
             return None
         expires_at = datetime.fromtimestamp(int(item[TABLE.ttl_attribute]), tz=self._now().tzinfo)
-        return BranchLock.model_validate({**_strip_keys(item), "expires_at": expires_at})
+        return BranchLock.model_validate({**fields(item), "expires_at": expires_at})
 
     # -- pipeline waits ---------------------------------------------------------------
 
@@ -298,6 +293,91 @@ class DynamoDBStore:
         except ClientError as error:
             if not _is_condition_failure(error):
                 raise
+
+    # -- grants -----------------------------------------------------------------------
+
+    def save_grant(self, grant: Grant) -> Grant:
+        self._table.put_item(
+            Item={
+                **grant.model_dump(mode="json"),
+                TABLE.partition_key: f"USER#{grant.username}",
+                TABLE.sort_key: f"GRANT#{grant.project_id:012d}",
+                TABLE.index_partition_key: "GRANTS",
+                TABLE.index_sort_key: f"{grant.project_id:012d}#{grant.username}",
+                "kind": "grant",
+            }
+        )
+        return grant
+
+    def delete_grant(self, username: str, project_id: int) -> bool:
+        response = self._table.delete_item(
+            Key={
+                TABLE.partition_key: f"USER#{username}",
+                TABLE.sort_key: f"GRANT#{project_id:012d}",
+            },
+            ReturnValues="ALL_OLD",
+        )
+        return bool(response.get("Attributes"))
+
+    def grants_of_user(self, username: str) -> list[Grant]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key(TABLE.partition_key).eq(f"USER#{username}")
+            & Key(TABLE.sort_key).begins_with("GRANT#"),
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._table.query(**kwargs)
+            items.extend(response.get("Items", []))
+            if not response.get("LastEvaluatedKey"):
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return [load(Grant, item) for item in items]
+
+    def list_grants(self, project_id: int | None = None) -> list[Grant]:
+        condition: ConditionBase = Key(TABLE.index_partition_key).eq("GRANTS")
+        if project_id is not None:
+            condition = condition & Key(TABLE.index_sort_key).begins_with(f"{project_id:012d}#")
+        return [load(Grant, item) for item in self._query_index(condition)]
+
+    # -- audit log --------------------------------------------------------------------
+
+    def append_audit(self, entry: AuditEntry) -> bool:
+        try:
+            self._table.put_item(
+                Item={
+                    **entry.model_dump(mode="json"),
+                    TABLE.partition_key: f"AUDIT#{entry.project_id}",
+                    TABLE.sort_key: f"{_sortable(entry.at)}#{entry.id}",
+                    TABLE.ttl_attribute: _epoch(self._now() + self._history),
+                    "kind": "audit",
+                },
+                ConditionExpression=Attr(TABLE.partition_key).not_exists(),
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def list_audit(
+        self, project_id: int, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[AuditEntry], str | None]:
+        pk = f"AUDIT#{project_id}"
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key(TABLE.partition_key).eq(pk),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor is not None:
+            kwargs["ExclusiveStartKey"] = {
+                TABLE.partition_key: pk,
+                TABLE.sort_key: _decode_cursor(cursor),
+            }
+        response = self._table.query(**kwargs)
+        entries = [load(AuditEntry, item) for item in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return entries, _encode_cursor(str(last[TABLE.sort_key])) if last else None
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -345,13 +425,20 @@ class DynamoDBStore:
             ) from error
 
 
+def _encode_cursor(sort_key: str) -> str:
+    return base64.urlsafe_b64encode(sort_key.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("not a cursor this API handed out") from None
+    # An audit sort key starts with a fixed-width UTC timestamp.
+    if len(decoded) < 33 or decoded[4] != "-" or "#" not in decoded:
+        raise ValueError("not a cursor this API handed out")
+    return decoded
+
+
 def _is_condition_failure(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-def _strip_keys(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in item.items() if name not in _KEY_ATTRIBUTES}
-
-
-def _load(model: type[ModelT], item: Mapping[str, Any]) -> ModelT:
-    return model.model_validate(_strip_keys(item))

@@ -123,6 +123,7 @@ def hold_back(ctx: WorkflowContext, batch: Batch, iid: int, reason: Reason) -> N
                 "status": StatusCategory.NOT_READY,
                 "batch_id": None,
                 "ready_since": None,
+                "placed_at": None,
                 "reasons": [reason],
                 "rebasing": False,
             }
@@ -151,6 +152,7 @@ def reject(
                 "status": StatusCategory.REJECTED,
                 "batch_id": None,
                 "ready_since": None,
+                "placed_at": None,
                 "reasons": [reason],
                 "strikes": state.strikes + 1,
                 "rebasing": False,
