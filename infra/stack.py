@@ -10,12 +10,13 @@ from constructs import Construct
 
 from infra.constructs import pascal_case
 from infra.constructs.api import Api
-from infra.constructs.functions import Functions
+from infra.constructs.functions import Functions, function_access
 from infra.constructs.ingest import Ingest
+from infra.constructs.live import Live
 from infra.constructs.ops import Ops
 from infra.constructs.storage import Storage
 from infra.constructs.workflow import Workflow
-from merge_assist.resources import ResourceNames
+from merge_assist.resources import ENV_PREFIX, ResourceNames
 
 
 class MergeAssistStack(Stack):
@@ -66,6 +67,16 @@ class MergeAssistStack(Stack):
             functions=self.functions.functions,
         )
         self.ops = Ops(self, "Ops", names=names, functions=self.functions.functions)
+        self.live = Live(
+            self,
+            "Live",
+            names=names,
+            storage=self.storage,
+            functions=self.functions.functions,
+            user_pool=self.api.user_pool,
+            user_pool_client=self.api.client,
+        )
+        self._wire_api()
 
         CfnOutput(self, "ApiUrl", value=self.api.stage.url, description="HTTP API base URL")
         CfnOutput(self, "UserPoolId", value=self.api.user_pool.user_pool_id)
@@ -77,6 +88,12 @@ class MergeAssistStack(Stack):
             description="Base URL of the Cognito hosted sign-in pages",
         )
         CfnOutput(self, "TableName", value=self.storage.table.table_name)
+        CfnOutput(
+            self,
+            "WebSocketUrl",
+            value=self.live.stage.url,
+            description="The dashboard's live updates (WebSocket, ?token=<access token>)",
+        )
         CfnOutput(self, "BotTokenSecretArn", value=self.storage.bot_token.secret_arn)
         CfnOutput(
             self,
@@ -90,3 +107,22 @@ class MergeAssistStack(Stack):
                 f"{pascal_case(key)}StateMachineArn",
                 value=state_machine.state_machine_arn,
             )
+
+    def _wire_api(self) -> None:
+        """The API function verifies tokens of the user pool itself and registers GitLab
+        hooks that post to this stack's webhook route."""
+        api = self.functions.functions["api"]
+        for name, value in api_environment(self.api).items():
+            api.add_environment(name, value)
+        # Connecting a project from the API needs what connecting it from the CLI needs.
+        for key, function in self.functions.functions.items():
+            if function_access(key).onboard_projects and function.role is not None:
+                function.role.add_managed_policy(self.ingest.onboarding_policy)
+
+
+def api_environment(api: Api) -> dict[str, str]:
+    return {
+        f"{ENV_PREFIX}USER_POOL_ID": api.user_pool.user_pool_id,
+        f"{ENV_PREFIX}USER_POOL_CLIENT_ID": api.client.user_pool_client_id,
+        f"{ENV_PREFIX}WEBHOOK_URL": f"{api.http_api.api_endpoint}/webhook/gitlab",
+    }

@@ -26,7 +26,7 @@ from merge_assist.adapters.executions import StepFunctionsExecutions
 from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway
 from merge_assist.adapters.project_infra import AwsProjectInfrastructure
 from merge_assist.errors import NotFoundError
-from merge_assist.models import Batch, MergeRequestState, StatusCategory
+from merge_assist.models import Batch, Grant, MergeRequestState, Role, StatusCategory
 from merge_assist.onboarding import connect_project
 from merge_assist.workflow.start import start_project
 
@@ -127,6 +127,17 @@ def run_demo(stack: LocalStack, timeout_seconds: float = 180) -> None:
     )
     print(f"\nConnected {connected.project.path_with_namespace} (GitLab project {project.id});")
     print(f"  its hook posts to {connected.webhook_url}")
+    for user in stack.provisioned.demo_users if stack.provisioned else []:
+        if user.group != Role.ADMIN.value:
+            store.save_grant(
+                Grant(
+                    username=user.username,
+                    project_id=project.id,
+                    roles=[Role(user.group)],
+                    granted_by="demo",
+                )
+            )
+    print(f"  the demo users are granted their roles on {connected.project.path_with_namespace}")
     iids = [
         gitlab.create_merge_request(
             project, branch, title, files, author="dev", assignees=[stack.bot_username]

@@ -2,7 +2,8 @@
 
 Mappings are made the way the cloud makes them, with ``CreateEventSourceMapping`` against
 moto; moto would then invoke the function itself, through Docker, on every ``SendMessage``.
-``detached_event_sources`` stops that, and ``SqsPoller`` does what Lambda's pollers do:
+``detached_event_sources`` stops that (for DynamoDB streams too: ``local.stream_poller``
+plays those), and ``SqsPoller`` does what Lambda's pollers do:
 receive up to ``BatchSize`` messages, invoke the function with an SQS event, delete what
 succeeded (honouring ``ReportBatchItemFailures``) and leave the rest to reappear after the
 visibility timeout, so moto's redrive policy moves them to the dead-letter queue after
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from moto.awslambda.models import EventSourceMapping, LambdaBackend
+from moto.dynamodb.models import dynamodb_backends
 from moto.sqs.models import sqs_backends
 
 from local.background import BackgroundLoop
@@ -46,6 +48,8 @@ def detached_event_sources() -> Iterator[None]:
         mapping = original(backend, spec)
         for queue in sqs_backends[backend.account_id][backend.region_name].queues.values():
             queue.lambda_event_source_mappings.pop(mapping.function_arn, None)
+        for table in dynamodb_backends[backend.account_id][backend.region_name].tables.values():
+            table.lambda_event_source_mappings.pop(mapping.function_arn, None)
         return mapping
 
     LambdaBackend.create_event_source_mapping = create_event_source_mapping  # type: ignore[method-assign, assignment]
@@ -53,6 +57,22 @@ def detached_event_sources() -> Iterator[None]:
         yield
     finally:
         LambdaBackend.create_event_source_mapping = original  # type: ignore[method-assign]
+
+
+def enabled_mappings(
+    lambda_client: LambdaClient, service: str
+) -> list[EventSourceMappingConfigurationTypeDef]:
+    """The enabled event source mappings whose source is of ``service`` (``sqs``,
+    ``dynamodb``)."""
+    mappings: list[EventSourceMappingConfigurationTypeDef] = []
+    for page in lambda_client.get_paginator("list_event_source_mappings").paginate():
+        mappings.extend(
+            mapping
+            for mapping in page["EventSourceMappings"]
+            if mapping.get("EventSourceArn", "").startswith(f"arn:aws:{service}:")
+            and mapping.get("State", "Enabled") == "Enabled"
+        )
+    return mappings
 
 
 def queue_url_from_arn(arn: str, endpoint: str) -> str:
@@ -133,15 +153,7 @@ class SqsPoller:
         self._loop.stop()
 
     def mappings(self) -> list[EventSourceMappingConfigurationTypeDef]:
-        mappings: list[EventSourceMappingConfigurationTypeDef] = []
-        for page in self._lambda.get_paginator("list_event_source_mappings").paginate():
-            mappings.extend(
-                mapping
-                for mapping in page["EventSourceMappings"]
-                if mapping.get("EventSourceArn", "").startswith("arn:aws:sqs:")
-                and mapping.get("State", "Enabled") == "Enabled"
-            )
-        return mappings
+        return enabled_mappings(self._lambda, "sqs")
 
     def poll_once(self) -> bool:
         """One receive per mapping; True when any messages were handled."""

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 
 from local.asl import render_file
 from merge_assist.resources import (
+    CONNECTIONS_TABLE,
     FUNCTIONS,
     PYTHON_RUNTIME,
     STATE_MACHINES,
+    STREAM_SUBSCRIPTIONS,
     TABLE,
     USER_GROUPS,
     WATCHER_SCHEDULE_MINUTES,
@@ -47,6 +49,9 @@ class Provisioned:
     user_pool_client_id: str = ""
     issuer: str = ""
     demo_users: list[DemoUser] = field(default_factory=list)
+    connections_table: str = ""
+    # Function key -> the ARN of the event source mapping from the table's stream.
+    stream_mappings: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -116,6 +121,9 @@ def provision(
         provisioned.state_machine_arns[machine.key] = created_machine["stateMachineArn"]
     _create_user_pool(session, names, provisioned)
     _create_schedules(session, names, provisioned)
+    create_connections_table(session, names)
+    provisioned.connections_table = names.connections_table
+    _create_stream_subscriptions(session, names, provisioned)
     return provisioned
 
 
@@ -153,6 +161,58 @@ def create_table(session: Session, names: ResourceNames) -> None:
         TableName=names.table,
         TimeToLiveSpecification={"Enabled": True, "AttributeName": TABLE.ttl_attribute},
     )
+
+
+def create_connections_table(session: Session, names: ResourceNames) -> None:
+    client = session.client("dynamodb")
+    client.create_table(
+        TableName=names.connections_table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": CONNECTIONS_TABLE.partition_key, "AttributeType": "S"}
+        ],
+        KeySchema=[{"AttributeName": CONNECTIONS_TABLE.partition_key, "KeyType": "HASH"}],
+    )
+    client.update_time_to_live(
+        TableName=names.connections_table,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": CONNECTIONS_TABLE.ttl_attribute},
+    )
+
+
+def _create_stream_subscriptions(
+    session: Session, names: ResourceNames, provisioned: Provisioned
+) -> None:
+    """The event source mappings from the table's stream, as the CDK app declares them; the
+    local stream poller plays them."""
+    stream_arn = session.client("dynamodb").describe_table(TableName=names.table)["Table"][
+        "LatestStreamArn"
+    ]
+    sqs = session.client("sqs")
+    lambda_client = session.client("lambda")
+    for subscription in STREAM_SUBSCRIPTIONS:
+        queue_url = sqs.create_queue(QueueName=names.stream_failures_queue(subscription.function))[
+            "QueueUrl"
+        ]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        mapping = lambda_client.create_event_source_mapping(
+            EventSourceArn=stream_arn,
+            FunctionName=names.function(subscription.function),
+            StartingPosition="LATEST",
+            BatchSize=subscription.batch_size,
+            MaximumRetryAttempts=subscription.retry_attempts,
+            MaximumRecordAgeInSeconds=subscription.max_record_age_seconds,
+            BisectBatchOnFunctionError=True,
+            FunctionResponseTypes=["ReportBatchItemFailures"],
+            FilterCriteria={
+                "Filters": [
+                    {"Pattern": json.dumps(pattern)} for pattern in subscription.filter_patterns()
+                ]
+            },
+            DestinationConfig={"OnFailure": {"Destination": queue_arn}},
+        )
+        provisioned.stream_mappings[subscription.function] = mapping["EventSourceMappingArn"]
 
 
 def rate_expression(minutes: int) -> str:

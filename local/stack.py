@@ -33,6 +33,8 @@ from local.poller import SqsPoller, detached_event_sources
 from local.provision import REPO_ROOT, Provisioned, provision
 from local.runtime import LambdaRuntime
 from local.scheduler import Scheduler
+from local.stream_poller import StreamPoller
+from local.websocket_front import WebSocketFront
 from merge_assist.adapters.aws import clear_caches
 from merge_assist.resources import (
     DEFAULT_PREFIX,
@@ -73,6 +75,9 @@ class LocalStackConfig:
     # often it asks whether a rebase is done.
     pipeline_poll_seconds: int = 30
     rebase_poll_seconds: int = 1
+    # The dashboard's live-update WebSocket; None: the port after ``http_port`` (any free
+    # port when that is 0). Its management API (``@connections``) takes any free port.
+    websocket_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,8 @@ class LocalStack:
         self.front: HttpFront | None = None
         self.poller: SqsPoller | None = None
         self.scheduler: Scheduler | None = None
+        self.stream_poller: StreamPoller | None = None
+        self.websocket: WebSocketFront | None = None
         self.provisioned: Provisioned | None = None
         self.session: boto3.Session | None = None
         self.gitlab: GitLabSimulator | None = None
@@ -200,7 +207,7 @@ class LocalStack:
         authorizer = JwtAuthorizer(
             issuer=self.provisioned.issuer,
             audiences=[self.provisioned.user_pool_client_id],
-            jwks_url=f"{self.aws_endpoint}/{self.provisioned.user_pool_id}/.well-known/jwks.json",
+            jwks_url=self.jwks_url,
         )
         self.front = HttpFront(
             [compile_route(route, self.names.function(route.function)) for route in ROUTES],
@@ -213,7 +220,58 @@ class LocalStack:
         )
         self.front.start()
         self._exit.callback(self.front.stop)
+        # Known only now: the user pool's ids and the URL GitLab's hooks post to.
+        self._exit.enter_context(
+            _environment(
+                {
+                    f"{ENV_PREFIX}USER_POOL_ID": self.provisioned.user_pool_id,
+                    f"{ENV_PREFIX}USER_POOL_CLIENT_ID": self.provisioned.user_pool_client_id,
+                    f"{ENV_PREFIX}TOKEN_ISSUER": self.provisioned.issuer,
+                    f"{ENV_PREFIX}JWKS_URL": self.jwks_url,
+                    f"{ENV_PREFIX}WEBHOOK_URL": f"{self.front.url}/webhook/gitlab",
+                }
+            )
+        )
+        clear_caches()
+        self._start_live_updates()
         self.endpoints_file.write_text(json.dumps(self.endpoints(), indent=2) + "\n")
+
+    def _start_live_updates(self) -> None:
+        """The WebSocket API's stand-in, and the stream poller feeding the ``updates``
+        function, which posts to the sockets through the stand-in's management API."""
+        assert self.session is not None
+        config = self.config
+        websocket_port = config.websocket_port
+        if websocket_port is None:
+            websocket_port = config.http_port + 1 if config.http_port else 0
+        self.websocket = WebSocketFront(
+            self.runtime.invoke,
+            self.names.function("websocket"),
+            host=config.host,
+            port=websocket_port,
+        )
+        self._exit.enter_context(
+            _environment(
+                {
+                    f"{ENV_PREFIX}CONNECTIONS_TABLE": self.names.connections_table,
+                    f"{ENV_PREFIX}WEBSOCKET_CALLBACK_URL": self.websocket.callback_url,
+                }
+            )
+        )
+        clear_caches()
+        # Stopped before the environment goes: closing the sockets runs their $disconnect.
+        self.websocket.start()
+        self._exit.callback(self.websocket.stop)
+        self.stream_poller = StreamPoller(
+            self.runtime,
+            self.session.client("lambda"),
+            self.session.client("dynamodbstreams"),
+            self.session.client("sqs"),
+            endpoint=self.aws_endpoint,
+            interval_seconds=config.poll_interval_seconds,
+        )
+        self.stream_poller.start()
+        self._exit.callback(self.stream_poller.stop)
 
     def stop(self) -> None:
         self._exit.close()
@@ -232,6 +290,12 @@ class LocalStack:
     # -- what the stack offers --------------------------------------------------------
 
     @property
+    def jwks_url(self) -> str:
+        """moto serves the pool's keys; Cognito would at ``<issuer>/.well-known/jwks.json``."""
+        assert self.provisioned is not None, "the stack is not started"
+        return f"{self.aws_endpoint}/{self.provisioned.user_pool_id}/.well-known/jwks.json"
+
+    @property
     def endpoints_file(self) -> Path:
         return self.config.data_dir / "endpoints.json"
 
@@ -247,6 +311,7 @@ class LocalStack:
             "api": f"{self.url}/api/v1",
             "webhook": f"{self.url}/webhook/gitlab",
             "dashboard": f"{self.url}/",
+            "websocket": self.websocket.url if self.websocket else None,
             "aws_endpoint": self.aws_endpoint,
             "region": self.config.region,
             "resource_prefix": self.names.prefix,

@@ -26,6 +26,15 @@ from merge_assist.resources import ROUTES, USER_GROUPS, ResourceNames
 THROTTLE_RATE = 50
 THROTTLE_BURST = 100
 
+# Why each route without the Cognito authorizer may go without it.
+PUBLIC_ROUTES: Mapping[str, str] = {
+    "/webhook/gitlab": "GitLab webhooks cannot send a Cognito token; the handler "
+    "authenticates each delivery by comparing the X-Gitlab-Token header with the project's "
+    "webhook secret and answers 401 otherwise.",
+    "/api/v1/openapi.json": "The API's OpenAPI description is public like any published API "
+    "reference: it holds no data, and every operation it describes needs a token.",
+}
+
 # HTTP API context variables (a subset of REST API's), one JSON object per request.
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -75,6 +84,7 @@ class Api(Construct):
         dashboard_urls: Sequence[str],
     ) -> None:
         super().__init__(scope, construct_id)
+        self._dashboard_urls = [url.rstrip("/") for url in dashboard_urls]
         self._user_pool(names, dashboard_urls)
         self._http_api(names, functions)
 
@@ -153,6 +163,14 @@ class Api(Construct):
             description="Merge Assist: dashboard REST API and GitLab webhooks",
             # The default stage is created below, with access logs and throttling.
             create_default_stage=False,
+            # The dashboard is served from another origin (CloudFront); API Gateway answers
+            # its preflight requests itself, before the authorizer.
+            cors_preflight=apigwv2.CorsPreflightOptions(
+                allow_origins=list(self._dashboard_urls) or ["https://localhost"],
+                allow_methods=[apigwv2.CorsHttpMethod.ANY],
+                allow_headers=["authorization", "content-type"],
+                max_age=Duration.hours(1),
+            ),
         )
         access_logs = logs.LogGroup(
             self,
@@ -196,10 +214,4 @@ class Api(Construct):
             )
             if not route.authorized:
                 for http_route in added:
-                    acknowledge(
-                        http_route,
-                        "AwsSolutions-APIG4",
-                        "GitLab webhooks cannot send a Cognito token; the handler "
-                        "authenticates each delivery by comparing the X-Gitlab-Token header "
-                        "with the project's webhook secret and answers 401 otherwise.",
-                    )
+                    acknowledge(http_route, "AwsSolutions-APIG4", PUBLIC_ROUTES[route.path])

@@ -37,6 +37,7 @@ from merge_assist.resources import (
     MERGE_WORKFLOW,
     PYTHON_RUNTIME,
     STATE_MACHINES,
+    STREAM_SUBSCRIPTIONS,
     FunctionSpec,
     ResourceNames,
     function_environment,
@@ -51,6 +52,8 @@ class TableAccess(enum.Enum):
     NONE = "none"
     READ = "read"
     READ_WRITE = "read-write"
+    # Adds items (PutItem only): may neither read nor change what is there.
+    APPEND = "append"
 
 
 class QueueAccess(enum.Enum):
@@ -82,6 +85,7 @@ RESUME_ACTIONS = ("states:SendTaskSuccess", "states:SendTaskFailure", "states:Se
 # DescribeExecution on its executions to tell a retried start from a finished batch.
 START_ACTIONS = ("states:StartExecution",)
 DESCRIBE_EXECUTION_ACTIONS = ("states:DescribeExecution",)
+LIST_EXECUTIONS_ACTIONS = ("states:ListExecutions",)
 
 
 def _check_state_machine(key: str) -> None:
@@ -131,6 +135,11 @@ class Access:
     resume_workflows: bool = False
     # Starts executions of the merge workflow (a batch) and describes them.
     start_workflows: bool = False
+    # Lists the merge workflow's executions (the health page counts running and failed ones).
+    list_workflows: bool = False
+    # Connects and disconnects projects: the onboarding policy the CLI's users get
+    # (infra/constructs/ingest.py), attached in infra/stack.py.
+    onboard_projects: bool = False
 
 
 # resources.FunctionSpec says what a function runs, not what it may touch, so least privilege is
@@ -165,8 +174,16 @@ FUNCTION_ACCESS: Mapping[str, Access] = MappingProxyType(
             project_queues=QueueAccess.SEND,
             start_workflows=True,
         ),
-        # Project configuration is edited at run time through the API.
-        "api": Access(table=TableAccess.READ_WRITE),
+        # Project configuration, priorities and grants are edited at run time through the
+        # API, which then starts an idle queue; connecting a project asks GitLab with the
+        # bot's token. Connecting a project needs what the CLI needs.
+        "api": Access(
+            table=TableAccess.READ_WRITE,
+            bot_token=True,
+            start_workflows=True,
+            list_workflows=True,
+            onboard_projects=True,
+        ),
         # The merge workflow's steps (statemachines/merge_batch.asl.json). Every step but the
         # pipeline check records its progress in the batch record and the MRs' states.
         # Creates the batch record, takes the branch lock and moves the MRs it selects.
@@ -187,6 +204,11 @@ FUNCTION_ACCESS: Mapping[str, Access] = MappingProxyType(
         "workflow-release": Access(
             table=TableAccess.READ_WRITE, bot_token=True, start_workflows=True
         ),
+        # Fed from the table's stream (infra.constructs.live), it only adds the event log's
+        # entries, conditionally; its own connections table is granted there.
+        "updates": Access(table=TableAccess.APPEND),
+        # Reads a connecting user's grants; its connections table is granted in live.
+        "websocket": Access(table=TableAccess.READ),
     }
 )
 
@@ -310,13 +332,16 @@ class Functions(Construct):
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.JSON,
         )
-        acknowledge(
-            role,
-            "AwsSolutions-IAM5",
+        reason = (
             "X-Ray's PutTraceSegments and PutTelemetryRecords do not support resource-level "
-            "permissions, so active tracing needs Resource '*' for them.",
-            findings=["Resource::*"],
+            "permissions, so active tracing needs Resource '*' for them."
         )
+        if spec.key in {subscription.function for subscription in STREAM_SUBSCRIPTIONS}:
+            reason += (
+                " So does dynamodb:ListStreams, which the event source mapping from the "
+                "table's stream polls with (infra.constructs.live)."
+            )
+        acknowledge(role, "AwsSolutions-IAM5", reason, findings=["Resource::*"])
         self._grant(function, role, access)
         return function
 
@@ -326,6 +351,8 @@ class Functions(Construct):
             table.grant_read_data(function)
         elif access.table is TableAccess.READ_WRITE:
             table.grant_read_write_data(function)
+        elif access.table is TableAccess.APPEND:
+            table.grant(function, "dynamodb:PutItem")
         if access.table is not TableAccess.NONE:
             acknowledge(
                 role,
@@ -384,6 +411,13 @@ class Functions(Construct):
                 "can name the merge workflow's state machine but not the execution; only "
                 "the execution name after that state machine's name is left open.",
                 findings=[executions_finding(self._names, MERGE_WORKFLOW)],
+            )
+        if access.list_workflows:
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=list(LIST_EXECUTIONS_ACTIONS),
+                    resources=[named_state_machine_arn(self, self._names, MERGE_WORKFLOW)],
+                )
             )
         queue_actions = QUEUE_ACTIONS[access.project_queues]
         if queue_actions:

@@ -19,7 +19,14 @@ from cfnlint.api import lint
 from cfnlint.config import ManualArgs
 from cfnlint.helpers import REGIONS
 
-from infra.app import STACK_ID, cdk_json_context, check_prefix, context_list, create_app
+from infra.app import (
+    DEFAULT_DASHBOARD_URLS,
+    STACK_ID,
+    cdk_json_context,
+    check_prefix,
+    context_list,
+    create_app,
+)
 from infra.constructs.api import THROTTLE_BURST, THROTTLE_RATE
 from infra.constructs.functions import (
     FUNCTION_ACCESS,
@@ -40,6 +47,7 @@ from merge_assist.resources import (
     PYTHON_RUNTIME,
     ROUTES,
     STATE_MACHINES,
+    STREAM_SUBSCRIPTIONS,
     TABLE,
     USER_GROUPS,
     WATCHER_SCHEDULE_MINUTES,
@@ -83,6 +91,8 @@ EVENT_SOURCE_MAPPINGS = _arn("lambda", "event-source-mapping:*")
 ONBOARDING_POLICY_NAME = f"{DEFAULT_PREFIX}-project-onboarding"
 # Active tracing needs these on Resource "*"; nothing else a function does may.
 XRAY_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
+# Functions fed from the table's stream.
+STREAM_FUNCTIONS = frozenset(subscription.function for subscription in STREAM_SUBSCRIPTIONS)
 
 # The merge workflow's state machine, as the functions know it: by name, never by a reference
 # to the StateMachine resource, whose definition names the functions (a dependency cycle).
@@ -91,7 +101,7 @@ MERGE_BATCH_ARN = _arn("states", f"stateMachine:{MERGE_BATCH}")
 MERGE_BATCH_EXECUTIONS = _arn("states", f"execution:{MERGE_BATCH}:*")
 # Who starts a batch: the dispatcher when an MR is queued, the watcher for one it missed, and
 # the release step for the branch's next batch. Nothing else may start one.
-WORKFLOW_STARTERS = frozenset({"dispatcher", "watcher", "workflow-release"})
+WORKFLOW_STARTERS = frozenset({"dispatcher", "watcher", "workflow-release", "api"})
 # Who completes a WaitForPipeline task: the dispatcher on the pipeline webhook, and the wait
 # step itself when the pipeline had already finished.
 WORKFLOW_RESUMERS = frozenset({"dispatcher", "workflow-wait-pipeline"})
@@ -188,7 +198,7 @@ def test_gitlab_url_is_a_deploy_parameter(synthesized: Synthesized) -> None:
 
 
 def test_table(synthesized: Synthesized) -> None:
-    synthesized.template.resource_count_is("AWS::DynamoDB::Table", 1)
+    synthesized.only("AWS::DynamoDB::Table", {"TableName": NAMES.table})
     synthesized.template.has_resource(
         "AWS::DynamoDB::Table",
         {
@@ -257,9 +267,13 @@ def test_function(synthesized: Synthesized, spec: FunctionSpec) -> None:
     assert function["Runtime"] == PYTHON_RUNTIME
     assert function["Architectures"] == ["x86_64"]
     assert function["Layers"] == [{"Ref": layer}]
-    assert {name: _text(value) for name, value in variables.items()} == function_environment(
+    shared = function_environment(
         NAMES, gitlab_url="${GitLabUrl}", state_machine_arn=MERGE_BATCH_ARN
     )
+    # What a construct adds for one function (its user pool, its WebSocket endpoint) is
+    # asserted with that construct; here only that it is Merge Assist's own.
+    assert {name: _text(variables.get(name, "<missing>")) for name in shared} == shared
+    assert all(name.startswith(ENV_PREFIX) for name in variables.keys() - shared.keys())
     assert variables[f"{ENV_PREFIX}GITLAB_URL"] == GITLAB_URL_PARAMETER
     assert function["Environment"]["Variables"][f"{ENV_PREFIX}TABLE_NAME"] == NAMES.table
     assert function["MemorySize"] == spec.memory_mb
@@ -329,6 +343,10 @@ def _role_actions(synthesized: Synthesized, role_id: str) -> set[str]:
     return actions
 
 
+def _stream_failures_queue(synthesized: Synthesized, key: str) -> str:
+    return synthesized.only("AWS::SQS::Queue", {"QueueName": NAMES.stream_failures_queue(key)})
+
+
 def _role_id(synthesized: Synthesized, key: str) -> str:
     function = synthesized.resources[synthesized.function_id(key)]["Properties"]
     role_id: str = function["Role"]["Fn::GetAtt"][0]
@@ -360,14 +378,25 @@ def test_function_role_grants_what_the_access_table_says(
     function = synthesized.resources[synthesized.function_id(spec.key)]["Properties"]
     role_id = function["Role"]["Fn::GetAtt"][0]
     role = synthesized.resources[role_id]["Properties"]
-    actions = _role_actions(synthesized, role_id)
     access = FUNCTION_ACCESS[spec.key]
-
-    assert "ManagedPolicyArns" not in role
-    assert ("dynamodb:Query" in actions) == (access.table is not TableAccess.NONE)
-    assert bool(actions & WRITE_ACTIONS) == (access.table is TableAccess.READ_WRITE)
-
     grants = _role_grants(synthesized, role_id)
+    table = f"${{{synthesized.only('AWS::DynamoDB::Table', {'TableName': NAMES.table})}.Arn}}"
+    table_actions = {action for action, resource, _ in grants if resource == table}
+
+    if access.onboard_projects:
+        onboarding = synthesized.only("AWS::IAM::ManagedPolicy", {})
+        assert role["ManagedPolicyArns"] == [{"Ref": onboarding}]
+    else:
+        assert "ManagedPolicyArns" not in role
+    assert ("dynamodb:Query" in table_actions) == (
+        access.table in (TableAccess.READ, TableAccess.READ_WRITE)
+    )
+    assert bool(table_actions & WRITE_ACTIONS) == (
+        access.table in (TableAccess.READ_WRITE, TableAccess.APPEND)
+    )
+    if access.table is TableAccess.APPEND:
+        assert table_actions == {"dynamodb:PutItem"}
+
     expected_secrets = set()
     if access.bot_token:
         expected_secrets.add(_bot_token(synthesized))
@@ -376,9 +405,17 @@ def test_function_role_grants_what_the_access_table_says(
     assert {
         resource for action, resource, _ in grants if action == "secretsmanager:GetSecretValue"
     } == expected_secrets
-    assert {(action, resource) for action, resource, _ in grants if action.startswith("sqs:")} == {
-        (action, PROJECT_QUEUES) for action in QUEUE_ACTIONS[access.project_queues]
-    }
+    # A stream's failure queue is the event source mapping's, asserted in test_live.
+    failure_queue = (
+        f"${{{_stream_failures_queue(synthesized, spec.key)}.Arn}}"
+        if spec.key in STREAM_FUNCTIONS
+        else None
+    )
+    assert {
+        (action, resource)
+        for action, resource, _ in grants
+        if action.startswith("sqs:") and resource != failure_queue
+    } == {(action, PROJECT_QUEUES) for action in QUEUE_ACTIONS[access.project_queues]}
     expected_states: set[tuple[str, str]] = set()
     if access.resume_workflows:
         expected_states |= {(action, MERGE_BATCH_ARN) for action in RESUME_ACTIONS}
@@ -387,10 +424,16 @@ def test_function_role_grants_what_the_access_table_says(
             ("states:StartExecution", MERGE_BATCH_ARN),
             ("states:DescribeExecution", MERGE_BATCH_EXECUTIONS),
         }
+    if access.list_workflows:
+        expected_states.add(("states:ListExecutions", MERGE_BATCH_ARN))
     assert {
         (action, resource) for action, resource, _ in grants if action.startswith("states:")
     } == expected_states
-    assert {action for action, resource, _ in grants if resource == "*"} <= XRAY_ACTIONS
+    unscoped = XRAY_ACTIONS
+    if spec.key in STREAM_FUNCTIONS:
+        # The event source mapping polls the stream with the function's role.
+        unscoped |= {"dynamodb:ListStreams"}
+    assert {action for action, resource, _ in grants if resource == "*"} <= unscoped
     assert all(condition == "" for _, _, condition in grants)
 
 
@@ -465,6 +508,8 @@ def test_only_the_resumers_complete_waiting_workflow_tasks(
         }
     else:
         assert resumes == set()
+    lists = {resource for action, resource in grants if action == "states:ListExecutions"}
+    assert lists == ({MERGE_BATCH_ARN} if FUNCTION_ACCESS[spec.key].list_workflows else set())
     # Nothing else of Step Functions: no StopExecution, no state machine changes.
     assert {action for action, _ in grants} <= {
         "states:SendTaskSuccess",
@@ -472,6 +517,7 @@ def test_only_the_resumers_complete_waiting_workflow_tasks(
         "states:SendTaskHeartbeat",
         "states:StartExecution",
         "states:DescribeExecution",
+        "states:ListExecutions",
     }
 
 
@@ -707,6 +753,7 @@ def test_http_api_routes(synthesized: Synthesized) -> None:
     routes = {
         route["Properties"]["RouteKey"]: route["Properties"]
         for route in synthesized.template.find_resources("AWS::ApiGatewayV2::Route").values()
+        if route["Properties"]["ApiId"] == {"Ref": api}
     }
     assert sorted(routes) == sorted(f"{route.method} {route.path}" for route in ROUTES)
     integrations = synthesized.template.find_resources("AWS::ApiGatewayV2::Integration")
@@ -745,7 +792,10 @@ def test_gitlab_webhook_route_needs_no_token(synthesized: Synthesized) -> None:
         HttpRoute(method="POST", path="/webhook/gitlab", function="webhook", authorized=False)
         in ROUTES
     )
-    routes = synthesized.template.find_resources("AWS::ApiGatewayV2::Route")
+    http_api = synthesized.only("AWS::ApiGatewayV2::Api", {"Name": NAMES.http_api})
+    routes = synthesized.template.find_resources(
+        "AWS::ApiGatewayV2::Route", {"Properties": {"ApiId": {"Ref": http_api}}}
+    )
     webhook = next(
         route
         for route in routes.values()
@@ -754,11 +804,14 @@ def test_gitlab_webhook_route_needs_no_token(synthesized: Synthesized) -> None:
 
     assert webhook["Properties"]["AuthorizationType"] == "NONE"
     assert "AuthorizerId" not in webhook["Properties"]
-    # The open route is acknowledged on its own, never the routes behind Cognito.
-    assert "AwsSolutions-APIG4" in _acknowledged(webhook)
-    others = [route for route in routes.values() if route is not webhook]
-    assert others
-    assert all("AwsSolutions-APIG4" not in _acknowledged(route) for route in others)
+    # The open routes are acknowledged one by one, never the routes behind Cognito.
+    public = {f"{r.method} {r.path}" for r in ROUTES if not r.authorized}
+    assert public == {"POST /webhook/gitlab", "GET /api/v1/openapi.json"}
+    for route in routes.values():
+        key = route["Properties"]["RouteKey"]
+        is_public = key in public
+        assert ("AwsSolutions-APIG4" in _acknowledged(route)) == is_public, key
+        assert (route["Properties"]["AuthorizationType"] == "NONE") == is_public, key
 
 
 def test_outputs(synthesized: Synthesized) -> None:
@@ -846,7 +899,7 @@ def test_onboarding_policy_grants_what_the_admin_cli_needs(
     synthesized: Synthesized, onboarding_policy: tuple[str, dict[str, Any]]
 ) -> None:
     _, policy = onboarding_policy
-    table = synthesized.only("AWS::DynamoDB::Table")
+    table = synthesized.only("AWS::DynamoDB::Table", {"TableName": NAMES.table})
     dispatcher_only = json.dumps(
         {
             "StringEquals": {
@@ -978,3 +1031,30 @@ def test_context_list_accepts_cdk_json_lists_and_cli_strings() -> None:
         "https://a.example",
         "https://b.example",
     ]
+
+
+def test_api_answers_the_dashboards_preflight_and_knows_its_pool(
+    synthesized: Synthesized,
+) -> None:
+    http_api = synthesized.resources[
+        synthesized.only("AWS::ApiGatewayV2::Api", {"Name": NAMES.http_api})
+    ]["Properties"]
+    cors = http_api["CorsConfiguration"]
+    environment = synthesized.resources[synthesized.function_id("api")]["Properties"][
+        "Environment"
+    ]["Variables"]
+
+    assert cors["AllowOrigins"] == [url.rstrip("/") for url in DEFAULT_DASHBOARD_URLS]
+    assert {"authorization", "content-type"} <= set(cors["AllowHeaders"])
+    pool = synthesized.only("AWS::Cognito::UserPool", {})
+    client = synthesized.only("AWS::Cognito::UserPoolClient", {})
+    assert environment["MERGE_ASSIST_USER_POOL_ID"] == {"Ref": pool}
+    assert environment["MERGE_ASSIST_USER_POOL_CLIENT_ID"] == {"Ref": client}
+    assert "MERGE_ASSIST_WEBHOOK_URL" in environment
+    # Only the API function is told about the pool: no other function checks tokens.
+    others = [spec.key for spec in FUNCTIONS if spec.key not in ("api", "websocket")]
+    for key in others:
+        variables = synthesized.resources[synthesized.function_id(key)]["Properties"][
+            "Environment"
+        ]["Variables"]
+        assert "MERGE_ASSIST_USER_POOL_ID" not in variables, key

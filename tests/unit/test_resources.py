@@ -14,6 +14,7 @@ from merge_assist.resources import (
     FUNCTIONS,
     ROUTES,
     STATE_MACHINES,
+    STREAM_SUBSCRIPTIONS,
     FunctionSpec,
     ResourceNames,
     StateMachineSpec,
@@ -34,6 +35,9 @@ def deployment_names(names: ResourceNames) -> list[str]:
         names.user_pool,
         names.user_pool_client,
         names.http_api,
+        names.connections_table,
+        names.websocket_api,
+        *(names.stream_failures_queue(s.function) for s in STREAM_SUBSCRIPTIONS),
         *(names.function(spec.key) for spec in FUNCTIONS),
         *(names.state_machine(spec.key) for spec in STATE_MACHINES),
     ]
@@ -65,6 +69,7 @@ def test_default_names_do_not_change() -> None:
     assert names.project_queue(7) == "merge-assist-project-7.fifo"
     assert names.project_dead_letter_queue(7) == "merge-assist-project-7-dlq.fifo"
     assert names.function("api") == "merge-assist-api"
+    assert names.connections_table == "merge-assist-connections"
     assert names.state_machine("merge-batch") == "merge-assist-merge-batch"
 
 
@@ -196,3 +201,19 @@ def test_every_state_transition_reaches_a_state(spec: StateMachineSpec) -> None:
     targets |= {state["Default"] for state in states.values() if "Default" in state}
     targets |= {choice["Next"] for state in states.values() for choice in state.get("Choices", [])}
     assert targets <= set(states)
+
+
+# -- stream subscriptions -------------------------------------------------------------
+
+
+def test_stream_subscriptions_feed_existing_functions_within_lambdas_limits() -> None:
+    keys = {spec.key for spec in FUNCTIONS}
+    for subscription in STREAM_SUBSCRIPTIONS:
+        assert subscription.function in keys
+        assert 1 <= subscription.batch_size <= 10_000
+        assert 0 <= subscription.retry_attempts <= 10_000
+        assert 60 <= subscription.max_record_age_seconds <= 604_800
+        # Lambda accepts at most five filters per event source mapping.
+        assert 1 <= len(subscription.filter_patterns()) <= 5
+        failures = ResourceNames().stream_failures_queue(subscription.function)
+        assert not failures.startswith(ResourceNames().project_queue_prefix)

@@ -95,6 +95,7 @@ def _print_endpoints(endpoints: dict[str, Any], path: Path) -> None:
         f"  dashboard      {endpoints['dashboard']}",
         f"  API            {endpoints['api']}",
         f"  webhook        {endpoints['webhook']}",
+        f"  live updates   {endpoints['websocket']}",
         f"  AWS (moto)     {endpoints['aws_endpoint']}  region {endpoints['region']}",
         f"  GitLab         {endpoints['gitlab']}"
         + (

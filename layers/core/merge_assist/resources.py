@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 DEFAULT_PREFIX = "merge-assist"
 PYTHON_RUNTIME = "python3.14"
@@ -126,11 +127,26 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         description="Ends a batch, releases its branch and starts the next one",
         timeout_seconds=120,
     ),
+    FunctionSpec(
+        key="updates",
+        handler="functions.updates.app.handler",
+        description="Turns the table's changes into the event log and the dashboard's live updates",
+        timeout_seconds=60,
+    ),
+    FunctionSpec(
+        key="websocket",
+        handler="functions.websocket.app.handler",
+        description="Opens and closes the dashboard's live-update WebSocket connections",
+        # API Gateway gives a WebSocket integration 29 s.
+        timeout_seconds=10,
+    ),
 )
 
 ROUTES: tuple[HttpRoute, ...] = (
     # GitLab authenticates with the project's secret token, checked by the handler.
     HttpRoute(method="POST", path="/webhook/gitlab", function="webhook", authorized=False),
+    # The API's description is public, as a schema registry or a client generator needs it.
+    HttpRoute(method="GET", path="/api/v1/openapi.json", function="api", authorized=False),
     HttpRoute(method="ANY", path="/api/v1/{proxy+}", function="api", authorized=True),
 )
 
@@ -155,6 +171,56 @@ STATE_MACHINES: tuple[StateMachineSpec, ...] = (
 
 # How often the watcher compares GitLab with the store.
 WATCHER_SCHEDULE_MINUTES = 5
+
+
+@dataclass(frozen=True)
+class StreamSubscription:
+    """A function fed from the table's change stream (the cloud's event source mapping and
+    the local stream poller are both built from it).
+
+    Records are delivered when their new image is an item of one of ``kinds``, or when an
+    item of one of ``removed_kinds`` is deleted; the rest never reach the function. TTL
+    deletions of finished MRs, batches and old audit entries are many and of no interest,
+    which is why removals are filtered apart."""
+
+    function: str
+    kinds: tuple[str, ...]
+    removed_kinds: tuple[str, ...] = ()
+    batch_size: int = 100
+    # Retries of a failing batch before it is reported to the failure queue and skipped; a
+    # stuck record must not hold up the dashboard and the event log behind it forever.
+    retry_attempts: int = 5
+    max_record_age_seconds: int = 3600
+
+    def filter_patterns(self) -> list[dict[str, Any]]:
+        """Lambda event filter patterns (any one matching lets a record through), matched
+        against the record as the stream has it (DynamoDB JSON)."""
+        patterns: list[dict[str, Any]] = [
+            {"dynamodb": {"NewImage": {"kind": {"S": list(self.kinds)}}}}
+        ]
+        if self.removed_kinds:
+            patterns.append(
+                {
+                    "eventName": ["REMOVE"],
+                    "dynamodb": {"OldImage": {"kind": {"S": list(self.removed_kinds)}}},
+                }
+            )
+        return patterns
+
+
+# The table's items the dashboard shows live, and whose changes the event log records.
+LIVE_KINDS: tuple[str, ...] = ("project", "merge_request", "batch", "audit")
+
+STREAM_SUBSCRIPTIONS: tuple[StreamSubscription, ...] = (
+    StreamSubscription(function="updates", kinds=LIVE_KINDS, removed_kinds=("project",)),
+)
+
+# Where the dashboard opens its live-update WebSocket: the local stack serves this path, and
+# in the cloud a custom domain's API mapping (or the dashboard's CloudFront) puts the stage
+# there, since API Gateway refuses any path after a WebSocket stage's name.
+WEBSOCKET_PATH = "/ws/updates"
+WEBSOCKET_STAGE = "updates"
+WEBSOCKET_ROUTE_SELECTION = "$request.body.action"
 
 USER_GROUPS: tuple[str, ...] = ("admin", "project_owner", "priority_manager", "viewer")
 
@@ -196,6 +262,20 @@ class ResourceNames:
     @property
     def http_api(self) -> str:
         return f"{self.prefix}-http"
+
+    @property
+    def connections_table(self) -> str:
+        """The dashboard's open WebSocket connections (apart from the state table, whose
+        stream they are fed from)."""
+        return f"{self.prefix}-connections"
+
+    @property
+    def websocket_api(self) -> str:
+        return f"{self.prefix}-ws"
+
+    def stream_failures_queue(self, function_key: str) -> str:
+        """Where a stream subscription reports the batches it gave up on."""
+        return f"{self.prefix}-{function_spec(function_key).key}-stream-failures"
 
     def function(self, key: str) -> str:
         return f"{self.prefix}-{function_spec(key).key}"
@@ -267,3 +347,15 @@ class TableSchema:
 
 
 TABLE = TableSchema()
+
+
+@dataclass(frozen=True)
+class ConnectionsSchema:
+    """The connections table: one item per open WebSocket, gone by TTL when its token
+    expires (see ``merge_assist.adapters.live``)."""
+
+    partition_key: str = "connection_id"
+    ttl_attribute: str = "expires_at"
+
+
+CONNECTIONS_TABLE = ConnectionsSchema()

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     )
     # What GitLab's hooks post to; onboarding through the API registers it.
     webhook_url: str | None = None
+    # The dashboard's open WebSocket connections, and where messages to them are posted
+    # (the WebSocket stage's https callback URL, API Gateway's management API).
+    connections_table: str | None = None
+    websocket_callback_url: str | None = None
 
     @property
     def names(self) -> ResourceNames:
@@ -61,6 +65,10 @@ class Settings(BaseSettings):
     @property
     def resolved_table_name(self) -> str:
         return self.table_name or self.names.table
+
+    @property
+    def resolved_connections_table(self) -> str:
+        return self.connections_table or self.names.connections_table
 
 
 @lru_cache(maxsize=1)

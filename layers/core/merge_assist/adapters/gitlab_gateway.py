@@ -174,10 +174,11 @@ class PythonGitLabGateway:
     def remove_hook(self, project_id: int, url: str) -> bool:
         hooks = self._gl.projects.get(project_id, lazy=True).hooks
         removed = False
-        for hook in hooks.list(iterator=True):
-            if hook.url == url:
-                hooks.delete(hook.id)
-                removed = True
+        with _translated(f"hooks of project {project_id}"):
+            for hook in hooks.list(iterator=True):
+                if hook.url == url:
+                    hooks.delete(hook.id)
+                    removed = True
         return removed
 
     # --- the merge workflow ---------------------------------------------------------------
