@@ -89,7 +89,7 @@ def test_admin_connects_grants_and_the_roles_apply(stack: LocalStack) -> None:
         assert granted.status_code == 200, granted.text
     assert [p["config"]["project_id"] for p in viewer("GET", "/projects").json()] == [pid]
 
-    iids = [
+    for n in range(3):
         gitlab.create_merge_request(
             project,
             f"feature-{n}",
@@ -98,8 +98,6 @@ def test_admin_connects_grants_and_the_roles_apply(stack: LocalStack) -> None:
             author="dev",
             assignees=[stack.bot_username],
         )
-        for n in range(3)
-    ]
 
     def queued() -> list[int]:
         answer = viewer("GET", f"/projects/{pid}/mrs", params={"category": "queued"})
@@ -108,15 +106,15 @@ def test_admin_connects_grants_and_the_roles_apply(stack: LocalStack) -> None:
         return [v["merge_request"]["iid"] for v in items]
 
     _wait(lambda: len(queued()) == 3)
-    assert (
-        viewer(
-            "POST", f"/projects/{pid}/mrs/{iids[2]}/priority", json={"before": iids[0]}
-        ).status_code
-        == 403
+    # They queue in the order their pipelines finished; the last one is moved to the front.
+    first_mr, second_mr, last_mr = queued()
+    refused_move = viewer(
+        "POST", f"/projects/{pid}/mrs/{last_mr}/priority", json={"before": first_mr}
     )
-    moved = manager("POST", f"/projects/{pid}/mrs/{iids[2]}/priority", json={"before": iids[0]})
+    assert refused_move.status_code == 403
+    moved = manager("POST", f"/projects/{pid}/mrs/{last_mr}/priority", json={"before": first_mr})
     assert moved.status_code == 200, moved.text
-    assert queued() == [iids[2], iids[0], iids[1]]
+    assert queued() == [last_mr, first_mr, second_mr]
 
     assert manager("PUT", f"/projects/{pid}/config", json={"batch_size": 2}).status_code == 403
     resumed = owner("PUT", f"/projects/{pid}/config", json={"batch_size": 2, "paused": False})
@@ -131,7 +129,7 @@ def test_admin_connects_grants_and_the_roles_apply(stack: LocalStack) -> None:
     assert len(batches) == 2
     # Oldest batch: the moved MR first, and only two (the new batch size).
     first = batches[-1]
-    assert first["merge_requests"] == [iids[2], iids[0]]
+    assert first["merge_requests"] == [last_mr, first_mr]
     detail = viewer("GET", f"/batches/{first['id']}").json()
     assert detail["steps"][0]["kind"] == "selected"
     assert detail["steps"][-1]["kind"] in ("landed", "released")
