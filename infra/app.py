@@ -9,7 +9,18 @@ Context (``cdk synth -c key=value`` or ``cdk.json``):
     The URLs Cognito's hosted pages may send a user back to after sign-in and sign-out, comma
     separated (default: the dashboard's development server).
 
-Deploy-time parameter: ``GitLabUrl``, the GitLab instance the functions talk to.
+Deploy-time parameters (``cdk deploy --parameters Name=value``; docs/deploy.md has them all):
+
+``GitLabUrl``
+    The GitLab instance the functions talk to (default ``https://gitlab.com``).
+``BotTokenSecretArn``
+    Optional: an existing secret holding the bot's token. Empty, the stack creates
+    ``<prefix>/gitlab-bot-token`` for the admin to fill in.
+``DomainName`` and ``CertificateArn``
+    Optional, together: a custom domain (with its ACM certificate) for the HTTP API; the
+    output ``CustomDomainTarget`` is what its DNS record points at.
+``AlarmEmail``, ``ChatWebhookUrl``, ``ChatKind``
+    Optional: where the alarms go (``infra.constructs.ops``).
 """
 
 from __future__ import annotations

@@ -168,6 +168,8 @@ class LocalStack:
                     "MOTO_PORT": str(port),
                     "POWERTOOLS_TRACE_DISABLED": "true",
                     "POWERTOOLS_METRICS_DISABLED": "false",
+                    # What CloudWatch would receive, kept apart from the console.
+                    "MERGE_ASSIST_METRICS_FILE": str(self.metrics_file),
                 }
             )
         )
@@ -296,6 +298,11 @@ class LocalStack:
         return f"{self.aws_endpoint}/{self.provisioned.user_pool_id}/.well-known/jwks.json"
 
     @property
+    def metrics_file(self) -> Path:
+        """The functions' CloudWatch metrics (EMF, one JSON document per line)."""
+        return self.config.data_dir / "metrics.jsonl"
+
+    @property
     def endpoints_file(self) -> Path:
         return self.config.data_dir / "endpoints.json"
 
@@ -330,6 +337,7 @@ class LocalStack:
                 for u in provisioned.demo_users
             ],
             "data_dir": str(self.config.data_dir),
+            "metrics_file": str(self.metrics_file),
         }
 
     def client(self, service: str) -> Any:

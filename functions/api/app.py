@@ -176,6 +176,7 @@ def _refusal(status: int, message: str) -> dict[str, Any]:
 
 # The event holds the bearer token: never log it, whatever POWERTOOLS_LOGGER_LOG_EVENT says;
 # and a warm container must not log one caller's name on the next caller's lines.
+@wiring.metrics.log_metrics
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False, clear_state=True
 )

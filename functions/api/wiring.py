@@ -8,10 +8,16 @@ from merge_assist.adapters.aws import register_cache, store_from_settings
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
 from merge_assist.adapters.executions import StepFunctionsExecutions
 from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway, gateway_from_settings
+from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
 from merge_assist.adapters.operations import AwsOperations
 from merge_assist.adapters.project_infra import AwsProjectInfrastructure
 from merge_assist.settings import get_settings
 from merge_assist.workflow.start import start_project
+
+# The API's own GitLab calls (connecting a project, its hook) count with the rest; the
+# handler flushes them with ``metrics.log_metrics``.
+metrics = lambda_metrics()
+meter = PowertoolsMeter(metrics)
 
 
 def store() -> DynamoDBStore:
@@ -19,7 +25,7 @@ def store() -> DynamoDBStore:
 
 
 def gitlab() -> PythonGitLabGateway:
-    return gateway_from_settings()
+    return gateway_from_settings(meter=meter)
 
 
 def executions() -> StepFunctionsExecutions:

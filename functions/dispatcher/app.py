@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from merge_assist.adapters.aws import store_from_settings
 from merge_assist.adapters.executions import StepFunctionsExecutions
 from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway, gateway_from_settings
+from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
 from merge_assist.clock import SystemClock
 from merge_assist.dispatch import Dispatcher
 from merge_assist.events import QueueEvent
@@ -28,6 +29,8 @@ from merge_assist.settings import get_settings
 
 logger = Logger()
 tracer = Tracer()
+metrics = lambda_metrics()
+meter = PowertoolsMeter(metrics)
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 
 
@@ -58,10 +61,11 @@ def _bot_user_id(gitlab: PythonGitLabGateway) -> int:
     return _bot_ids[settings.gitlab_url]
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    gitlab = gateway_from_settings()
+    gitlab = gateway_from_settings(meter=meter)
     dispatcher = Dispatcher(
         store=store_from_settings(),
         gitlab=gitlab,
@@ -70,6 +74,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         bot_user_id=_bot_user_id(gitlab),
         pipeline_poll_seconds=get_settings().pipeline_poll_seconds,
         rebase_poll_seconds=get_settings().rebase_poll_seconds,
+        meter=meter,
     )
     return process_partial_response(
         event=event,

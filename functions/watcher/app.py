@@ -13,17 +13,22 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from merge_assist.adapters.aws import store_from_settings
 from merge_assist.adapters.executions import StepFunctionsExecutions
 from merge_assist.adapters.gitlab_gateway import gateway_from_settings
+from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
 from merge_assist.adapters.project_queues import send_event
+from merge_assist.clock import SystemClock
 from merge_assist.errors import NotFoundError
 from merge_assist.events import MergeRequestSnapshot
+from merge_assist.metrics import Metric
 from merge_assist.models import ProjectConfig
 from merge_assist.ports import GitLabGateway, Store
 from merge_assist.settings import get_settings
-from merge_assist.watcher import OPEN_CATEGORIES, reconcile_events
+from merge_assist.watcher import OPEN_CATEGORIES, overdue_batches, reconcile_events
 from merge_assist.workflow.start import start_project
 
 logger = Logger()
 tracer = Tracer()
+metrics = lambda_metrics()
+meter = PowertoolsMeter(metrics)
 
 
 def watch_project(
@@ -63,18 +68,24 @@ def start_waiting_queues(store: Store, config: ProjectConfig, run_id: str) -> li
     )
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Counted first, so a run that fails still shows it ran; its failure has its own alarm.
+    meter.record(Metric.WATCHER_RUNS)
     store = store_from_settings()
-    gitlab = gateway_from_settings()
+    projects = store.list_projects()
+    # Every project, paused ones too: pausing stops new batches, not a stuck one.
+    meter.record(Metric.OVERDUE_BATCHES, overdue_batches(store, projects, SystemClock().now()))
+    gitlab = gateway_from_settings(meter=meter)
     bot_user_id = gitlab.current_user_id()
     # EventBridge gives each scheduled run its own id: a retried run starts nothing twice.
     run_id = str(event.get("id") or context.aws_request_id)
     queued: dict[int, int] = {}
     started: dict[int, list[str]] = {}
     failed: list[int] = []
-    for config in store.list_projects():
+    for config in projects:
         if config.paused:
             continue
         try:

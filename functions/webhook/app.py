@@ -23,20 +23,31 @@ from pydantic import ValidationError
 
 from functions.webhook.enqueue import QueueResult, enqueue_once, register_context
 from functions.webhook.projects import project_config
+from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
 from merge_assist.adapters.webhook_secrets import read_webhook_secret
 from merge_assist.errors import NotFoundError
 from merge_assist.gitlab_events import EVENT_HEADERS, GitLabHook, parse_hook
 from merge_assist.intake import Enqueue, decide, idempotency_key, signature_valid, token_matches
+from merge_assist.metrics import Metric
 from merge_assist.models import ProjectConfig, utc_now
+from merge_assist.ports import Meter
 from merge_assist.settings import get_settings
 
 # One route and a cold start that GitLab waits for: no router and no tracing SDK here (the
 # function's X-Ray tracing is switched on in its configuration).
 logger = Logger()
+metrics = lambda_metrics()
+meter: Meter = PowertoolsMeter(metrics)
 
 # Lambda's synchronous payload limit is 6 MB for the whole event; leave room for headers.
 MAX_BODY_BYTES = 5 * 1024 * 1024
 HANDLED_KINDS = frozenset({"merge_request", "note", "pipeline", "push", "tag_push", "build"})
+# The EventType dimension takes only GitLab's own kinds: anyone can POST here, and each new
+# value an unauthenticated caller made up would be one more CloudWatch metric to pay for.
+KNOWN_KINDS = HANDLED_KINDS | frozenset(
+    {"issue", "wiki_page", "deployment", "release", "feature_flag", "emoji", "member"}
+)
+UNKNOWN_KIND = "unknown"
 
 
 Answer = tuple[int, dict[str, Any]]
@@ -139,14 +150,33 @@ def parse(delivery: Delivery) -> GitLabHook:
         raise Reply(400, message=f"unreadable {kind} event: {where}: {first['msg']}") from None
 
 
+def event_type(delivery: Delivery) -> str:
+    kind = delivery.kind
+    return kind if isinstance(kind, str) and kind in KNOWN_KINDS else UNKNOWN_KIND
+
+
 def receive(event: dict[str, Any]) -> Answer:
-    """The status and JSON document GitLab gets for one delivery."""
+    """The status and JSON document GitLab gets for one delivery, counted by outcome."""
+    kind = UNKNOWN_KIND
+    refused = False
     try:
         delivery = read_delivery(event)
-        config = authenticate(delivery)
-        hook = parse(delivery)
+        kind = event_type(delivery)
+        status, document = _answer(delivery)
     except Reply as reply:
-        return reply.answer
+        status, document = reply.answer
+        refused = 400 <= status < 500
+    meter.record(Metric.EVENTS_RECEIVED, EventType=kind)
+    if refused:
+        meter.record(Metric.EVENTS_REFUSED)
+    elif status == 200 and document.get("status") == "ignored":
+        meter.record(Metric.EVENTS_IGNORED)
+    return status, document
+
+
+def _answer(delivery: Delivery) -> Answer:
+    config = authenticate(delivery)
+    hook = parse(delivery)
     decision = decide(hook, config, idempotency_key(delivery.headers, delivery.body))
     if not isinstance(decision, Enqueue):
         return 200, {"status": "ignored", "reason": decision.reason}
@@ -154,6 +184,7 @@ def receive(event: dict[str, Any]) -> Answer:
         result: QueueResult = enqueue_once(decision.event)
     except IdempotencyAlreadyInProgressError:
         # The same delivery is being queued right now; it holds the event, this copy must not.
+        # Not a refusal: the delivery was good, and GitLab's retry of it is answered 202.
         return 409, {"message": "this delivery is already being processed"}
     logger.info(
         "queued",
@@ -166,6 +197,7 @@ def receive(event: dict[str, Any]) -> Answer:
     return 202, {"status": "queued", "idempotency_key": decision.event.idempotency_key}
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     register_context(context)

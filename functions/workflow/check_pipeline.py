@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
-from functions.workflow.wiring import workflow_context
+from functions.workflow.wiring import metrics, workflow_context
 from merge_assist.workflow.pipeline import check_pipeline
 
 logger = Logger()
@@ -25,6 +25,7 @@ class CheckPipelineInput(BaseModel):
     deadline: datetime
 
 
+@metrics.log_metrics
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context
 @event_parser(model=CheckPipelineInput)

@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.workflow.wiring import workflow_context
+from functions.workflow.wiring import metrics, workflow_context
 from merge_assist.workflow.context import BatchRef
 from merge_assist.workflow.serial import check_rebase, start_rebase
 
@@ -21,6 +21,7 @@ class RebaseInput(BatchRef):
     operation: Literal["start", "check"]
 
 
+@metrics.log_metrics
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context
 @event_parser(model=RebaseInput)

@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.workflow.wiring import workflow_context
+from functions.workflow.wiring import metrics, workflow_context
 from merge_assist.workflow.context import WorkflowInput
 from merge_assist.workflow.select import select
 
@@ -16,6 +16,7 @@ logger = Logger()
 tracer = Tracer()
 
 
+@metrics.log_metrics
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context
 @event_parser(model=WorkflowInput)

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
-from functions.workflow.wiring import workflow_context
+from functions.workflow.wiring import metrics, workflow_context
 from merge_assist.workflow.pipeline import register_wait
 
 logger = Logger()
@@ -26,6 +26,7 @@ class WaitForPipelineInput(BaseModel):
     batch_id: str | None = Field(default=None, min_length=1, max_length=80)
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context
 @event_parser(model=WaitForPipelineInput)
 def handler(event: WaitForPipelineInput, context: LambdaContext) -> dict[str, Any]:

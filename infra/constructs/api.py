@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 import jsii
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Aws, CfnCondition, CfnResource, Duration, Fn, RemovalPolicy
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
@@ -215,3 +215,48 @@ class Api(Construct):
             if not route.authorized:
                 for http_route in added:
                     acknowledge(http_route, "AwsSolutions-APIG4", PUBLIC_ROUTES[route.path])
+
+    def add_custom_domain(self, domain_name: str, certificate_arn: str) -> CfnCondition:
+        """The HTTP API at ``https://<domain_name>/`` (``/api/v1/...``, ``/webhook/gitlab``)
+        when the ``DomainName`` deploy parameter is set; nothing otherwise.
+
+        L1 resources, because only they can carry a condition. The WebSocket API stays on its
+        execute-api URL: API Gateway refuses to map a WebSocket API on a domain that also
+        serves an HTTP or REST API.
+        """
+        # Both are given or neither (the stack's DomainNeedsCertificate rule); naming both
+        # here tells linters the certificate is never the empty default where it is used.
+        self.custom_domain_given = CfnCondition(
+            self,
+            "CustomDomainGiven",
+            expression=Fn.condition_and(
+                Fn.condition_not(Fn.condition_equals(domain_name, "")),
+                Fn.condition_not(Fn.condition_equals(certificate_arn, "")),
+            ),
+        )
+        self.custom_domain = apigwv2.CfnDomainName(
+            self,
+            "CustomDomain",
+            domain_name=domain_name,
+            domain_name_configurations=[
+                apigwv2.CfnDomainName.DomainNameConfigurationProperty(
+                    certificate_arn=certificate_arn,
+                    endpoint_type="REGIONAL",
+                    security_policy="TLS_1_2",
+                )
+            ],
+        )
+        self.custom_domain.cfn_options.condition = self.custom_domain_given
+        mapping = apigwv2.CfnApiMapping(
+            self,
+            "CustomDomainMapping",
+            api_id=self.http_api.api_id,
+            domain_name=self.custom_domain.ref,
+            stage=self.stage.stage_name,
+        )
+        mapping.cfn_options.condition = self.custom_domain_given
+        # The stage is named "$default" in the template, not referenced, so say it comes first.
+        stage = self.stage.node.default_child
+        assert isinstance(stage, CfnResource)
+        mapping.add_resource_dependency(stage)
+        return self.custom_domain_given

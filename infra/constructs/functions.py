@@ -8,18 +8,16 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from aws_cdk import (
-    ArnFormat,
     AssetHashType,
     BundlingOptions,
     Duration,
     RemovalPolicy,
     Size,
-    Stack,
 )
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from constructs import Construct, IConstruct
+from constructs import Construct
 
 from infra import REPO_ROOT
 from infra.bundling import CoreLayerBundling, FunctionCodeBundling, handler_package
@@ -30,8 +28,13 @@ from infra.constructs.ingest import (
     project_secrets_arn,
     project_secrets_finding,
 )
+from infra.constructs.state_machine_arns import (
+    executions_finding,
+    named_executions_arn,
+    named_state_machine_arn,
+)
 from infra.constructs.storage import Storage
-from infra.nag import acknowledge, arn_finding, stack_arn_finding
+from infra.nag import acknowledge, arn_finding
 from merge_assist.resources import (
     FUNCTIONS,
     MERGE_WORKFLOW,
@@ -86,42 +89,6 @@ RESUME_ACTIONS = ("states:SendTaskSuccess", "states:SendTaskFailure", "states:Se
 START_ACTIONS = ("states:StartExecution",)
 DESCRIBE_EXECUTION_ACTIONS = ("states:DescribeExecution",)
 LIST_EXECUTIONS_ACTIONS = ("states:ListExecutions",)
-
-
-def _check_state_machine(key: str) -> None:
-    if key not in {machine.key for machine in STATE_MACHINES}:
-        raise KeyError(f"no state machine {key!r} in merge_assist.resources.STATE_MACHINES")
-
-
-def named_state_machine_arn(scope: IConstruct, names: ResourceNames, key: str) -> str:
-    """The ARN of a state machine of this stack, built from its name alone.
-
-    The state machines' definitions name the functions' ARNs, so a function that references
-    the StateMachine construct (in its environment or its role) would close a dependency
-    cycle; the name is known up front and is the same in the deployed stack."""
-    _check_state_machine(key)
-    return Stack.of(scope).format_arn(
-        service="states",
-        resource="stateMachine",
-        resource_name=names.state_machine(key),
-        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-    )
-
-
-def named_executions_arn(scope: IConstruct, names: ResourceNames, key: str) -> str:
-    """Matches every execution of a state machine: ``execution:<state machine>:<execution>``."""
-    _check_state_machine(key)
-    return Stack.of(scope).format_arn(
-        service="states",
-        resource="execution",
-        resource_name=f"{names.state_machine(key)}:*",
-        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-    )
-
-
-def executions_finding(names: ResourceNames, key: str) -> str:
-    """The IAM5 finding id of :func:`named_executions_arn`."""
-    return stack_arn_finding("states", f"execution:{names.state_machine(key)}:*")
 
 
 @dataclass(frozen=True)
@@ -209,6 +176,9 @@ FUNCTION_ACCESS: Mapping[str, Access] = MappingProxyType(
         "updates": Access(table=TableAccess.APPEND),
         # Reads a connecting user's grants; its connections table is granted in live.
         "websocket": Access(table=TableAccess.READ),
+        # Posts alarms to chat: reads only the chat webhook secret, which exists only when a
+        # webhook is configured and grants the function itself (infra.constructs.ops).
+        "notify": Access(table=TableAccess.NONE),
     }
 )
 

@@ -17,9 +17,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct, IConstruct
 
+from infra.constructs.state_machine_arns import named_executions_arn, named_state_machine_arn
 from infra.constructs.storage import Storage
 from infra.nag import acknowledge, stack_arn_finding
-from merge_assist.resources import TABLE, ResourceNames
+from merge_assist.resources import MERGE_WORKFLOW, TABLE, ResourceNames
 
 ONBOARDING_SECRET_ACTIONS = (
     "secretsmanager:CreateSecret",
@@ -50,6 +51,24 @@ ONBOARDING_TABLE_ACTIONS = (
 )
 
 
+# ``merge-assist dlq redrive``: dead letters back to their project queue.
+OPERATOR_QUEUE_ACTIONS = (
+    "sqs:GetQueueUrl",
+    "sqs:GetQueueAttributes",
+    "sqs:ReceiveMessage",
+    "sqs:SendMessage",
+    "sqs:DeleteMessage",
+)
+# ``merge-assist batch retry|cancel``: batches, their MRs and the branch lock.
+OPERATOR_TABLE_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+)
+OPERATOR_EXECUTION_ACTIONS = ("states:DescribeExecution", "states:StopExecution")
+
+
 def project_secret_prefix(names: ResourceNames) -> str:
     """Every ``ResourceNames.webhook_secret`` starts with this."""
     return f"{names.prefix}/projects/"
@@ -62,6 +81,24 @@ def project_queues_arn(scope: IConstruct, names: ResourceNames) -> str:
         resource=f"{names.project_queue_prefix}*",
         arn_format=ArnFormat.NO_RESOURCE_NAME,
     )
+
+
+# Each connected project's queue alarms (AwsProjectInfrastructure.ensure_alarms / remove).
+ONBOARDING_ALARM_ACTIONS = ("cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms")
+
+
+def project_alarms_arn(scope: IConstruct, names: ResourceNames) -> str:
+    """Matches every project's queue alarms, ``<prefix>-project-<slug>-<id>``."""
+    return Stack.of(scope).format_arn(
+        service="cloudwatch",
+        resource="alarm",
+        resource_name=f"{names.prefix}-project-*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def project_alarms_finding(names: ResourceNames) -> str:
+    return stack_arn_finding("cloudwatch", f"alarm:{names.prefix}-project-*")
 
 
 def project_secrets_arn(scope: IConstruct, names: ResourceNames) -> str:
@@ -95,6 +132,10 @@ def event_source_mappings_arn(scope: IConstruct) -> str:
 
 def onboarding_policy_name(names: ResourceNames) -> str:
     return f"{names.prefix}-project-onboarding"
+
+
+def operator_policy_name(names: ResourceNames) -> str:
+    return f"{names.prefix}-operator"
 
 
 class Ingest(Construct):
@@ -138,6 +179,11 @@ class Ingest(Construct):
                     sid="ProjectQueues",
                     actions=list(ONBOARDING_QUEUE_ACTIONS),
                     resources=[project_queues_arn(self, names)],
+                ),
+                iam.PolicyStatement(
+                    sid="ProjectAlarms",
+                    actions=list(ONBOARDING_ALARM_ACTIONS),
+                    resources=[project_alarms_arn(self, names)],
                 ),
                 # Creating a mapping has no resource type to scope; the condition keeps the
                 # caller from wiring a queue to any function but the dispatcher.
@@ -197,6 +243,14 @@ class Ingest(Construct):
         acknowledge(
             self.onboarding_policy,
             "AwsSolutions-IAM5",
+            "Each project's queue alarms are created when it is connected and deleted when it "
+            "is disconnected, named <prefix>-project-<slug>-<project id>; only what follows "
+            "this deployment's <prefix>-project- alarm name prefix is left open.",
+            findings=[project_alarms_finding(names)],
+        )
+        acknowledge(
+            self.onboarding_policy,
+            "AwsSolutions-IAM5",
             "Project queues and their dead-letter queues are created per project at run time, "
             "when the CLI connects the project, under this deployment's <prefix>-project- "
             "queue name prefix; only the project id after it is left open.",
@@ -210,3 +264,65 @@ class Ingest(Construct):
             "the dispatcher's mappings by the lambda:FunctionArn condition.",
             findings=[stack_arn_finding("lambda", "event-source-mapping:*")],
         )
+        self.operator_policy = self._operator_policy(names, storage)
+
+    def _operator_policy(self, names: ResourceNames, storage: Storage) -> iam.ManagedPolicy:
+        """Recovery by hand (``merge-assist dlq redrive``, ``merge-assist batch retry|cancel``);
+        left unattached like the onboarding policy, and apart from it: the API function,
+        which onboards projects, gets none of this."""
+        table = storage.table
+        policy = iam.ManagedPolicy(
+            self,
+            "OperatorPolicy",
+            managed_policy_name=operator_policy_name(names),
+            description=(
+                f"Recover the Merge Assist deployment {names.prefix} by hand: redrive a "
+                f"project's dead letters, retry or cancel a batch"
+            ),
+            statements=[
+                iam.PolicyStatement(
+                    sid="RedriveProjectQueues",
+                    actions=list(OPERATOR_QUEUE_ACTIONS),
+                    resources=[project_queues_arn(self, names)],
+                ),
+                iam.PolicyStatement(
+                    sid="BatchState",
+                    actions=list(OPERATOR_TABLE_ACTIONS),
+                    resources=[table.table_arn, f"{table.table_arn}/index/{TABLE.index_name}"],
+                ),
+                iam.PolicyStatement(
+                    sid="StartMergeWorkflow",
+                    actions=["states:StartExecution"],
+                    resources=[named_state_machine_arn(self, names, MERGE_WORKFLOW)],
+                ),
+                iam.PolicyStatement(
+                    sid="MergeWorkflowExecutions",
+                    actions=list(OPERATOR_EXECUTION_ACTIONS),
+                    resources=[named_executions_arn(self, names, MERGE_WORKFLOW)],
+                ),
+                # The CLI finds the state machine in the stack's outputs.
+                iam.PolicyStatement(
+                    sid="StackOutputs",
+                    actions=["cloudformation:DescribeStacks"],
+                    resources=[Stack.of(self).stack_id],
+                ),
+            ],
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            "Project queues and their dead-letter queues are created per project at run time "
+            "under this deployment's <prefix>-project- queue name prefix; a redrive reads the "
+            "project's dead-letter queue and sends to its queue, whichever project it is.",
+            findings=[project_queues_finding(names)],
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            "Merge workflow executions are named after their batch at run time; the pattern "
+            "covers only the executions of this deployment's merge workflow.",
+            findings=[
+                stack_arn_finding("states", f"execution:{names.state_machine(MERGE_WORKFLOW)}:*")
+            ],
+        )
+        return policy

@@ -17,6 +17,12 @@ from local.stack import LocalStack
 from merge_assist.adapters.aws import store_from_settings
 from merge_assist.errors import NotFoundError
 from merge_assist.models import MergeRequestState, StatusCategory
+from merge_assist.resources import (
+    PROJECT_ALARM_SLUGS,
+    PROJECT_DEAD_LETTERS_ALARM,
+    PROJECT_QUEUE_AGE_ALARM,
+    project_alarm_name,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -90,6 +96,18 @@ def test_connected_project_events_reach_the_store(stack: LocalStack) -> None:
     hooks = [h for h in gitlab.store.hooks.values() if h.project_id == project.id]
     assert [h.url for h in hooks] == [first["webhook_url"]]
     assert hooks[0].token == first["secret_token"]
+    alarms = stack.client("cloudwatch").describe_alarms(
+        AlarmNamePrefix=f"{stack.names.prefix}-project-"
+    )["MetricAlarms"]
+    by_name = {alarm["AlarmName"]: alarm for alarm in alarms}
+    dead_letters = by_name[project_alarm_name(stack.names, PROJECT_DEAD_LETTERS_ALARM, project.id)]
+    age = by_name[project_alarm_name(stack.names, PROJECT_QUEUE_AGE_ALARM, project.id)]
+    assert dead_letters["Dimensions"] == [
+        {"Name": "QueueName", "Value": stack.names.project_dead_letter_queue(project.id)}
+    ]
+    assert age["Dimensions"] == [
+        {"Name": "QueueName", "Value": stack.names.project_queue(project.id)}
+    ]
 
     iid = gitlab.create_merge_request(
         project,
@@ -162,6 +180,12 @@ def test_removing_a_project_removes_what_connecting_created(stack: LocalStack) -
     with pytest.raises(NotFoundError):
         store_from_settings().get_project(project.id)
     assert connected["webhook_url"].endswith("/webhook/gitlab")
+    alarms = stack.client("cloudwatch").describe_alarms(
+        AlarmNames=[
+            project_alarm_name(stack.names, slug, project.id) for slug in PROJECT_ALARM_SLUGS
+        ]
+    )["MetricAlarms"]
+    assert alarms == []
 
 
 def test_resuming_a_paused_project_starts_its_queue(stack: LocalStack) -> None:

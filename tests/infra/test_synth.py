@@ -33,8 +33,8 @@ from infra.constructs.functions import (
     QUEUE_ACTIONS,
     RESUME_ACTIONS,
     TableAccess,
-    named_state_machine_arn,
 )
+from infra.constructs.state_machine_arns import named_state_machine_arn
 from infra.constructs.workflow import STATEMACHINES_DIR, check_placeholders
 from infra.nag import MIN_REASON_WORDS
 from infra.stack import MergeAssistStack
@@ -122,6 +122,11 @@ def _text(value: Any) -> str:
     if "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
         return str(separator).join(_text(part) for part in parts)
+    if "Fn::If" in value:
+        # Every Fn::If of the stack chooses on a condition that holds with the default deploy
+        # parameters (test_deploy checks that, and the other branch): render that deployment.
+        _, chosen, _ = value["Fn::If"]
+        return _text(chosen)
     raise AssertionError(f"no rendering for {value!r}")
 
 
@@ -355,7 +360,8 @@ def _role_id(synthesized: Synthesized, key: str) -> str:
 
 def _bot_token(synthesized: Synthesized) -> str:
     """The bot token secret's ARN as :func:`_text` renders it."""
-    return f"${{{synthesized.only('AWS::SecretsManager::Secret')}}}"
+    secret = synthesized.only("AWS::SecretsManager::Secret", {"Name": NAMES.bot_token_secret})
+    return f"${{{secret}}}"
 
 
 def _role_grants(synthesized: Synthesized, role_id: str) -> set[Grant]:
@@ -384,7 +390,9 @@ def test_function_role_grants_what_the_access_table_says(
     table_actions = {action for action, resource, _ in grants if resource == table}
 
     if access.onboard_projects:
-        onboarding = synthesized.only("AWS::IAM::ManagedPolicy", {})
+        onboarding = synthesized.only(
+            "AWS::IAM::ManagedPolicy", {"ManagedPolicyName": ONBOARDING_POLICY_NAME}
+        )
         assert role["ManagedPolicyArns"] == [{"Ref": onboarding}]
     else:
         assert "ManagedPolicyArns" not in role
@@ -939,6 +947,15 @@ def test_onboarding_policy_grants_what_the_admin_cli_needs(
         ("lambda:ListEventSourceMappings", "*", ""),
         ("cloudformation:DescribeStacks", "${AWS::StackId}", ""),
     }
+    # Each project's queue alarms, and no other alarm of the account.
+    project_alarms = (
+        "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:"
+        f"alarm:{NAMES.prefix}-project-*"
+    )
+    expected |= {
+        ("cloudwatch:PutMetricAlarm", project_alarms, ""),
+        ("cloudwatch:DeleteAlarms", project_alarms, ""),
+    }
     expected |= {
         (f"dynamodb:{action}", resource, "")
         for action in ("GetItem", "PutItem", "DeleteItem", "Query")
@@ -1058,3 +1075,42 @@ def test_api_answers_the_dashboards_preflight_and_knows_its_pool(
             "Environment"
         ]["Variables"]
         assert "MERGE_ASSIST_USER_POOL_ID" not in variables, key
+
+
+def test_operator_policy_grants_what_the_recovery_commands_need(
+    synthesized: Synthesized,
+) -> None:
+    policy_id = synthesized.only(
+        "AWS::IAM::ManagedPolicy", {"ManagedPolicyName": f"{DEFAULT_PREFIX}-operator"}
+    )
+    policy = synthesized.resources[policy_id]["Properties"]
+    table = synthesized.only("AWS::DynamoDB::Table", {"TableName": NAMES.table})
+    expected: set[Grant] = {
+        (f"sqs:{action}", PROJECT_QUEUES, "")
+        for action in (
+            "GetQueueUrl",
+            "GetQueueAttributes",
+            "ReceiveMessage",
+            "SendMessage",
+            "DeleteMessage",
+        )
+    }
+    expected |= {
+        (f"dynamodb:{action}", resource, "")
+        for action in ("GetItem", "PutItem", "DeleteItem", "Query")
+        for resource in (f"${{{table}.Arn}}", f"${{{table}.Arn}}/index/{TABLE.index_name}")
+    }
+    expected |= {
+        ("states:StartExecution", MERGE_BATCH_ARN, ""),
+        ("states:DescribeExecution", MERGE_BATCH_EXECUTIONS, ""),
+        ("states:StopExecution", MERGE_BATCH_EXECUTIONS, ""),
+        ("cloudformation:DescribeStacks", "${AWS::StackId}", ""),
+    }
+
+    assert _grants(policy["PolicyDocument"]["Statement"]) == expected
+    # Attached by the operator, to the people who recover; no function role gets it.
+    assert not {"Roles", "Users", "Groups"} & policy.keys()
+    for resource in synthesized.template.find_resources("AWS::IAM::Role").values():
+        assert {"Ref": policy_id} not in resource["Properties"].get("ManagedPolicyArns", [])
+    output = synthesized.template.to_json()["Outputs"]["OperatorPolicyArn"]
+    assert output["Value"] == {"Ref": policy_id}

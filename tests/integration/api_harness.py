@@ -193,11 +193,12 @@ class FakeGitLab:
 
 @dataclass
 class FakeProjectInfrastructure:
-    """Each connected project's webhook secret, queues and event source mapping."""
+    """Each connected project's webhook secret, queues, event source mapping and alarms."""
 
     secrets: dict[int, WebhookSecret] = field(default_factory=dict)
     queues: dict[int, str] = field(default_factory=dict)
     event_sources: set[str] = field(default_factory=set)
+    alarms: set[int] = field(default_factory=set)
 
     def ensure_webhook_secret(self, project_id: int) -> WebhookSecret:
         if project_id not in self.secrets:
@@ -211,7 +212,11 @@ class FakeProjectInfrastructure:
     def ensure_event_source(self, queue_arn: str) -> None:
         self.event_sources.add(queue_arn)
 
+    def ensure_alarms(self, project_id: int) -> None:
+        self.alarms.add(project_id)
+
     def remove(self, project_id: int) -> None:
+        self.alarms.discard(project_id)
         self.secrets.pop(project_id, None)
         arn = self.queues.pop(project_id, None)
         if arn is not None:
@@ -221,12 +226,14 @@ class FakeProjectInfrastructure:
         """What onboarding creates, for projects a test seeds straight into the store."""
         self.ensure_webhook_secret(project_id)
         self.ensure_event_source(self.ensure_queues(project_id))
+        self.ensure_alarms(project_id)
 
     def state(self) -> dict[str, Any]:
         return {
             "secrets": {k: v.secret_token for k, v in self.secrets.items()},
             "queues": dict(self.queues),
             "event_sources": sorted(self.event_sources),
+            "alarms": sorted(self.alarms),
         }
 
 

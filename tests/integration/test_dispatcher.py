@@ -26,6 +26,9 @@ NAMES = ResourceNames("test")
 class FakeGitLab:
     """Stands in for GitLab where these tests only need the bot's identity."""
 
+    def __init__(self, **_: object) -> None:
+        pass  # takes the handler's ``meter``: these tests count nothing
+
     def current_user_id(self) -> int:
         return 99
 

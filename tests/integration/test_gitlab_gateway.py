@@ -17,8 +17,10 @@ from local.gitlab_sim.models import Project
 from merge_assist import comments
 from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway
 from merge_assist.errors import ConflictError, GitLabRefused, NotFoundError, NotMergeableError
+from merge_assist.metrics import Metric
 from merge_assist.models import ProjectConfig, ReasonCode
 from merge_assist.readiness import not_ready_reasons
+from tests.recording_meter import RecordingMeter
 
 # A simulated minute in 60 ms: pipelines and rebases finish within a few scheduler ticks.
 TIME_SCALE = 0.001
@@ -386,3 +388,29 @@ def test_a_missing_project_is_not_found_and_the_token_stays_out(gl: GitLab) -> N
         with pytest.raises(NotFoundError) as error:
             call()
         assert gl.bot_token not in str(error.value)
+
+
+def test_calls_failures_and_python_gitlabs_retries_are_counted(gl: GitLab) -> None:
+    project = gl.project()
+    meter = RecordingMeter()
+    gateway = PythonGitLabGateway(gl.sim.url, gl.bot_token, meter=meter)
+
+    assert gateway.project_merge_method(project.id) == "merge"
+    assert meter.values(Metric.GITLAB_API_CALLS) == [1]
+    assert Metric.GITLAB_API_ERRORS not in meter.names()
+    assert Metric.GITLAB_API_RETRIES not in meter.names()
+
+    meter.clear()
+    gl.sim.inject_fault(rf"^/projects/{project.id}$", method="GET", status=502, times=2)
+    assert gateway.project_merge_method(project.id) == "merge"
+    # Two 502s, each retried by python-gitlab, then the answer: three requests sent.
+    assert meter.values(Metric.GITLAB_API_CALLS) == [1, 1, 1]
+    assert meter.values(Metric.GITLAB_API_ERRORS) == [1, 1]
+    assert meter.values(Metric.GITLAB_API_RETRIES) == [2]
+
+    meter.clear()
+    with pytest.raises(NotFoundError):
+        gateway.project_merge_method(987654)
+    # A 4xx is GitLab's answer, not a failure of the call, and is not retried.
+    assert meter.values(Metric.GITLAB_API_CALLS) == [1]
+    assert Metric.GITLAB_API_ERRORS not in meter.names()

@@ -422,3 +422,54 @@ def test_the_token_never_appears_in_the_logs(
     assert "refused: wrong or missing token" in logged
     assert "queued" in logged
     assert TOKEN[:-1] not in logged
+
+
+def _emf(out: str) -> list[tuple[str, dict[str, str]]]:
+    """The metrics Powertools printed (EMF documents among the log lines): each metric
+    name with its dimensions, once per value."""
+    found = []
+    for line in out.splitlines():
+        if not line.startswith("{"):
+            continue
+        document = json.loads(line)
+        if "_aws" not in document:
+            continue
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            assert directive["Namespace"] == "MergeAssist"
+            (names,) = directive["Dimensions"]
+            dimensions = {name: document[name] for name in names}
+            for metric in directive["Metrics"]:
+                found += [(metric["Name"], dimensions)] * len(document[metric["Name"]])
+    return found
+
+
+def test_each_delivery_is_counted_received_by_type_and_by_outcome(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    queued, _ = deployment.deliver(payloads.merge_request_event(PROJECT, 1))
+    ignored, _ = deployment.deliver(
+        {"object_kind": "issue", "project": {"id": PROJECT}},
+        {**payloads.delivery_headers("note", TOKEN), "x-gitlab-event": "Issue Hook"},
+    )
+    refused, _ = deployment.deliver(
+        payloads.pipeline_event(PROJECT, 9001, iid=1),
+        {**payloads.delivery_headers("pipeline", TOKEN), "x-gitlab-token": "wrong"},
+    )
+    unreadable, _ = deployment.deliver(b"{not json")
+    invented, _ = deployment.deliver(
+        {"object_kind": "a" * 200, "project": {"id": PROJECT}},
+        {**payloads.delivery_headers("note", TOKEN), "x-gitlab-event": "Made Up Hook"},
+    )
+    assert (queued, ignored, refused, unreadable, invented) == (202, 200, 401, 400, 200)
+
+    metrics = _emf(capsys.readouterr().out)
+    service = {"service": "merge-assist"}
+    received = [dims for name, dims in metrics if name == "EventsReceived"]
+    # A made-up kind is counted as unknown: callers cannot mint new metrics.
+    assert received == [
+        {**service, "EventType": kind}
+        for kind in ("merge_request", "issue", "pipeline", "unknown", "unknown")
+    ]
+    assert [dims for name, dims in metrics if name == "EventsIgnored"] == [service] * 2
+    assert [dims for name, dims in metrics if name == "EventsRefused"] == [service] * 2

@@ -20,7 +20,8 @@ def domain_modules() -> list[Path]:
     return sorted(
         path
         for path in PACKAGE.rglob("*.py")
-        if path.relative_to(PACKAGE).parts[0] not in {"adapters", "cli.py", "cli_project.py"}
+        if path.relative_to(PACKAGE).parts[0]
+        not in {"adapters", "cli.py", "cli_project.py", "cli_recovery.py"}
     )
 
 

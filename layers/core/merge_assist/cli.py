@@ -109,6 +109,7 @@ def _print_endpoints(endpoints: dict[str, Any], path: Path) -> None:
             for user in endpoints["demo_users"]
         ),
         f"  endpoints file {path}",
+        f"  metrics (EMF) {endpoints['metrics_file']}",
     ]
     print("\n".join(lines), flush=True)
 
@@ -167,9 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--iterations", type=int, default=200, help="rounds of deliveries")
     bench.set_defaults(run=_run_bench)
 
-    from merge_assist.cli_project import add_parser
+    from merge_assist import cli_project, cli_recovery
 
-    add_parser(commands)
+    cli_project.add_parser(commands)
+    cli_recovery.add_parser(commands)
     return parser
 
 
@@ -181,7 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if not args.verbose:
-        logging.getLogger("botocore").setLevel(logging.WARNING)
+        # Their INFO lines (every request, every git service call) would bury the stack's own.
+        for noisy in ("botocore", "dulwich"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         result: int = args.run(args)
     except OSError as error:

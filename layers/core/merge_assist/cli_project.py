@@ -52,12 +52,13 @@ def _cloud_context(args: argparse.Namespace) -> AdminContext:
 
     names = ResourceNames(args.prefix)
     os.environ["MERGE_ASSIST_RESOURCE_PREFIX"] = names.prefix
-    webhook_url = args.webhook_url
-    if not webhook_url:
-        # The stack is named after the prefix; its ApiUrl output ends with a slash.
-        stack = boto3.client("cloudformation").describe_stacks(StackName=names.prefix)["Stacks"][0]
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        webhook_url = outputs["ApiUrl"].rstrip("/") + "/webhook/gitlab"
+    # The stack is named after the prefix; its ApiUrl output ends with a slash.
+    stack = boto3.client("cloudformation").describe_stacks(StackName=names.prefix)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    webhook_url = args.webhook_url or outputs["ApiUrl"].rstrip("/") + "/webhook/gitlab"
+    if "AlarmTopicArn" in outputs:
+        # A connected project's queue alarms notify the deployment's alarm topic.
+        os.environ["MERGE_ASSIST_ALARM_TOPIC_ARN"] = outputs["AlarmTopicArn"]
     gitlab_url = args.gitlab_url or os.environ.get("MERGE_ASSIST_GITLAB_URL")
     if not gitlab_url:
         raise SystemExit("give --gitlab-url (or set MERGE_ASSIST_GITLAB_URL)")
@@ -72,9 +73,10 @@ def _services(context: AdminContext) -> tuple[Any, Any, Any]:
     from merge_assist.adapters.project_infra import AwsProjectInfrastructure
 
     clear_caches()
-    secret = boto3.client("secretsmanager").get_secret_value(
-        SecretId=context.names.bot_token_secret
-    )
+    # A deployment given BotTokenSecretArn reads the token from that secret; so does this,
+    # told by MERGE_ASSIST_BOT_TOKEN_SECRET.
+    secret_id = os.environ.get("MERGE_ASSIST_BOT_TOKEN_SECRET") or context.names.bot_token_secret
+    secret = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)
     gitlab = PythonGitLabGateway(context.gitlab_url, secret["SecretString"])
     return store_from_settings(), AwsProjectInfrastructure(context.names), gitlab
 

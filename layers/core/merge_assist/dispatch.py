@@ -10,13 +10,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from merge_assist.errors import ConflictError, NotFoundError
 from merge_assist.events import EventKind, QueueEvent
+from merge_assist.metrics import Metric, NullMeter
 from merge_assist.models import MergeRequestState, ProjectConfig, StatusCategory
 from merge_assist.pipeline_wait import PipelineOutcome, outcome, resume_waiting
-from merge_assist.ports import Clock, Executions, GitLabGateway, Store
+from merge_assist.ports import Clock, Executions, GitLabGateway, Meter, Store
 from merge_assist.queue import queue_order
 from merge_assist.readiness import MergeRequestFacts
 from merge_assist.recording import MAX_ATTEMPTS, record_event
@@ -69,6 +70,7 @@ class Dispatcher:
     bot_user_id: int
     pipeline_poll_seconds: int = 300
     rebase_poll_seconds: int = 5
+    meter: Meter = field(default_factory=NullMeter)
 
     def handle(self, event: QueueEvent) -> Dispatched:
         resumed = resume_waiting(self.store, self.executions, event)
@@ -113,6 +115,9 @@ class Dispatcher:
                 saved = self.store.save_merge_request(decided.state)
             except ConflictError:
                 continue  # another event for this MR won the race: judge again
+            if saved.status is StatusCategory.QUEUED and state.status is not StatusCategory.QUEUED:
+                # Counted by the save that made the move, so a replayed event counts nothing.
+                self.meter.record(Metric.MERGE_REQUESTS_QUEUED)
             if decided.transition is not None:
                 self.gitlab.apply_transition(event.project_id, saved.iid, decided.transition)
             if decided.left_batch is not None:

@@ -46,6 +46,7 @@ def connect_project(
     secret = infrastructure.ensure_webhook_secret(project.id)
     queue_arn = infrastructure.ensure_queues(project.id)
     infrastructure.ensure_event_source(queue_arn)
+    infrastructure.ensure_alarms(project.id)
     try:
         config = store.get_project(project.id)
         created = False

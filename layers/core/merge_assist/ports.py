@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from merge_assist.batch_plan import BatchBuild, BatchMember, GitIdentity, MergeMethod
 from merge_assist.comments import Transition
 from merge_assist.events import MergeRequestSnapshot, PipelineSnapshot
+from merge_assist.metrics import Metric
 from merge_assist.models import (
     AuditEntry,
     Batch,
@@ -21,6 +22,13 @@ from merge_assist.models import (
     WebhookSecret,
 )
 from merge_assist.readiness import MergeRequestFacts
+
+
+class Meter(Protocol):
+    """Where the core counts and measures what it does (``merge_assist.metrics``); the
+    functions flush it as CloudWatch metrics."""
+
+    def record(self, metric: Metric, value: float = 1, **dimensions: str) -> None: ...
 
 
 class Clock(Protocol):
@@ -217,7 +225,8 @@ class GitLabGateway(Protocol):
 
 class ProjectInfrastructure(Protocol):
     """The AWS resources each connected project has: webhook secret, FIFO queue with its
-    dead-letter queue, and the event source mapping that feeds the dispatcher. Every
+    dead-letter queue, the event source mapping that feeds the dispatcher, and the queues'
+    alarms. Every
     ``ensure_*`` creates what is missing and otherwise changes nothing."""
 
     def ensure_webhook_secret(self, project_id: int) -> WebhookSecret: ...
@@ -227,6 +236,11 @@ class ProjectInfrastructure(Protocol):
         ...
 
     def ensure_event_source(self, queue_arn: str) -> None: ...
+
+    def ensure_alarms(self, project_id: int) -> None:
+        """The project queues' alarms: a message in its dead-letter queue, an event waiting
+        too long in its queue."""
+        ...
 
     def remove(self, project_id: int) -> None:
         """Removes whatever of the above exists."""

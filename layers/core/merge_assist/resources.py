@@ -140,6 +140,13 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         # API Gateway gives a WebSocket integration 29 s.
         timeout_seconds=10,
     ),
+    FunctionSpec(
+        key="notify",
+        handler="functions.notify.app.handler",
+        description="Posts CloudWatch alarms from the alarm topic to Slack or Microsoft Teams",
+        memory_mb=256,
+        timeout_seconds=30,
+    ),
 )
 
 ROUTES: tuple[HttpRoute, ...] = (
@@ -359,3 +366,39 @@ class ConnectionsSchema:
 
 
 CONNECTIONS_TABLE = ConnectionsSchema()
+
+
+# -- Operations: alarms, their topic and the dashboard (infra.constructs.ops) --------------
+
+
+def alarm_name(names: ResourceNames, slug: str) -> str:
+    """A CloudWatch alarm of the deployment; ``slug`` is its heading in docs/runbook.md."""
+    return f"{names.prefix}-{slug}"
+
+
+def alarm_topic_name(names: ResourceNames) -> str:
+    """The SNS topic every alarm notifies (email, and the ``notify`` function for chat)."""
+    return f"{names.prefix}-alarms"
+
+
+def dashboard_name(names: ResourceNames) -> str:
+    return names.prefix
+
+
+def chat_webhook_secret_name(names: ResourceNames) -> str:
+    """The Slack or Teams webhook URL the ``notify`` function posts alarms to."""
+    return f"{names.prefix}/chat-webhook-url"
+
+
+# Alarms on a connected project's own queues, created when it is connected and removed with
+# it (CloudWatch cannot alarm on "every queue with this prefix"); slugs are runbook headings.
+PROJECT_DEAD_LETTERS_ALARM = "project-dead-letters"
+PROJECT_QUEUE_AGE_ALARM = "project-queue-age"
+PROJECT_ALARM_SLUGS: tuple[str, ...] = (PROJECT_DEAD_LETTERS_ALARM, PROJECT_QUEUE_AGE_ALARM)
+# Events wait this long in a project queue before its age alarm fires.
+PROJECT_QUEUE_AGE_SECONDS = 15 * 60
+
+
+def project_alarm_name(names: ResourceNames, slug: str, project_id: int) -> str:
+    """Under the ``<prefix>-project-`` name prefix the onboarding policy is scoped to."""
+    return f"{names.prefix}-{slug}-{project_id}"

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     )
     # What GitLab's hooks post to; onboarding through the API registers it.
     webhook_url: str | None = None
+    # The SNS topic of the deployment's alarms; a connected project's queue alarms notify it.
+    alarm_topic_arn: str | None = None
     # The dashboard's open WebSocket connections, and where messages to them are posted
     # (the WebSocket stage's https callback URL, API Gateway's management API).
     connections_table: str | None = None

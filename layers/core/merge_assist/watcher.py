@@ -10,9 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
+from merge_assist.errors import NotFoundError
 from merge_assist.events import EventKind, MergeRequestSnapshot, QueueEvent
-from merge_assist.models import MergeRequestState, ProjectConfig, StatusCategory
+from merge_assist.models import BranchLock, MergeRequestState, ProjectConfig, StatusCategory
+from merge_assist.ports import Store
+from merge_assist.workflow.context import lock_ttl
 
 OPEN_CATEGORIES = (
     StatusCategory.NOT_READY,
@@ -85,3 +89,25 @@ def reconcile_events(
         for iid, snapshot in sorted(snapshots.items())
         if differs(snapshot, by_iid.get(iid))
     ]
+
+
+def held_since(store: Store, lock: BranchLock) -> datetime:
+    """When the batch holding the lock took the branch. Every step renews the lock and
+    moves its ``acquired_at``, so the batch's creation is the start of the hold; a lock
+    whose batch is not recorded yet (select is between the two) is as old as the lock."""
+    try:
+        return store.get_batch(lock.batch_id).created_at
+    except NotFoundError:
+        return lock.acquired_at
+
+
+def overdue_batches(store: Store, configs: Iterable[ProjectConfig], now: datetime) -> int:
+    """Branch locks held longer than their project's CI timeout and margin allow (the lock
+    TTL): a batch stuck, or testing for longer than one pipeline may take."""
+    overdue = 0
+    for config in configs:
+        for branch in config.target_branches:
+            lock = store.get_branch_lock(config.project_id, branch)
+            if lock is not None and now - held_since(store, lock) > lock_ttl(config):
+                overdue += 1
+    return overdue

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
 import gitlab
+import requests
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from gitlab.exceptions import GitlabError, GitlabGetError, GitlabListError
 from gitlab.v4.objects import Project, ProjectMergeRequestManager
@@ -21,7 +22,9 @@ from merge_assist.errors import (
     NotMergeableError,
 )
 from merge_assist.events import MergeRequestSnapshot, PipelineSnapshot
+from merge_assist.metrics import Metric, NullMeter
 from merge_assist.models import ProjectRef
+from merge_assist.ports import Meter
 from merge_assist.readiness import MergeRequestFacts
 from merge_assist.settings import Settings, get_settings
 
@@ -108,11 +111,68 @@ def pipeline_snapshot(pipeline: Any) -> PipelineSnapshot:
     )
 
 
+class _CountingAdapter(requests.adapters.HTTPAdapter):
+    """Counts every request sent to GitLab, each try of a retried one included (what
+    GitLab's rate limit sees), and the ones that failed: 5xx, timeout, no connection."""
+
+    def __init__(self, meter: Meter) -> None:
+        super().__init__()
+        self.meter = meter
+        self.sent = 0
+
+    def send(  # noqa: PLR0917 (requests' own signature)
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        self.sent += 1
+        self.meter.record(Metric.GITLAB_API_CALLS)
+        try:
+            response = super().send(request, stream, timeout, verify, cert, proxies)
+        except (requests.ConnectionError, requests.Timeout):
+            self.meter.record(Metric.GITLAB_API_ERRORS)
+            raise
+        if response.status_code >= 500:
+            self.meter.record(Metric.GITLAB_API_ERRORS)
+        return response
+
+
+class _MeteredGitlab(gitlab.Gitlab):
+    """python-gitlab retries inside ``http_request`` and says nothing of it; every try
+    passes through the session's adapter, so the tries past the first are its retries."""
+
+    def __init__(self, *args: Any, adapter: _CountingAdapter, **kwargs: Any) -> None:
+        session = requests.Session()
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        super().__init__(*args, session=session, **kwargs)
+        self._adapter = adapter
+
+    def http_request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        before = self._adapter.sent
+        try:
+            return super().http_request(*args, **kwargs)
+        finally:
+            retries = self._adapter.sent - before - 1
+            if retries > 0:
+                self._adapter.meter.record(Metric.GITLAB_API_RETRIES, retries)
+
+
 class PythonGitLabGateway:
-    def __init__(self, url: str, token: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, token: str, *, timeout: float = 10.0, meter: Meter | None = None
+    ) -> None:
         # Retries on 429/5xx with GitLab's Retry-After are python-gitlab's own.
-        self._gl = gitlab.Gitlab(
-            url, private_token=token, timeout=timeout, retry_transient_errors=True
+        self._gl = _MeteredGitlab(
+            url,
+            private_token=token,
+            timeout=timeout,
+            retry_transient_errors=True,
+            adapter=_CountingAdapter(meter or NullMeter()),
         )
 
     def current_user_id(self) -> int:
@@ -390,12 +450,16 @@ def _secrets() -> SecretsProvider:
 def bot_token(settings: Settings | None = None) -> str:
     """The bot's GitLab token from its secret (cached as Powertools caches)."""
     settings = settings or get_settings()
-    return str(_secrets().get(settings.names.bot_token_secret, max_age=BOT_TOKEN_CACHE_SECONDS))
+    # A name or an ARN: the stack's BotTokenSecretArn parameter may name a secret of its own.
+    secret_id = settings.bot_token_secret or settings.names.bot_token_secret
+    return str(_secrets().get(secret_id, max_age=BOT_TOKEN_CACHE_SECONDS))
 
 
-def gateway_from_settings(settings: Settings | None = None) -> PythonGitLabGateway:
+def gateway_from_settings(
+    settings: Settings | None = None, *, meter: Meter | None = None
+) -> PythonGitLabGateway:
     settings = settings or get_settings()
-    return PythonGitLabGateway(settings.gitlab_url, bot_token(settings))
+    return PythonGitLabGateway(settings.gitlab_url, bot_token(settings), meter=meter)
 
 
 def clear_gateway_cache() -> None:

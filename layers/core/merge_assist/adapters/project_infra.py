@@ -12,9 +12,18 @@ import boto3
 from botocore.exceptions import ClientError
 
 from merge_assist.models import WebhookSecret
-from merge_assist.resources import ResourceNames, function_spec
+from merge_assist.resources import (
+    PROJECT_DEAD_LETTERS_ALARM,
+    PROJECT_QUEUE_AGE_ALARM,
+    PROJECT_QUEUE_AGE_SECONDS,
+    ResourceNames,
+    function_spec,
+    project_alarm_name,
+)
+from merge_assist.settings import get_settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
@@ -40,8 +49,12 @@ class AwsProjectInfrastructure:
         secretsmanager: SecretsManagerClient | None = None,
         sqs: SQSClient | None = None,
         lambda_client: LambdaClient | None = None,
+        cloudwatch: CloudWatchClient | None = None,
+        alarm_topic_arn: str | None = None,
     ) -> None:
         self._names = names
+        self._cloudwatch = cloudwatch or boto3.client("cloudwatch")
+        self._alarm_topic_arn = alarm_topic_arn or get_settings().alarm_topic_arn
         self._secrets = secretsmanager or boto3.client("secretsmanager")
         self._sqs = sqs or boto3.client("sqs")
         self._lambda = lambda_client or boto3.client("lambda")
@@ -125,7 +138,49 @@ class AwsProjectInfrastructure:
             Enabled=True,
         )
 
+    def ensure_alarms(self, project_id: int) -> None:
+        # PutMetricAlarm replaces an alarm of the same name: calling it again changes nothing.
+        actions = [self._alarm_topic_arn] if self._alarm_topic_arn else []
+        for slug, queue, metric, threshold in (
+            (
+                PROJECT_DEAD_LETTERS_ALARM,
+                self._names.project_dead_letter_queue(project_id),
+                "ApproximateNumberOfMessagesVisible",
+                1,
+            ),
+            (
+                PROJECT_QUEUE_AGE_ALARM,
+                self._names.project_queue(project_id),
+                "ApproximateAgeOfOldestMessage",
+                PROJECT_QUEUE_AGE_SECONDS,
+            ),
+        ):
+            self._cloudwatch.put_metric_alarm(
+                AlarmName=project_alarm_name(self._names, slug, project_id),
+                AlarmDescription=(
+                    f"{slug} of project {project_id}. Runbook: docs/runbook.md#{slug}"
+                ),
+                Namespace="AWS/SQS",
+                MetricName=metric,
+                Dimensions=[{"Name": "QueueName", "Value": queue}],
+                Statistic="Maximum",
+                Period=300,
+                EvaluationPeriods=1,
+                Threshold=threshold,
+                ComparisonOperator="GreaterThanOrEqualToThreshold",
+                TreatMissingData="notBreaching",
+                AlarmActions=actions,
+                OKActions=actions,
+            )
+
     def remove(self, project_id: int) -> None:
+        # DeleteAlarms ignores names that do not exist.
+        self._cloudwatch.delete_alarms(
+            AlarmNames=[
+                project_alarm_name(self._names, slug, project_id)
+                for slug in (PROJECT_DEAD_LETTERS_ALARM, PROJECT_QUEUE_AGE_ALARM)
+            ]
+        )
         for name in (
             self._names.project_queue(project_id),
             self._names.project_dead_letter_queue(project_id),

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from merge_assist.errors import ConflictError
-from merge_assist.models import Batch, BatchStep, ProjectConfig
+from merge_assist.metrics import Metric
+from merge_assist.models import Batch, BatchStep, BatchStepKind, ProjectConfig
 from merge_assist.recording import MAX_ATTEMPTS
 from merge_assist.workflow.context import WorkflowContext, lock_ttl
 
@@ -37,3 +38,16 @@ def save(
         except ConflictError:
             batch = ctx.store.get_batch(batch.id)
     raise ConflictError(f"batch {batch.id} kept changing")
+
+
+def record_end(ctx: WorkflowContext, batch: Batch) -> None:
+    """The batch just became final (landed by LandBatch, failed or cancelled by
+    ReleaseBatch): how much testing it took, from its record. A batch that never got a
+    pipeline's answer tested nothing and says nothing about bisection."""
+    pipelines = sum(1 for step in batch.steps if step.kind is BatchStepKind.TESTED)
+    if pipelines == 0:
+        return
+    rounds = sum(1 for step in batch.steps if step.kind is BatchStepKind.BISECTED)
+    ctx.meter.record(Metric.BISECTION_DEPTH, rounds)
+    if batch.landed:
+        ctx.meter.record(Metric.PIPELINES_PER_MERGED_MR, pipelines / len(batch.landed))

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
 from merge_assist.batch_plan import GitIdentity
+from merge_assist.metrics import NullMeter
 from merge_assist.models import BranchName, ProjectConfig
-from merge_assist.ports import Clock, Executions, GitLabGateway, Repository, Store
+from merge_assist.ports import Clock, Executions, GitLabGateway, Meter, Repository, Store
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class WorkflowContext:
     identity: GitIdentity
     # The project's repository, fetched into a work directory the Lambda keeps while warm.
     repository: Callable[[ProjectConfig], Repository]
+    meter: Meter = field(default_factory=NullMeter)
 
 
 class WorkflowInput(BaseModel):

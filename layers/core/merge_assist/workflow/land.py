@@ -19,7 +19,7 @@ from merge_assist.models import (
 )
 from merge_assist.ports import Repository
 from merge_assist.workflow import members
-from merge_assist.workflow.batch_record import open_batch, save
+from merge_assist.workflow.batch_record import open_batch, record_end, save
 from merge_assist.workflow.context import BatchRef, Next, StepResult, WorkflowContext
 from merge_assist.workflow.serial import land_serial
 
@@ -75,7 +75,7 @@ def land(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
     landed = [mr.iid for mr in landing]
     for iid in landed:
         members.merged(ctx, config, batch, iid, batch.green_pipeline_url)
-    save(
+    ended = save(
         ctx,
         batch,
         lambda b: b.model_copy(update={"landed": landed, "state": BatchState.LANDED}),
@@ -87,6 +87,8 @@ def land(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
             note=note,
         ),
     )
+    # A landed batch is final here; ReleaseBatch, which ends every other batch, skips it.
+    record_end(ctx, ended)
     return StepResult(next=Next.RELEASE)
 
 

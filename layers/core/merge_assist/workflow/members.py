@@ -9,6 +9,7 @@ from collections.abc import Callable
 from merge_assist import comments
 from merge_assist.comments import Transition
 from merge_assist.errors import ConflictError, NotFoundError
+from merge_assist.metrics import Metric
 from merge_assist.models import (
     Batch,
     MergeRequestState,
@@ -162,6 +163,7 @@ def reject(
     saved = update(ctx, batch.project_id, iid, change)
     if saved is None:
         return
+    ctx.meter.record(Metric.MERGE_REQUESTS_REJECTED)
     if saved.strikes >= MAX_STRIKES:
         reason = reason.model_copy(
             update={
@@ -185,4 +187,9 @@ def merged(
         )
 
     saved = update(ctx, batch.project_id, iid, change)
+    if saved is not None:
+        ctx.meter.record(Metric.MERGE_REQUESTS_MERGED)
+        if saved.ready_since is not None:
+            waited = ctx.clock.now() - saved.ready_since
+            ctx.meter.record(Metric.TIME_TO_MERGE, max(waited.total_seconds(), 0.0))
     tell(ctx, saved, comments.merged(config, batch.target_branch, pipeline_url))

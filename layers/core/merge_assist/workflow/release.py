@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from merge_assist.errors import NotFoundError
 from merge_assist.models import Batch, BatchState, BatchStep, BatchStepKind
 from merge_assist.workflow import members
-from merge_assist.workflow.batch_record import save
+from merge_assist.workflow.batch_record import record_end, save
 from merge_assist.workflow.context import WorkflowContext, WorkflowInput
 from merge_assist.workflow.start import next_batch_id, start_batch
 
@@ -42,6 +42,8 @@ def release(ctx: WorkflowContext, run: WorkflowInput) -> Released:
             lambda b: b.model_copy(update={"state": final}),
             BatchStep(kind=BatchStepKind.RELEASED, note="on an error" if run.failed else ""),
         )
+        # Only a batch this call made final: a retried release finds it final and skips.
+        record_end(ctx, batch)
     ctx.store.release_branch_lock(run.project_id, run.target_branch, run.batch_id)
     if run.failed:
         # Starting again at once could fail the same way in a loop; the watcher's next run

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from merge_assist.errors import ConflictError, LockHeldError, NotFoundError
+from merge_assist.metrics import Metric
 from merge_assist.models import (
     Batch,
     BatchStep,
@@ -30,6 +31,7 @@ def select(ctx: WorkflowContext, run: WorkflowInput) -> Selection:
         batch = ctx.store.get_batch(run.batch_id)
     except NotFoundError:
         batch = None
+    created = False
     if batch is None:
         try:
             ctx.store.acquire_branch_lock(
@@ -61,12 +63,16 @@ def select(ctx: WorkflowContext, run: WorkflowInput) -> Selection:
         )
         try:
             batch = ctx.store.save_batch(batch)
+            created = True
         except ConflictError:  # a retried step created it already
             batch = ctx.store.get_batch(run.batch_id)
     if batch.state.is_final:
         return Selection(empty=True, strategy=batch.strategy, merge_requests=[])
     # Taken one by one: an MR that changed since it was listed stays where it is.
     taken = [iid for iid in batch.members if members.take(ctx, batch, iid) is not None]
+    if created and taken:
+        # Only the call that created the batch counts it: a retried select does not.
+        ctx.meter.record(Metric.BATCH_SIZE, len(taken))
     return Selection(empty=not taken, strategy=batch.strategy, merge_requests=taken)
 
 

@@ -11,7 +11,7 @@ from merge_assist.batch_plan import branch_ref, merge_request_ref
 from merge_assist.errors import ConflictError, GitLabRefused, NotMergeableError
 from merge_assist.models import Batch, BatchState, BatchStep, BatchStepKind, Reason, ReasonCode
 from merge_assist.workflow import members
-from merge_assist.workflow.batch_record import open_batch, save
+from merge_assist.workflow.batch_record import open_batch, record_end, save
 from merge_assist.workflow.build import MAX_BUILDS
 from merge_assist.workflow.context import (
     BatchRef,
@@ -135,7 +135,7 @@ def land_serial(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
             _record_rejected(ctx, batch, iid, str(refused))
             return StepResult(next=Next.RELEASE)
     members.merged(ctx, config, batch, iid, batch.green_pipeline_url)
-    save(
+    ended = save(
         ctx,
         batch,
         lambda b: b.model_copy(update={"landed": [iid], "state": BatchState.LANDED}),
@@ -146,6 +146,7 @@ def land_serial(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
             pipeline_url=batch.green_pipeline_url,
         ),
     )
+    record_end(ctx, ended)
     return StepResult(next=Next.RELEASE)
 
 
