@@ -11,12 +11,6 @@ from typing import TYPE_CHECKING
 import boto3
 
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
-from merge_assist.adapters.executions import stepfunctions_client
-from merge_assist.adapters.gitlab_gateway import clear_gateway_cache
-from merge_assist.adapters.project_queues import clear_queue_cache
-from merge_assist.adapters.repositories import clear_repositories
-from merge_assist.adapters.tokens import clear_verifier_cache
-from merge_assist.adapters.webhook_secrets import clear_secret_cache
 from merge_assist.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -40,8 +34,10 @@ _cache_clearers: list[Callable[[], None]] = []
 
 
 def register_cache(clear: Callable[[], None]) -> None:
-    """Have ``clear_caches`` also run ``clear``: a handler module's own cache of clients
-    would otherwise outlive a switch of endpoints in one process."""
+    """Have ``clear_caches`` also run ``clear``: a module's own cache of clients would
+    otherwise outlive a switch of endpoints in one process. Modules register themselves
+    when imported, so importing this one does not import them all (the webhook's cold
+    start would pay for python-gitlab, pyjwt and dulwich)."""
     _cache_clearers.append(clear)
 
 
@@ -51,9 +47,3 @@ def clear_caches() -> None:
         clear()
     dynamodb_table.cache_clear()
     get_settings.cache_clear()
-    clear_queue_cache()
-    clear_secret_cache()
-    stepfunctions_client.cache_clear()
-    clear_gateway_cache()
-    clear_repositories()
-    clear_verifier_cache()

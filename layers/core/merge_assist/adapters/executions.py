@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from merge_assist.adapters.aws import register_cache
 from merge_assist.settings import get_settings
 
 if TYPE_CHECKING:
@@ -56,3 +57,6 @@ class StepFunctionsExecutions:
         ):
             return False
         return True
+
+
+register_cache(stepfunctions_client.cache_clear)

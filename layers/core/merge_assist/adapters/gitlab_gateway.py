@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from gitlab.exceptions import GitlabError, GitlabGetError, GitlabListError
 from gitlab.v4.objects import Project, ProjectMergeRequestManager
 
+from merge_assist.adapters.aws import register_cache
 from merge_assist.comments import Transition
 from merge_assist.errors import (
     ConflictError,
@@ -464,3 +465,6 @@ def gateway_from_settings(
 
 def clear_gateway_cache() -> None:
     _secrets.cache_clear()
+
+
+register_cache(clear_gateway_cache)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.exceptions import ClientError
 
+from merge_assist.adapters.aws import register_cache
 from merge_assist.errors import NotFoundError
 from merge_assist.events import QueueEvent
 from merge_assist.resources import ResourceNames
@@ -50,3 +51,6 @@ def send_event(names: ResourceNames, event: QueueEvent) -> str:
 def clear_queue_cache() -> None:
     sqs_client.cache_clear()
     queue_url.cache_clear()
+
+
+register_cache(clear_queue_cache)

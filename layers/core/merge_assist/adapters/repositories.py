@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from merge_assist.adapters.aws import register_cache
 from merge_assist.adapters.git_engine import GitEngine
 from merge_assist.adapters.gitlab_gateway import bot_token
 from merge_assist.models import ProjectConfig
@@ -36,3 +37,6 @@ def clear_repositories() -> None:
     for engine in _engines.values():
         engine.close()
     _engines.clear()
+
+
+register_cache(clear_repositories)

@@ -13,6 +13,7 @@ from typing import Any
 
 import jwt
 
+from merge_assist.adapters.aws import register_cache
 from merge_assist.errors import Unauthenticated, Unavailable
 from merge_assist.settings import Settings, get_settings
 
@@ -79,3 +80,6 @@ def verifier_from_settings(settings: Settings | None = None) -> CognitoTokenVeri
 
 def clear_verifier_cache() -> None:
     _verifier.cache_clear()
+
+
+register_cache(clear_verifier_cache)

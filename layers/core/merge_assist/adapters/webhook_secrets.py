@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import ClientError
 
+from merge_assist.adapters.aws import register_cache
 from merge_assist.errors import NotFoundError
 from merge_assist.models import WebhookSecret
 from merge_assist.resources import ResourceNames
@@ -39,3 +40,6 @@ def read_webhook_secret(names: ResourceNames, project_id: int) -> WebhookSecret:
 
 def clear_secret_cache() -> None:
     _provider.cache_clear()
+
+
+register_cache(clear_secret_cache)
