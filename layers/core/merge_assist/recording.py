@@ -5,12 +5,36 @@ said, once per event, even when the same event is delivered twice or two events 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from merge_assist.errors import ConflictError, NotFoundError
 from merge_assist.events import MergeRequestSnapshot, QueueEvent
 from merge_assist.models import MergeRequestState
 from merge_assist.ports import Store
 
 MAX_ATTEMPTS = 5
+
+Change = Callable[[MergeRequestState], MergeRequestState | None]
+
+
+def update_merge_request(
+    store: Store, project_id: int, iid: int, change: Change
+) -> MergeRequestState | None:
+    """Apply ``change`` (None: leave it) to the stored state until the write sticks, reading
+    again after every lost race; the saved state if it changed, None if not (or untracked)."""
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            state = store.get_merge_request(project_id, iid)
+        except NotFoundError:
+            return None
+        changed = change(state)
+        if changed is None or changed == state:
+            return None
+        try:
+            return store.save_merge_request(changed)
+        except ConflictError:
+            continue
+    raise ConflictError(f"!{iid} of project {project_id} kept changing")
 
 
 def record_event(store: Store, event: QueueEvent) -> MergeRequestState | None:

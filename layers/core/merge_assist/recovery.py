@@ -15,9 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from merge_assist.errors import ConflictError, MergeAssistError, NotFoundError
-from merge_assist.models import Batch, BatchState, BatchStep, BatchStepKind, StatusCategory
+from merge_assist.models import (
+    Batch,
+    BatchState,
+    BatchStep,
+    BatchStepKind,
+    MergeRequestState,
+    StatusCategory,
+)
 from merge_assist.ports import Clock, Executions, Store
-from merge_assist.recording import MAX_ATTEMPTS
+from merge_assist.recording import MAX_ATTEMPTS, update_merge_request
 from merge_assist.resources import ResourceNames
 from merge_assist.triage import IN_FLIGHT
 from merge_assist.workflow.start import batch_id_for, start_batch
@@ -308,32 +315,24 @@ def _finish(store: Store, batch: Batch, state: BatchState, note: str) -> bool:
 def _requeue_held(store: Store, clock: Clock, batch: Batch) -> list[int]:
     """Back in line where they stood (``ready_since`` kept), the MRs the batch still holds;
     an MR that left it (merged, rejected, changed) is left alone."""
-    requeued = []
-    for iid in batch.merge_requests:
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                state = store.get_merge_request(batch.project_id, iid)
-            except NotFoundError:
-                break
-            if state.batch_id != batch.id or state.status not in IN_FLIGHT:
-                break
-            back = state.model_copy(
-                update={
-                    "status": StatusCategory.QUEUED,
-                    "batch_id": None,
-                    "rebasing": False,
-                    "ready_since": state.ready_since or clock.now(),
-                }
-            )
-            try:
-                store.save_merge_request(back)
-            except ConflictError:
-                continue
-            requeued.append(iid)
-            break
-        else:
-            raise ConflictError(f"!{iid} of project {batch.project_id} kept changing")
-    return requeued
+
+    def back(state: MergeRequestState) -> MergeRequestState | None:
+        if state.batch_id != batch.id or state.status not in IN_FLIGHT:
+            return None
+        return state.model_copy(
+            update={
+                "status": StatusCategory.QUEUED,
+                "batch_id": None,
+                "rebasing": False,
+                "ready_since": state.ready_since or clock.now(),
+            }
+        )
+
+    return [
+        iid
+        for iid in batch.merge_requests
+        if update_merge_request(store, batch.project_id, iid, back) is not None
+    ]
 
 
 def _release_lock(store: Store, batch: Batch) -> bool:

@@ -4,11 +4,9 @@ the move, so a retried step never comments twice."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from merge_assist import comments
 from merge_assist.comments import Transition
-from merge_assist.errors import ConflictError, NotFoundError
+from merge_assist.errors import NotFoundError
 from merge_assist.metrics import Metric
 from merge_assist.models import (
     Batch,
@@ -17,30 +15,16 @@ from merge_assist.models import (
     Reason,
     StatusCategory,
 )
-from merge_assist.recording import MAX_ATTEMPTS
+from merge_assist.recording import Change, update_merge_request
 from merge_assist.triage import IN_FLIGHT, MAX_STRIKES
 from merge_assist.workflow.context import WorkflowContext
-
-Change = Callable[[MergeRequestState], MergeRequestState | None]
 
 
 def update(
     ctx: WorkflowContext, project_id: int, iid: int, change: Change
 ) -> MergeRequestState | None:
     """Apply ``change`` (None: leave it) until it sticks; the saved state if it changed."""
-    for _ in range(MAX_ATTEMPTS):
-        try:
-            state = ctx.store.get_merge_request(project_id, iid)
-        except NotFoundError:
-            return None
-        changed = change(state)
-        if changed is None or changed == state:
-            return None
-        try:
-            return ctx.store.save_merge_request(changed)
-        except ConflictError:
-            continue
-    raise ConflictError(f"!{iid} of project {project_id} kept changing")
+    return update_merge_request(ctx.store, project_id, iid, change)
 
 
 def tell(ctx: WorkflowContext, saved: MergeRequestState | None, transition: Transition) -> None:
