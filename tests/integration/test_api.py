@@ -6,11 +6,17 @@ from datetime import timedelta
 
 import pytest
 
+from functions.api.openapi import render
+from local.provision import REPO_ROOT
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
 from merge_assist.models import (
+    QUEUE_ACTOR,
     AuditAction,
+    AuditEntry,
     Grant,
     ProjectConfig,
+    Reason,
+    ReasonCode,
     Role,
     StatusCategory,
 )
@@ -81,6 +87,33 @@ def test_config_change_is_validated_saved_and_audited(
     assert entry["action"] == AuditAction.CONFIG_CHANGED.value
     assert entry["actor"] == "owen"
     assert entry["details"]["changes"]["batch_size"] == {"from": 5, "to": 3}
+
+
+def test_merge_requests_never_judged_for_the_queue_are_not_on_the_board(
+    api: ApiCaller,
+    tokens: TokenFactory,
+    store: DynamoDBStore,
+    projects: list[ProjectConfig],
+    make_mr: MakeMR,
+) -> None:
+    # Recorded from webhooks, never assigned to the bot: the queue's own batch MR, say.
+    store.save_merge_request(make_mr(5, status=StatusCategory.NOT_READY, ready_since=None))
+    store.save_merge_request(
+        make_mr(
+            6,
+            status=StatusCategory.NOT_READY,
+            ready_since=None,
+            reasons=[Reason(code=ReasonCode.DRAFT, message="it is a draft")],
+        )
+    )
+    admin = tokens.token("ada", "admin")
+
+    listed = api.call("GET", "/projects/1/mrs", token=admin, query={"category": "not_ready"})
+    project = api.call("GET", "/projects/1", token=admin)
+
+    assert [v["merge_request"]["iid"] for v in listed.body["items"]] == [6]
+    assert project.body["counts"]["not_ready"] == 1
+    assert api.call("GET", "/projects/1/mrs/5", token=admin).status == 200
 
 
 def test_priority_moves_and_hotfix_reorder_the_queue(
@@ -179,6 +212,42 @@ def test_events_are_paged_newest_first(
     assert bogus.status == 400
 
 
+def test_one_merge_requests_timeline_is_its_events_only(
+    api: ApiCaller, tokens: TokenFactory, store: DynamoDBStore, projects: list[ProjectConfig]
+) -> None:
+    admin = tokens.token("ada", "admin")
+    for iid in (7, 8):
+        for at in range(3):
+            store.append_audit(
+                AuditEntry(
+                    id=f"mr-{iid}-v{at}",
+                    project_id=1,
+                    at=T0 + timedelta(minutes=at),
+                    actor=QUEUE_ACTOR,
+                    action=AuditAction.STATUS_CHANGED,
+                    summary=f"!{iid} step {at}",
+                    merge_request=iid,
+                )
+            )
+    api.call("PUT", "/projects/1/config", token=admin, body={"batch_size": 3})
+
+    first = api.call(
+        "GET", "/projects/1/events", token=admin, query={"merge_request": "7", "limit": 2}
+    )
+    rest = api.call(
+        "GET",
+        "/projects/1/events",
+        token=admin,
+        query={"merge_request": "7", "cursor": first.body["next_cursor"]},
+    )
+    everything = api.call("GET", "/projects/1/events", token=admin, query={"limit": 200})
+
+    timeline = [e["summary"] for e in first.body["items"] + rest.body["items"]]
+    assert timeline == ["!7 step 2", "!7 step 1", "!7 step 0"]
+    assert rest.body["next_cursor"] is None
+    assert len(everything.body["items"]) == 7
+
+
 def test_grants_are_kept_by_admins(
     api: ApiCaller, tokens: TokenFactory, store: DynamoDBStore, projects: list[ProjectConfig]
 ) -> None:
@@ -210,6 +279,13 @@ def test_unknown_project_and_batch_are_404_for_admins(
     assert api.call("GET", "/projects/99/mrs", token=admin).status == 404
     # A viewer is not told whether a project they cannot see exists.
     assert api.call("GET", "/projects/99", token=tokens.token("v", "viewer")).status == 403
+
+
+def test_the_dashboards_copy_of_the_openapi_document_is_current() -> None:
+    # The dashboard's typed client is generated from this copy (`make api-types`).
+    copy = REPO_ROOT / "web" / "src" / "api" / "openapi.json"
+
+    assert copy.read_text() == render(), "run `make api-types`"
 
 
 def test_openapi_document_is_public_and_says_400(api: ApiCaller) -> None:

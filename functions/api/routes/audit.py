@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import Field
 
 from functions.api import caller, wiring
-from functions.api.schemas import EventPage, GrantRoles, ProjectId
+from functions.api.schemas import EventPage, GrantRoles, Iid, ProjectId
 from merge_assist import administration
 from merge_assist.access import Action
 from merge_assist.models import Grant, Username
@@ -29,10 +29,13 @@ def list_events(
     project_id: Annotated[ProjectId, Path()],
     limit: Annotated[int, Query(), Field(ge=1, le=200)] = 50,
     cursor: Annotated[Cursor | None, Query()] = None,
+    merge_request: Annotated[Iid | None, Query()] = None,
 ) -> EventPage:
     caller.require(Action.VIEW, project_id)
     wiring.store().get_project(project_id)
-    items, next_cursor = wiring.store().list_audit(project_id, limit=limit, cursor=cursor)
+    items, next_cursor = wiring.store().list_audit(
+        project_id, limit=limit, cursor=cursor, merge_request=merge_request
+    )
     return EventPage(items=items, next_cursor=next_cursor)
 
 

@@ -21,6 +21,7 @@ from merge_assist import administration
 from merge_assist.access import Action
 from merge_assist.models import ProjectConfig, StatusCategory
 from merge_assist.onboarding import connect_project, disconnect_project
+from merge_assist.queue import for_the_queue
 from merge_assist.settings import get_settings
 
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
@@ -37,7 +38,10 @@ COUNTED = (
 def _view(config: ProjectConfig) -> ProjectView:
     store = wiring.store()
     counts = {
-        status: len(store.list_merge_requests(config.project_id, status)) for status in COUNTED
+        status: sum(
+            1 for mr in store.list_merge_requests(config.project_id, status) if for_the_queue(mr)
+        )
+        for status in COUNTED
     }
     running = {}
     for branch in config.target_branches:

@@ -20,7 +20,7 @@ from merge_assist import administration
 from merge_assist.access import Action
 from merge_assist.errors import NotFoundError
 from merge_assist.models import Batch, BranchName, MergeRequestState, StatusCategory
-from merge_assist.queue import queue_order
+from merge_assist.queue import for_the_queue, queue_order
 
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
 
@@ -35,7 +35,9 @@ def _listed(
     categories = [category] if category is not None else list(StatusCategory)
     items: list[MergeRequestView] = []
     for status in categories:
-        found = store.list_merge_requests(project_id, status, target)
+        found = [
+            mr for mr in store.list_merge_requests(project_id, status, target) if for_the_queue(mr)
+        ]
         if status is StatusCategory.QUEUED:
             items.extend(_in_line(found))
         elif status.is_final:

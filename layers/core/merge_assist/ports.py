@@ -113,10 +113,16 @@ class Store(Protocol):
         ...
 
     def list_audit(
-        self, project_id: int, *, limit: int, cursor: str | None = None
+        self,
+        project_id: int,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        merge_request: int | None = None,
     ) -> tuple[list[AuditEntry], str | None]:
-        """Newest first; the cursor to pass for the next (older) page, None at the end.
-        ``ValueError`` for a cursor this store did not hand out."""
+        """Newest first, only one merge request's when ``merge_request`` is given; the
+        cursor to pass for the next (older) page, None at the end. ``ValueError`` for a
+        cursor this store did not hand out."""
         ...
 
 

@@ -32,3 +32,10 @@ def select_batch(
     if candidates and candidates[0].hotfix:
         return candidates[:1]  # a hotfix is tested and landed alone
     return candidates[: config.effective_batch_size]
+
+
+def for_the_queue(mr: MergeRequestState) -> bool:
+    """Whether the queue's views show ``mr``. Every MR GitLab tells about is recorded, but
+    a not-ready one without reasons was never judged: it was never assigned to the bot nor
+    labelled for it (the queue's own batch MRs among them), so it is not the queue's."""
+    return mr.status is not StatusCategory.NOT_READY or bool(mr.reasons)

@@ -9,7 +9,8 @@ Items (``pk`` / ``sk``; index ``gsi1`` on ``gsi1pk`` / ``gsi1sk``)::
     pipeline wait    PROJECT#<pid>        WAIT#<sha>          -
     batch            BATCH#<id>           BATCH               PROJECT#<pid>#BATCHES  <created>#<id>
     grant            USER#<username>      GRANT#<pid:012>     GRANTS  <pid:012>#<username>
-    audit entry      AUDIT#<pid>          <at>#<id>           -
+    audit entry      AUDIT#<pid>          <at>#<id>           AUDIT#<pid>#MR#<iid>  <at>#<id>
+                                                              (only entries about one MR)
 
 ``<branch>`` is URL-quoted so that a ``#`` in a branch name cannot fake a key boundary.
 Every write that two Lambdas could race on is conditional on the item's ``version``.
@@ -343,16 +344,22 @@ class DynamoDBStore:
     # -- audit log --------------------------------------------------------------------
 
     def append_audit(self, entry: AuditEntry) -> bool:
+        sort_key = f"{_sortable(entry.at)}#{entry.id}"
+        item: dict[str, Any] = {
+            **entry.model_dump(mode="json"),
+            TABLE.partition_key: f"AUDIT#{entry.project_id}",
+            TABLE.sort_key: sort_key,
+            TABLE.ttl_attribute: _epoch(self._now() + self._history),
+            "kind": "audit",
+        }
+        if entry.merge_request is not None:
+            # One merge request's timeline is a query of the index, not a filtered scan of
+            # the project's whole log.
+            item[TABLE.index_partition_key] = _mr_audit_pk(entry.project_id, entry.merge_request)
+            item[TABLE.index_sort_key] = sort_key
         try:
             self._table.put_item(
-                Item={
-                    **entry.model_dump(mode="json"),
-                    TABLE.partition_key: f"AUDIT#{entry.project_id}",
-                    TABLE.sort_key: f"{_sortable(entry.at)}#{entry.id}",
-                    TABLE.ttl_attribute: _epoch(self._now() + self._history),
-                    "kind": "audit",
-                },
-                ConditionExpression=Attr(TABLE.partition_key).not_exists(),
+                Item=item, ConditionExpression=Attr(TABLE.partition_key).not_exists()
             )
         except ClientError as error:
             if _is_condition_failure(error):
@@ -361,7 +368,12 @@ class DynamoDBStore:
         return True
 
     def list_audit(
-        self, project_id: int, *, limit: int, cursor: str | None = None
+        self,
+        project_id: int,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        merge_request: int | None = None,
     ) -> tuple[list[AuditEntry], str | None]:
         pk = f"AUDIT#{project_id}"
         kwargs: dict[str, Any] = {
@@ -369,11 +381,19 @@ class DynamoDBStore:
             "ScanIndexForward": False,
             "Limit": limit,
         }
+        if merge_request is not None:
+            kwargs["IndexName"] = TABLE.index_name
+            kwargs["KeyConditionExpression"] = Key(TABLE.index_partition_key).eq(
+                _mr_audit_pk(project_id, merge_request)
+            )
         if cursor is not None:
-            kwargs["ExclusiveStartKey"] = {
-                TABLE.partition_key: pk,
-                TABLE.sort_key: _decode_cursor(cursor),
-            }
+            sort_key = _decode_cursor(cursor)
+            kwargs["ExclusiveStartKey"] = {TABLE.partition_key: pk, TABLE.sort_key: sort_key}
+            if merge_request is not None:
+                kwargs["ExclusiveStartKey"] |= {
+                    TABLE.index_partition_key: _mr_audit_pk(project_id, merge_request),
+                    TABLE.index_sort_key: sort_key,
+                }
         response = self._table.query(**kwargs)
         entries = [load(AuditEntry, item) for item in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
@@ -423,6 +443,10 @@ class DynamoDBStore:
             raise ConflictError(
                 f"{what} changed since version {expected_version} was read"
             ) from error
+
+
+def _mr_audit_pk(project_id: int, iid: int) -> str:
+    return f"AUDIT#{project_id}#MR#{iid}"
 
 
 def _encode_cursor(sort_key: str) -> str:
