@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.authorizer import JwtAuthorizer, Unauthorized
 from local.runtime import InvocationResult
+from merge_assist.dashboard import CONFIG_FILE
 from merge_assist.resources import HttpRoute
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,8 @@ class HttpFront:
         self._authorizer = authorizer
         self._web_dir = web_dir
         self._account_id = account_id
+        # The dashboard's config.json, known once the stack is up (``dashboard_config``).
+        self.site_config: dict[str, Any] | None = None
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -251,6 +254,12 @@ class HttpFront:
         return translate(result)
 
     def _static(self, path: str) -> HttpResponse:
+        if path == f"/{CONFIG_FILE}" and self.site_config is not None:
+            return HttpResponse(
+                200,
+                [("content-type", "application/json"), ("cache-control", "no-store")],
+                json.dumps(self.site_config).encode(),
+            )
         if self._web_dir is None or not (self._web_dir / "index.html").is_file():
             return HttpResponse(
                 404,

@@ -36,6 +36,7 @@ from local.scheduler import Scheduler
 from local.stream_poller import StreamPoller
 from local.websocket_front import WebSocketFront
 from merge_assist.adapters.aws import clear_caches
+from merge_assist.dashboard import dashboard_config, password_sign_in
 from merge_assist.resources import (
     DEFAULT_PREFIX,
     ENV_PREFIX,
@@ -274,6 +275,16 @@ class LocalStack:
         )
         self.stream_poller.start()
         self._exit.callback(self.stream_poller.stop)
+        assert self.front is not None
+        assert self.provisioned is not None
+        self.front.site_config = dashboard_config(
+            websocket_url=self.websocket.url,
+            region=config.region,
+            user_pool_id=self.provisioned.user_pool_id,
+            client_id=self.provisioned.user_pool_client_id,
+            sign_in=password_sign_in(self.aws_endpoint),
+            gitlab_url=self.gitlab_url,
+        )
 
     def stop(self) -> None:
         self._exit.close()

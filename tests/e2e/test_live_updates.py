@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import requests
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -168,3 +169,71 @@ def test_a_retry_starts_at_the_first_failed_record() -> None:
     assert first_failure(InvocationResult(b"{}", function_error="Unhandled"), sequence, True) == 0
     unknown = json.dumps({"batchItemFailures": [{"itemIdentifier": "99"}]}).encode()
     assert first_failure(InvocationResult(unknown), sequence, reported=True) == 0
+
+
+def _initiate_auth(
+    config: dict[str, Any], origin: str, flow: str, parameters: dict[str, str]
+) -> requests.Response:
+    """Cognito's InitiateAuth as the dashboard's sign-in form posts it from its origin."""
+    return requests.post(
+        config["signIn"]["endpoint"],
+        headers={
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth",
+            "Origin": origin,
+        },
+        data=json.dumps(
+            {"AuthFlow": flow, "ClientId": config["clientId"], "AuthParameters": parameters}
+        ),
+        timeout=5,
+    )
+
+
+def test_the_dashboards_config_signs_in_as_the_dashboard_does(stack: LocalStack) -> None:
+    """config.json names a Cognito endpoint the browser can reach from the dashboard's
+    origin (CORS preflight included), and what it signs in with the API accepts."""
+    config = requests.get(f"{stack.url}/config.json", timeout=5).json()
+    assert config["apiUrl"] == "/api/v1"
+    assert config["websocketUrl"] == stack.endpoints()["websocket"]
+    assert config["signIn"]["kind"] == "password"
+    assert stack.provisioned is not None
+    user = stack.provisioned.demo_users[0]
+
+    preflight = requests.options(
+        config["signIn"]["endpoint"],
+        headers={
+            "Origin": stack.url,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-amz-target",
+        },
+        timeout=5,
+    )
+    wrong = _initiate_auth(
+        config,
+        stack.url,
+        "USER_PASSWORD_AUTH",
+        {"USERNAME": user.username, "PASSWORD": "not-it-1A!"},
+    )
+    signed_in = _initiate_auth(
+        config,
+        stack.url,
+        "USER_PASSWORD_AUTH",
+        {"USERNAME": user.username, "PASSWORD": user.password},
+    )
+    tokens = signed_in.json()["AuthenticationResult"]
+    refreshed = _initiate_auth(
+        config, stack.url, "REFRESH_TOKEN_AUTH", {"REFRESH_TOKEN": tokens["RefreshToken"]}
+    ).json()["AuthenticationResult"]
+    me = requests.get(
+        f"{stack.url}{config['apiUrl']}/me",
+        headers={"Authorization": f"Bearer {refreshed['AccessToken']}"},
+        timeout=5,
+    )
+
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] in ("*", stack.url)
+    assert wrong.status_code == 400
+    assert wrong.json()["__type"].endswith("NotAuthorizedException")
+    assert signed_in.headers["Access-Control-Allow-Origin"] in ("*", stack.url)
+    assert me.status_code == 200
+    assert me.json()["username"] == user.username
