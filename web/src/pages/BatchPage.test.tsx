@@ -1,0 +1,101 @@
+import { act, screen, within } from "@testing-library/react";
+import { describe, expect, it } from "vitest";
+import { batch, mergeRequest, view } from "../test/shell-fixtures";
+import { renderPage } from "../test/render";
+import { BatchPage } from "./BatchPage";
+
+const at = (minutes: number) => new Date(Date.now() - minutes * 60_000).toISOString();
+
+const red = batch("1-main-abc", {
+  state: "testing",
+  merge_requests: [4, 5, 6],
+  landed: [4],
+  rejected: [5],
+  requeued: [6],
+  red_pipeline_url: "https://gitlab.test/demo/shop/-/pipelines/301",
+  green_pipeline_url: "https://gitlab.test/demo/shop/-/pipelines/302",
+  bisection: { members: [4, 5, 6], good: 1, bad: 2 },
+  steps: [
+    { kind: "selected", at: at(20), merge_requests: [4, 5, 6], note: "3 ready merge requests" },
+    {
+      kind: "tested",
+      at: at(15),
+      merge_requests: [4, 5, 6],
+      note: "",
+      status: "failed",
+      pipeline_id: 301,
+      pipeline_url: "https://gitlab.test/demo/shop/-/pipelines/301",
+    },
+    {
+      kind: "bisected",
+      at: at(10),
+      merge_requests: [4],
+      note: "testing the first 1",
+      status: "success",
+      pipeline_id: 302,
+      pipeline_url: "https://gitlab.test/demo/shop/-/pipelines/302",
+    },
+  ],
+});
+
+function renderBatch() {
+  return renderPage(<BatchPage />, {
+    path: "/projects/:projectId/batches/:batchId",
+    url: "/projects/1/batches/1-main-abc",
+    routes: {
+      "GET /batches/1-main-abc": red,
+      "GET /projects/1/mrs": { items: [view(mergeRequest(4, { title: "Fast checkout" }))] },
+    },
+  });
+}
+
+describe("BatchPage", () => {
+  it("lists members with outcomes and the steps with their pipelines", async () => {
+    renderBatch();
+    expect(await screen.findByRole("heading", { level: 1, name: "Batch on main" })).toBeInTheDocument();
+
+    const members = screen.getByRole("region", { name: "Merge requests" });
+    const items = within(members).getAllByRole("listitem");
+    expect(items.map((item) => within(item).getByRole("link").textContent)).toEqual(["!4 Fast checkout", "!5", "!6"]);
+    expect(items[0]).toHaveTextContent("landed");
+    expect(items[1]).toHaveTextContent("rejected");
+    expect(items[2]).toHaveTextContent("requeued");
+    expect(within(members).getByRole("link", { name: "!5" })).toHaveAttribute("href", "/projects/1/mrs/5");
+
+    const steps = screen.getByRole("region", { name: "Steps" });
+    const stepItems = within(steps).getAllByRole("listitem");
+    expect(stepItems).toHaveLength(3);
+    expect(stepItems[0]).toHaveTextContent("Selected");
+    expect(stepItems[0]).toHaveTextContent("3 ready merge requests");
+    expect(within(stepItems[1] as HTMLElement).getByRole("link", { name: "Pipeline #301" })).toHaveAttribute(
+      "href",
+      "https://gitlab.test/demo/shop/-/pipelines/301",
+    );
+    expect(stepItems[1]).toHaveTextContent("failed");
+    expect(within(steps).getByRole("link", { name: "Pipeline #302" })).toBeInTheDocument();
+
+    expect(screen.getByRole("link", { name: "Red pipeline" })).toHaveAttribute("href", "https://gitlab.test/demo/shop/-/pipelines/301");
+    expect(screen.getByRole("link", { name: "Green pipeline" })).toBeInTheDocument();
+    const bisection = screen.getByRole("region", { name: "Bisection" });
+    expect(bisection).toHaveTextContent("The culprit is !5");
+  });
+
+  it("follows the batch live", async () => {
+    const page = renderBatch();
+    await screen.findByRole("region", { name: "Steps" });
+    act(() =>
+      page.live.emit({
+        type: "batch",
+        project_id: 1,
+        data: {
+          ...red,
+          state: "landed",
+          version: 2,
+          steps: [...(red.steps ?? []), { kind: "landed", at: at(1), merge_requests: [4], note: "pushed to main" }],
+        },
+      }),
+    );
+    expect(screen.getByText("Landed", { selector: ".badge" })).toBeInTheDocument();
+    expect(within(screen.getByRole("region", { name: "Steps" })).getAllByRole("listitem")).toHaveLength(4);
+  });
+});
