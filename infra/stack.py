@@ -8,6 +8,7 @@ from typing import Any
 from aws_cdk import CfnOutput, CfnParameter, CfnRule, CfnRuleAssertion, Fn, Stack
 from constructs import Construct
 
+from infra import REPO_ROOT
 from infra.constructs import pascal_case
 from infra.constructs.api import Api
 from infra.constructs.functions import Functions, function_access
@@ -15,6 +16,7 @@ from infra.constructs.ingest import Ingest
 from infra.constructs.live import Live
 from infra.constructs.ops import Observed, Ops, notification_parameters
 from infra.constructs.storage import Storage
+from infra.constructs.web import Web
 from infra.constructs.workflow import Workflow
 from merge_assist.resources import ENV_PREFIX, ResourceNames
 
@@ -94,6 +96,15 @@ class MergeAssistStack(Stack):
             ),
             notifications=notification_parameters(self),
         )
+        self.web = Web(
+            self,
+            "Web",
+            names=names,
+            api=self.api,
+            websocket_url=self.live.stage.url,
+            gitlab_url=gitlab_url.value_as_string,
+            dist=REPO_ROOT / "web" / "dist",
+        )
         self._wire_api()
         # Functions read the bot token from the secret the BotTokenSecretArn parameter chose.
         for function in self.functions.functions.values():
@@ -104,6 +115,7 @@ class MergeAssistStack(Stack):
             deployment.domain_name.value_as_string, deployment.certificate_arn.value_as_string
         )
 
+        CfnOutput(self, "DashboardUrl", value=f"{self.web.url}/", description="The dashboard")
         CfnOutput(self, "ApiUrl", value=self.api.stage.url, description="HTTP API base URL")
         CfnOutput(self, "UserPoolId", value=self.api.user_pool.user_pool_id)
         CfnOutput(self, "UserPoolClientId", value=self.api.client.user_pool_client_id)

@@ -216,6 +216,14 @@ class Api(Construct):
                 for http_route in added:
                     acknowledge(http_route, "AwsSolutions-APIG4", PUBLIC_ROUTES[route.path])
 
+    def add_dashboard_url(self, url: str) -> None:
+        """Lets Cognito's hosted pages send users back to ``url`` (the deployed dashboard,
+        known only once its distribution exists)."""
+        client = self.client.node.default_child
+        assert isinstance(client, cognito.CfnUserPoolClient)
+        for attribute in ("callback_ur_ls", "logout_ur_ls"):
+            setattr(client, attribute, [*(getattr(client, attribute) or []), url])
+
     def add_custom_domain(self, domain_name: str, certificate_arn: str) -> CfnCondition:
         """The HTTP API at ``https://<domain_name>/`` (``/api/v1/...``, ``/webhook/gitlab``)
         when the ``DomainName`` deploy parameter is set; nothing otherwise.

@@ -16,6 +16,7 @@ from infra.app import cdk_json_context, create_app
 from merge_assist.adapters import gitlab_gateway
 from merge_assist.resources import DEFAULT_PREFIX, ENV_PREFIX, ResourceNames
 from merge_assist.settings import Settings
+from tests.infra.test_synth import app_functions
 
 pytestmark = pytest.mark.infra
 
@@ -121,6 +122,20 @@ def test_test_job_runs_the_readme_test_command(ci: dict[str, Any]) -> None:
 
     assert ci["test"]["script"] == [".ci/run"]
     assert commands[-1] == documented.group(1)
+
+
+def test_jobs_that_build_or_check_the_dashboard_have_node(ci: dict[str, Any]) -> None:
+    for job in ("lint", "test", "synth"):
+        steps = ci[job].get("before_script", [])
+        assert any("nodejs" in str(step) for step in steps), job
+
+
+def test_the_test_job_keeps_the_dashboards_screenshots(ci: dict[str, Any]) -> None:
+    harness = (REPO_ROOT / "web" / "e2e" / "harness.ts").read_text(encoding="utf-8")
+
+    assert 'new URL("./artifacts", import.meta.url)' in harness
+    assert "web/e2e/artifacts/" in ci["test"]["artifacts"]["paths"]
+    assert ci["test"]["artifacts"]["when"] == "always"
 
 
 def test_synth_job_runs_cdk_synth_and_keeps_the_assembly(ci: dict[str, Any]) -> None:
@@ -276,7 +291,7 @@ def test_functions_read_and_may_read_the_given_secret(template: dict[str, Any]) 
     secret_id, _ = _bot_token_secret(template)
     condition = _bot_token_condition(template)
     given = {"Ref": "BotTokenSecretArn"}
-    functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    functions = list(app_functions(template["Resources"]).values())
     grants = [
         statement
         for value in _walk(template["Resources"])
