@@ -10,6 +10,7 @@ values (``merge_assist.dashboard``), so one build serves every deployment.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Aws, CfnElement, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudfront as cloudfront
@@ -67,18 +68,12 @@ class Web(Construct):
         if not (dist / "index.html").is_file():
             raise DashboardNotBuilt(f"the dashboard is not built in {dist}: run `make web`")
         self._logs()
-        self.bucket = s3.Bucket(
-            self,
+        # Only built files live here: the deployment writes them again at every deploy.
+        self.bucket = self._private_bucket(
             "Site",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.logs,
             server_access_logs_prefix="site-bucket/",
-            # Only built files live here: the deployment writes them again at every deploy.
-            removal_policy=RemovalPolicy.DESTROY,
-            auto_delete_objects=True,
         )
         self._distribution(names, api)
         self._deploy(api, websocket_url, gitlab_url, dist)
@@ -86,18 +81,25 @@ class Web(Construct):
         # Cognito sends users back here after the hosted sign-in and sign-out pages.
         api.add_dashboard_url(f"{self.url}/")
 
-    def _logs(self) -> None:
-        self.logs = s3.Bucket(
+    def _private_bucket(self, construct_id: str, **settings: Any) -> s3.Bucket:
+        """Private, encrypted, TLS only, and emptied and deleted with the stack."""
+        return s3.Bucket(
             self,
-            "AccessLogs",
+            construct_id,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
+            removal_policy=RemovalPolicy.DESTROY,
+            auto_delete_objects=True,
+            **settings,
+        )
+
+    def _logs(self) -> None:
+        self.logs = self._private_bucket(
+            "AccessLogs",
             # CloudFront's standard logs are written with an ACL.
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
-            removal_policy=RemovalPolicy.DESTROY,
-            auto_delete_objects=True,
         )
         acknowledge(
             self.logs,
