@@ -111,8 +111,8 @@ const MAINTAINER = 40;
 const DEVELOPER = 30;
 
 /** A GitLab project connected through the dashboard API (paused, so MRs gather), the demo
- * users granted their roles on it, and merge requests opened and assigned to the bot; returns
- * once the queue holds them all. */
+ * users granted their roles on it, and merge requests opened and assigned to the bot, queued
+ * in the order given. */
 export async function scenario(
   name: string,
   mergeRequests: ScenarioMergeRequest[],
@@ -145,7 +145,8 @@ export async function scenario(
     });
   }
   const iids: Record<string, number> = {};
-  for (const mr of mergeRequests) {
+  // One at a time, each queued before the next opens: the line's order is the order given.
+  for (const [index, mr] of mergeRequests.entries()) {
     const created = await gitlab<{ iid: number }>(
       "POST",
       `/-/sim/projects/${project.id}/merge_requests`,
@@ -158,20 +159,13 @@ export async function scenario(
       },
     );
     iids[mr.key] = created.iid;
+    await expect
+      .poll(async () => (await lineOrder(project.id)).length, {
+        timeout: 60_000,
+        message: `${mr.branch} was not queued`,
+      })
+      .toBe(index + 1);
   }
-  await expect
-    .poll(
-      async () => {
-        const list = await api<{ items: unknown[] }>(
-          admin,
-          "GET",
-          `/projects/${project.id}/mrs?category=queued`,
-        );
-        return list.items.length;
-      },
-      { timeout: 60_000, message: "the merge requests were not all queued" },
-    )
-    .toBe(mergeRequests.length);
   return { projectId: project.id, path: project.path_with_namespace, iids };
 }
 
