@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
 Invoke = Callable[[str, dict[str, Any]], InvocationResult]
+# Told of every request API Gateway would bill: (route key, request body bytes).
+RequestObserver = Callable[[str, int], None]
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,8 @@ class HttpFront:
         self._account_id = account_id
         # The dashboard's config.json, known once the stack is up (``dashboard_config``).
         self.site_config: dict[str, Any] | None = None
+        self._observers: tuple[RequestObserver, ...] = ()
+        self._observers_lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -216,6 +220,15 @@ class HttpFront:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def add_observer(self, observer: RequestObserver) -> None:
+        with self._observers_lock:
+            self._observers = (*self._observers, observer)
+
+    def remove_observer(self, observer: RequestObserver) -> None:
+        with self._observers_lock:
+            # Equality, not identity: a bound method is a new object at every access.
+            self._observers = tuple(o for o in self._observers if o != observer)
 
     def handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str
@@ -236,6 +249,9 @@ class HttpFront:
             except Unauthorized as refusal:
                 log.info("refused %s %s: %s", method, url.path, refusal)
                 return json_response(401, {"message": "Unauthorized"})
+        # Requests the authorizer refuses are not billed; everything else routed is.
+        for observer in self._observers:
+            observer(compiled.route_key, len(body))
         event = http_api_event(
             method=method,
             raw_path=url.path,

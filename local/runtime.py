@@ -28,6 +28,17 @@ from merge_assist.resources import FunctionSpec
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Any, Any], Any]
+# Told of every finished invocation, sync or async: (function name, wall seconds, memory MB).
+InvokeObserver = Callable[[str, float, int], None]
+
+_running = threading.local()
+
+
+def current_function() -> str | None:
+    """The function whose handler this thread is running, if any: lets a caller of an AWS
+    API tell a function's own calls from those of the stack's stand-ins or of a test."""
+    stack: list[str] = getattr(_running, "functions", [])
+    return stack[-1] if stack else None
 
 
 @dataclass
@@ -90,6 +101,16 @@ class LambdaRuntime:
         self._lock = threading.Lock()
         self._async = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambda-async")
         self.invocations: dict[str, int] = {}
+        self._observers: tuple[InvokeObserver, ...] = ()
+
+    def add_observer(self, observer: InvokeObserver) -> None:
+        with self._lock:
+            self._observers = (*self._observers, observer)
+
+    def remove_observer(self, observer: InvokeObserver) -> None:
+        with self._lock:
+            # Equality, not identity: a bound method is a new object at every access.
+            self._observers = tuple(o for o in self._observers if o != observer)
 
     def register(
         self, function_name: str, spec: FunctionSpec, handler: Handler | None = None
@@ -128,6 +149,20 @@ class LambdaRuntime:
         )
         with self._lock:
             self.invocations[function_name] = self.invocations.get(function_name, 0) + 1
+        running: list[str] = _running.__dict__.setdefault("functions", [])
+        running.append(function_name)
+        # Timed with the module's import on a function's first call: Lambda bills a cold
+        # start's init phase too (since August 2025).
+        started = time.perf_counter()
+        try:
+            return self._run(function_name, event, context)
+        finally:
+            elapsed = time.perf_counter() - started
+            running.pop()
+            for observer in self._observers:
+                observer(function_name, elapsed, spec.memory_mb)
+
+    def _run(self, function_name: str, event: Any, context: LambdaContext) -> InvocationResult:
         try:
             result = self.handler(function_name)(event, context)
         except Exception as error:
@@ -184,7 +219,9 @@ class LambdaRuntime:
 
 __all__ = [
     "InvocationResult",
+    "InvokeObserver",
     "LambdaContext",
     "LambdaRuntime",
+    "current_function",
     "function_name_from",
 ]
