@@ -60,9 +60,9 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## bench: figures, printed (webhook receiver p50/p99 and cold import time)
+## bench: figures, printed, and docs/benchmarks.md + .png (webhook receiver; the queue against marge-bot)
 bench: install
-	$(BIN)/merge-assist bench webhook
+	$(BIN)/merge-assist bench all
 
 ## synth: the CloudFormation template in cdk.out, with the layer and functions bundled locally (no Docker)
 synth: install web

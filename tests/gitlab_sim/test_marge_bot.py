@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from local import marge_runner
 from local.gitlab_sim import GitLabSimulator
 
 pytest.importorskip("marge.app", reason="marge-bot is not installed")
 
-RUNNER = Path(__file__).with_name("marge_runner.py")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 60.0
 
@@ -27,7 +27,7 @@ def _run_marge_until_merged(
     env = dict(os.environ, MARGE_AUTH_TOKEN=token, PYTHONPATH=str(REPO_ROOT))
     command = [
         sys.executable,
-        str(RUNNER),
+        marge_runner.__file__,
         "--gitlab-url",
         sim.url,
         "--use-https",

@@ -51,10 +51,56 @@ def _run_gitlab_sim(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from local import bench_webhook
+    from local import bench_queue, bench_webhook
 
-    print(bench_webhook.run(iterations=args.iterations).report(), flush=True)
+    if not args.verbose:
+        # One JSON line per Lambda event would bury the figures.
+        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    queue = None
+    if args.which in ("queue", "all"):
+        print(f"Queue benchmark ({args.size}, seed {args.seed}) ...", flush=True)
+        queue = bench_queue.run_benchmark(
+            args.size, args.seed, progress=lambda line: print(f"  {line}", flush=True)
+        )
+        print(bench_queue.describe(queue.workload))
+        print(queue.table())
+        print(f"({queue.wall_seconds:.0f} s)", flush=True)
+    cost = None
+    if args.which in ("cost", "all"):
+        print(f"Cost of a Merge Assist run ({args.size}, seed {args.seed}) ...", flush=True)
+        cost = _bench_cost(args)
+        print(cost, flush=True)
+    # Last: the webhook benchmark points the process's environment at its own in-memory AWS
+    # for good, while the local stacks of the queue and cost runs restore what they change.
+    webhook = None
+    if args.which in ("webhook", "all"):
+        webhook = bench_webhook.run(iterations=args.iterations)
+        print(webhook.report(), flush=True)
+    report = args.report if args.report is not None else args.which == "all"
+    if report:
+        from local import bench_report
+
+        written = bench_report.write(Path(args.docs), webhook=webhook, queue=queue, cost=cost)
+        print("Wrote " + ", ".join(str(path) for path in written), flush=True)
     return 0
+
+
+def _bench_cost(args: argparse.Namespace) -> str:
+    """The AWS usage of the queue workload under Merge Assist's default batch size, priced."""
+    from local import bench_cost, bench_queue
+    from local.stack import LocalStack
+    from local.usage import metered
+    from merge_assist.models import ProjectConfig
+
+    workload = bench_queue.generate_workload(bench_queue.SIZES[args.size], args.seed)
+    default_batch = ProjectConfig(project_id=1).batch_size
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-cost-") as data_dir,
+        LocalStack(bench_queue.stack_config(Path(data_dir), workload)) as stack,
+    ):
+        with metered(stack) as meter:
+            result = bench_queue.run_merge_assist(stack, workload, "batch", default_batch)
+        return bench_cost.cost_report(meter.snapshot(), result.merged)
 
 
 def _run_local(args: argparse.Namespace) -> int:
@@ -164,8 +210,24 @@ def build_parser() -> argparse.ArgumentParser:
     simulator.set_defaults(run=_run_gitlab_sim)
 
     bench = commands.add_parser("bench", help="measure Merge Assist and print the figures")
-    bench.add_argument("which", choices=["webhook"], help="what to measure")
+    bench.add_argument(
+        "which",
+        choices=["queue", "webhook", "cost", "all"],
+        help="queue: Merge Assist against marge-bot on one workload; webhook: the receiver's "
+        "latency; cost: AWS usage of a queue run, priced; all: the three, and the report",
+    )
     bench.add_argument("--iterations", type=int, default=200, help="rounds of deliveries")
+    bench.add_argument(
+        "--size", choices=["small", "large"], default="small", help="queue workload: 16 or 48 MRs"
+    )
+    bench.add_argument("--seed", type=int, default=1, help="the queue workload's seed")
+    bench.add_argument(
+        "--report",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write docs/benchmarks.md and docs/benchmarks.png (default: only for all)",
+    )
+    bench.add_argument("--docs", default="docs", help=argparse.SUPPRESS)
     bench.set_defaults(run=_run_bench)
 
     from merge_assist import cli_project, cli_recovery
