@@ -19,10 +19,6 @@ export function isAdmin(me: Me): boolean {
   return me.groups.includes("admin");
 }
 
-export function canView(me: Me, projectId: number): boolean {
-  return isAdmin(me) || rolesOn(me, projectId).length > 0;
-}
-
 export function canConfigure(me: Me, projectId: number): boolean {
   return isAdmin(me) || rolesOn(me, projectId).includes("project_owner");
 }

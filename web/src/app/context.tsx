@@ -29,8 +29,6 @@ export function useServices(): AppServices {
 }
 
 export const useApi = (): ApiClient => useServices().api;
-export const useConfig = (): AppConfig => useServices().config;
-export const useSession = (): Session => useServices().session;
 
 /** Calls `listener` for each live message of `projectId` (all projects when undefined)
  * while the component is mounted; the latest `listener` is always the one called. */

@@ -37,7 +37,8 @@ export function useQuery<T>(load: () => Promise<T>, deps: readonly unknown[]): Q
     return () => {
       current = false;
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // The caller's deps say when to load again, as useEffect's would; `load` is read
+    // through a ref so a new closure each render does not reload.
   }, [...deps, generation]);
 
   const reload = useCallback(() => setGeneration((g) => g + 1), []);
