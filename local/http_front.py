@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.authorizer import JwtAuthorizer, Unauthorized
+from local.observers import Observers
 from local.runtime import InvocationResult
 from merge_assist.dashboard import CONFIG_FILE
 from merge_assist.resources import HttpRoute
@@ -200,8 +201,7 @@ class HttpFront:
         self._account_id = account_id
         # The dashboard's config.json, known once the stack is up (``dashboard_config``).
         self.site_config: dict[str, Any] | None = None
-        self._observers: tuple[RequestObserver, ...] = ()
-        self._observers_lock = threading.Lock()
+        self.observers: Observers[RequestObserver] = Observers()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -220,15 +220,6 @@ class HttpFront:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-
-    def add_observer(self, observer: RequestObserver) -> None:
-        with self._observers_lock:
-            self._observers = (*self._observers, observer)
-
-    def remove_observer(self, observer: RequestObserver) -> None:
-        with self._observers_lock:
-            # Equality, not identity: a bound method is a new object at every access.
-            self._observers = tuple(o for o in self._observers if o != observer)
 
     def handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str
@@ -250,7 +241,7 @@ class HttpFront:
                 log.info("refused %s %s: %s", method, url.path, refusal)
                 return json_response(401, {"message": "Unauthorized"})
         # Requests the authorizer refuses are not billed; everything else routed is.
-        for observer in self._observers:
+        for observer in self.observers:
             observer(compiled.route_key, len(body))
         event = http_api_event(
             method=method,

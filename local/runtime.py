@@ -23,6 +23,7 @@ from typing import Any, cast
 from aws_lambda_powertools.utilities.typing import LambdaContext as PowertoolsLambdaContext
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
+from local.observers import Observers
 from merge_assist.resources import FunctionSpec
 
 log = logging.getLogger(__name__)
@@ -101,16 +102,7 @@ class LambdaRuntime:
         self._lock = threading.Lock()
         self._async = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambda-async")
         self.invocations: dict[str, int] = {}
-        self._observers: tuple[InvokeObserver, ...] = ()
-
-    def add_observer(self, observer: InvokeObserver) -> None:
-        with self._lock:
-            self._observers = (*self._observers, observer)
-
-    def remove_observer(self, observer: InvokeObserver) -> None:
-        with self._lock:
-            # Equality, not identity: a bound method is a new object at every access.
-            self._observers = tuple(o for o in self._observers if o != observer)
+        self.observers: Observers[InvokeObserver] = Observers()
 
     def register(
         self, function_name: str, spec: FunctionSpec, handler: Handler | None = None
@@ -159,7 +151,7 @@ class LambdaRuntime:
         finally:
             elapsed = time.perf_counter() - started
             running.pop()
-            for observer in self._observers:
+            for observer in self.observers:
                 observer(function_name, elapsed, spec.memory_mb)
 
     def _run(self, function_name: str, event: Any, context: LambdaContext) -> InvocationResult:

@@ -5,7 +5,7 @@
 - **Lambda**: each invocation of a handler (sync or async, from any caller) that ends in
   the block, and its wall time rounded up to the millisecond, with the memory its
   ``FunctionSpec`` configures, through the runtime's observers
-  (``LambdaRuntime.add_observer``).
+  (``LambdaRuntime.observers``).
 - **Step Functions**: the ``*StateEntered`` events of the provisioned state machines'
   executions whose time falls within the block, read from their histories, as AWS bills a
   Standard workflow per state transition.
@@ -20,7 +20,7 @@
   64 KB of the larger of request and response; WebSocket messages are the functions'
   ``PostToConnection`` calls (what clients send, and connection minutes, are not counted).
 - **API Gateway (HTTP API)**: the requests the HTTP front routes to a function, through its
-  observers (``HttpFront.add_observer``), in 512 KB increments of the request body; those
+  observers (``HttpFront.observers``), in 512 KB increments of the request body; those
   the JWT authorizer refuses are not billed, as in AWS.
 
 DynamoDB request units come from the payloads: an item's size is computed by DynamoDB's
@@ -497,16 +497,16 @@ class UsageMeter:
 
     def start(self) -> None:
         self._started_at = datetime.now(UTC)
-        self._stack.runtime.add_observer(self._on_invoke)
+        self._stack.runtime.observers.add(self._on_invoke)
         if self._stack.front is not None:
-            self._stack.front.add_observer(self._on_http_request)
+            self._stack.front.observers.add(self._on_http_request)
         _TAP.attach(self._on_sdk_call)
 
     def stop(self) -> None:
         _TAP.detach(self._on_sdk_call)
         if self._stack.front is not None:
-            self._stack.front.remove_observer(self._on_http_request)
-        self._stack.runtime.remove_observer(self._on_invoke)
+            self._stack.front.observers.remove(self._on_http_request)
+        self._stack.runtime.observers.remove(self._on_invoke)
         self._ended_at = datetime.now(UTC)
         self._at_end = self._read_stack(self._ended_at)
 
