@@ -1,8 +1,10 @@
 """Consumes a project's FIFO queue with ``merge_assist.dispatch``: events are recorded on the
 state of the MR they concern, MRs the bot is asked to merge are triaged (queued or not
 ready, and the author told), and a finished pipeline resumes the workflow execution waiting
-for it. A message that fails is reported alone (``batchItemFailures``) and only its FIFO
-group waits for it; other target branches go on."""
+for it. Transient failures are retried within the invocation; a message that still fails
+is reported alone (``batchItemFailures``), comes back within seconds, and is parked in the
+dead-letter queue after a few receives (``merge_assist.redelivery``); other target branches
+go on meanwhile."""
 
 from __future__ import annotations
 
@@ -14,30 +16,43 @@ from aws_lambda_powertools.utilities.batch import (
     SqsFifoPartialProcessor,
     process_partial_response,
 )
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from merge_assist.adapters.aws import store_from_settings
-from merge_assist.adapters.executions import StepFunctionsExecutions
-from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway, gateway_from_settings
-from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
-from merge_assist.clock import SystemClock
+from functions.dispatcher import wiring
+from functions.dispatcher.failures import all_failed, hand_back
 from merge_assist.dispatch import Dispatcher
 from merge_assist.events import QueueEvent
-from merge_assist.settings import get_settings
+from merge_assist.redelivery import (
+    ATTEMPT_BASE_SECONDS,
+    ATTEMPT_CAP_SECONDS,
+    ATTEMPTS_IN_INVOCATION,
+    worth_retrying,
+)
+from merge_assist.retrying import retry
 
 logger = Logger()
 tracer = Tracer()
-metrics = lambda_metrics()
-meter = PowertoolsMeter(metrics)
+metrics = wiring.metrics
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 
 
 @tracer.capture_method
-def record_handler(record: SQSRecord, *, dispatcher: Dispatcher) -> None:
-    event = QueueEvent.model_validate_json(record.body)
-    result = dispatcher.handle(event)
+def record_handler(record: SQSRecord, *, dispatcher: Dispatcher, raised: set[str]) -> None:
+    try:
+        event = QueueEvent.model_validate_json(record.body)
+        result = retry(
+            partial(dispatcher.handle, event),
+            should_retry=worth_retrying,
+            attempts=ATTEMPTS_IN_INVOCATION,
+            base=ATTEMPT_BASE_SECONDS,
+            cap=ATTEMPT_CAP_SECONDS,
+        )
+    except Exception:
+        raised.add(record.message_id)
+        raise
     logger.info(
         "event dispatched",
         project_id=event.project_id,
@@ -50,35 +65,32 @@ def record_handler(record: SQSRecord, *, dispatcher: Dispatcher) -> None:
     )
 
 
-_bot_ids: dict[str, int] = {}
-
-
-def _bot_user_id(gitlab: PythonGitLabGateway) -> int:
-    """The bot's GitLab user id, asked once per container."""
-    settings = get_settings()
-    if settings.gitlab_url not in _bot_ids:
-        _bot_ids[settings.gitlab_url] = gitlab.current_user_id()
-    return _bot_ids[settings.gitlab_url]
-
-
 @metrics.log_metrics
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    gitlab = gateway_from_settings(meter=meter)
-    dispatcher = Dispatcher(
-        store=store_from_settings(),
-        gitlab=gitlab,
-        executions=StepFunctionsExecutions(),
-        clock=SystemClock(),
-        bot_user_id=_bot_user_id(gitlab),
-        pipeline_poll_seconds=get_settings().pipeline_poll_seconds,
-        rebase_poll_seconds=get_settings().rebase_poll_seconds,
-        meter=meter,
-    )
-    return process_partial_response(
-        event=event,
-        record_handler=partial(record_handler, dispatcher=dispatcher),
-        processor=processor,
-        context=context,
-    )
+    raised: set[str] = set()
+    try:
+        # A cold container asks GitLab who the bot is: GitLab may be struggling too.
+        dispatcher = retry(
+            wiring.dispatcher,
+            should_retry=worth_retrying,
+            attempts=ATTEMPTS_IN_INVOCATION,
+            base=ATTEMPT_BASE_SECONDS,
+            cap=ATTEMPT_CAP_SECONDS,
+        )
+    except Exception:
+        logger.exception("no dispatcher: every message is handed back")
+        return hand_back(event, all_failed(event), raised, wiring.meter)
+    try:
+        response = process_partial_response(
+            event=event,
+            record_handler=partial(record_handler, dispatcher=dispatcher, raised=raised),
+            processor=processor,
+            context=context,
+        )
+    except BatchProcessingError:
+        # Every record failed: Powertools raises rather than report them, and a raised
+        # invocation would bring them all back only after the visibility timeout.
+        response = all_failed(event)
+    return hand_back(event, response, raised, wiring.meter)

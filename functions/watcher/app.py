@@ -11,16 +11,18 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from merge_assist.adapters.aws import store_from_settings
-from merge_assist.adapters.executions import StepFunctionsExecutions
 from merge_assist.adapters.gitlab_gateway import gateway_from_settings
 from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
 from merge_assist.adapters.project_queues import send_event
+from merge_assist.adapters.recovery import StepFunctionsBatchExecutions
 from merge_assist.clock import SystemClock
 from merge_assist.errors import NotFoundError
 from merge_assist.events import MergeRequestSnapshot
 from merge_assist.metrics import Metric
 from merge_assist.models import ProjectConfig
+from merge_assist.notices import deliver_pending
 from merge_assist.ports import GitLabGateway, Store
+from merge_assist.recovery import release_dead_batches
 from merge_assist.settings import get_settings
 from merge_assist.watcher import OPEN_CATEGORIES, overdue_batches, reconcile_events
 from merge_assist.workflow.start import start_project
@@ -55,12 +57,19 @@ def watch_project(
     return len(events)
 
 
-def start_waiting_queues(store: Store, config: ProjectConfig, run_id: str) -> list[str]:
-    """A queue whose batch ended on an error, or whose lock expired, starts again here."""
+def start_waiting_queues(
+    store: Store, executions: StepFunctionsBatchExecutions, config: ProjectConfig, run_id: str
+) -> list[str]:
+    """A queue whose batch ended on an error, whose execution died holding the lock, or
+    whose lock expired, starts again here. Store and Step Functions only: this runs even
+    while GitLab is down, so the queue resumes on the first run after GitLab is back."""
     settings = get_settings()
+    release_dead_batches(
+        store, executions, SystemClock(), config.project_id, config.target_branches
+    )
     return start_project(
         store,
-        StepFunctionsExecutions(),
+        executions,
         config.project_id,
         f"watch:{run_id}",
         pipeline_poll_seconds=settings.pipeline_poll_seconds,
@@ -78,23 +87,33 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     projects = store.list_projects()
     # Every project, paused ones too: pausing stops new batches, not a stuck one.
     meter.record(Metric.OVERDUE_BATCHES, overdue_batches(store, projects, SystemClock().now()))
-    gitlab = gateway_from_settings(meter=meter)
-    bot_user_id = gitlab.current_user_id()
+    executions = StepFunctionsBatchExecutions()
     # EventBridge gives each scheduled run its own id: a retried run starts nothing twice.
     run_id = str(event.get("id") or context.aws_request_id)
+    active = [config for config in projects if not config.paused]
     queued: dict[int, int] = {}
     started: dict[int, list[str]] = {}
-    failed: list[int] = []
-    for config in projects:
-        if config.paused:
-            continue
+    failed: set[int] = set()
+    for config in active:
         try:
+            started[config.project_id] = start_waiting_queues(store, executions, config, run_id)
+        except Exception:
+            logger.exception("starting the project's queues failed", project_id=config.project_id)
+            failed.add(config.project_id)
+    gitlab = gateway_from_settings(meter=meter)
+    try:
+        bot_user_id = gitlab.current_user_id()
+    except Exception:
+        logger.exception("GitLab did not say who the bot is; reconciling waits for the next run")
+        raise RuntimeError("the watcher could not reach GitLab") from None
+    for config in active:
+        try:
+            deliver_pending(gitlab, store, config.project_id)
             queued[config.project_id] = watch_project(store, gitlab, bot_user_id, config)
-            started[config.project_id] = start_waiting_queues(store, config, run_id)
         except Exception:
             logger.exception("watching project failed", project_id=config.project_id)
-            failed.append(config.project_id)
+            failed.add(config.project_id)
     logger.info("watch done", queued=queued, started=started, failed=failed)
     if failed:
-        raise RuntimeError(f"watching failed for projects {failed}")
+        raise RuntimeError(f"watching failed for projects {sorted(failed)}")
     return {"queued": queued}

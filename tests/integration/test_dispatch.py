@@ -47,7 +47,15 @@ class FakeGitLab:
         self.asked.append(iid)
         return self.facts[iid]
 
-    def apply_transition(self, project_id: int, iid: int, transition: Transition) -> None:
+    def apply_transition(
+        self,
+        project_id: int,
+        iid: int,
+        transition: Transition,
+        *,
+        key: str,
+        may_exist: bool = False,
+    ) -> None:
         self.transitions.append((iid, transition))
 
 

@@ -11,11 +11,13 @@ import pytest
 from moto import mock_aws
 
 from functions.dispatcher import app as dispatcher
+from functions.dispatcher import failures
 from local.poller import sqs_record
 from local.provision import create_table
 from local.runtime import make_context
 from merge_assist.adapters.aws import clear_caches, store_from_settings
-from merge_assist.errors import NotFoundError
+from merge_assist.dispatch import Dispatched
+from merge_assist.errors import GitLabUnavailable, NotFoundError
 from merge_assist.events import EventKind, MergeRequestSnapshot, PipelineSnapshot, QueueEvent
 from merge_assist.recording import record_event
 from merge_assist.resources import ResourceNames
@@ -26,8 +28,8 @@ NAMES = ResourceNames("test")
 class FakeGitLab:
     """Stands in for GitLab where these tests only need the bot's identity."""
 
-    def __init__(self, **_: object) -> None:
-        pass  # takes the handler's ``meter``: these tests count nothing
+    def __init__(self, *_: object, **__: object) -> None:
+        pass  # takes the settings and the ``meter``: these tests count nothing
 
     def current_user_id(self) -> int:
         return 99
@@ -35,12 +37,15 @@ class FakeGitLab:
 
 @pytest.fixture
 def store(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setattr("functions.dispatcher.app.gateway_from_settings", FakeGitLab)
+    monkeypatch.setattr("functions.dispatcher.wiring.gateway_from_settings", FakeGitLab)
     monkeypatch.setenv("MERGE_ASSIST_RESOURCE_PREFIX", NAMES.prefix)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     with mock_aws():
         clear_caches()
         create_table(boto3.Session(), NAMES)
+        sqs = boto3.client("sqs")
+        for name in (NAMES.project_queue(5), NAMES.project_dead_letter_queue(5)):
+            sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true"})
         yield store_from_settings()
         clear_caches()
 
@@ -66,26 +71,42 @@ def _mr_event(key: str, iid: int = 4, **changes: Any) -> QueueEvent:
     )
 
 
-def _sqs_event(events: list[QueueEvent | str], groups: list[str] | None = None) -> dict[str, Any]:
-    records = []
+QUEUE_ARN = f"arn:aws:sqs:us-east-1:123456789012:{NAMES.project_queue(5)}"
+
+
+def _queue_url(name: str) -> str:
+    return boto3.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+
+
+def _sqs_event(
+    events: list[QueueEvent | str], groups: list[str] | None = None, receives: int = 1
+) -> dict[str, Any]:
+    """The events sent to the project's queue and received as Lambda's poller would, as
+    if for the ``receives``-th time."""
+    sqs = boto3.client("sqs")
+    url = _queue_url(NAMES.project_queue(5))
     for index, event in enumerate(events):
-        group = groups[index] if groups else "5:main"
-        body = event if isinstance(event, str) else event.model_dump_json()
-        message = {
-            "MessageId": f"m-{index}",
-            "ReceiptHandle": f"r-{index}",
-            "Body": body,
-            "Attributes": {
-                "MessageGroupId": group,
-                "MessageDeduplicationId": f"d-{index}",
-                "ApproximateReceiveCount": "1",
-                "SentTimestamp": "1700000000000",
-                "SequenceNumber": str(index),
-            },
-            "MD5OfBody": "",
-        }
-        records.append(sqs_record(message, "arn:aws:sqs:eu-west-1:1:q.fifo", "eu-west-1"))  # type: ignore[arg-type]
-    return {"Records": records}
+        sqs.send_message(
+            QueueUrl=url,
+            MessageBody=event if isinstance(event, str) else event.model_dump_json(),
+            MessageGroupId=groups[index] if groups else "5:main",
+            MessageDeduplicationId=f"d-{index}",
+        )
+    messages: list[Any] = []
+    while len(messages) < len(events):
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
+            "Messages", []
+        )
+        assert got, "the queue gave back fewer messages than were sent"
+        messages += got
+    for message in messages:
+        # As SQS counts a message received again after its earlier tries failed.
+        message["Attributes"]["ApproximateReceiveCount"] = str(receives)
+    return {"Records": [sqs_record(message, QUEUE_ARN, "us-east-1") for message in messages]}
+
+
+def _ids(event: dict[str, Any], *indexes: int) -> list[str]:
+    return [event["Records"][index]["messageId"] for index in indexes]
 
 
 def _context() -> Any:
@@ -152,7 +173,7 @@ def test_handler_reports_only_the_failed_message(store: Any) -> None:
 
     # FIFO: a failure holds back the rest of its group (all three share one here).
     failed = [item["itemIdentifier"] for item in response["batchItemFailures"]]
-    assert failed == ["m-1", "m-2"]
+    assert failed == _ids(event, 1, 2)
     assert store.get_merge_request(5, 1).last_event_key == "k1"
     with pytest.raises(NotFoundError):
         store.get_merge_request(5, 3)
@@ -175,5 +196,86 @@ def test_a_failure_holds_back_only_its_own_group(store: Any) -> None:
 
     response = dispatcher.handler(event, _context())
 
-    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["m-0", "m-1"]
+    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == _ids(event, 0, 1)
     assert store.get_merge_request(5, 3).target_branch == "release"
+
+
+class FlakyDispatcher:
+    """Raises ``failures`` transient errors, then handles every event."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def handle(self, event: QueueEvent) -> Dispatched:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise GitLabUnavailable(503, "GitLab is restarting")
+        return Dispatched(resumed_wait=False, state=None, told=False)
+
+
+@pytest.fixture
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("merge_assist.retrying.time.sleep", lambda seconds: None)
+
+
+def test_transient_errors_are_retried_within_the_invocation(
+    store: Any, monkeypatch: pytest.MonkeyPatch, no_sleep: None
+) -> None:
+    flaky = FlakyDispatcher(failures=2)
+    monkeypatch.setattr("functions.dispatcher.wiring.dispatcher", lambda: flaky)
+
+    response = dispatcher.handler(_sqs_event([_mr_event("k1", iid=1)]), _context())
+
+    assert response["batchItemFailures"] == []
+    assert flaky.calls == 3
+
+
+def test_a_failed_message_comes_back_within_seconds_not_the_visibility_timeout(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    delays: list[tuple[str, int]] = []
+    original = failures.redeliver_after
+
+    def recording(queue_arn: str, receipt: str, seconds: int) -> None:
+        delays.append((receipt, seconds))
+        original(queue_arn, receipt, seconds)
+
+    monkeypatch.setattr("functions.dispatcher.failures.redeliver_after", recording)
+    event = _sqs_event(["{broken", _mr_event("k2", iid=2)])
+
+    response = dispatcher.handler(event, _context())
+
+    assert len(response["batchItemFailures"]) == 2
+    receipts = [record["receiptHandle"] for record in event["Records"]]
+    assert delays == [(receipts[0], 10), (receipts[1], 10)]
+
+
+def test_a_message_that_keeps_failing_is_parked_and_its_group_goes_on(store: Any) -> None:
+    event = _sqs_event(["{broken", _mr_event("k2", iid=2)], receives=3)
+    broken, behind = _ids(event, 0, 1)
+
+    response = dispatcher.handler(event, _context())
+
+    # The unreadable message would go to the dead-letter queue by SQS's own redrive; a
+    # readable one that fails is parked by the dispatcher (next test). The skipped one is
+    # never parked.
+    assert {item["itemIdentifier"] for item in response["batchItemFailures"]} == {broken, behind}
+
+
+def test_a_readable_event_that_keeps_failing_is_parked_in_the_dead_letter_queue(
+    store: Any, monkeypatch: pytest.MonkeyPatch, no_sleep: None
+) -> None:
+    flaky = FlakyDispatcher(failures=100)
+    monkeypatch.setattr("functions.dispatcher.wiring.dispatcher", lambda: flaky)
+    event = _sqs_event([_mr_event("k1", iid=1)], receives=3)
+
+    response = dispatcher.handler(event, _context())
+
+    assert response["batchItemFailures"] == []
+    parked = boto3.client("sqs").receive_message(
+        QueueUrl=_queue_url(NAMES.project_dead_letter_queue(5)),
+        AttributeNames=["All"],
+    )["Messages"]
+    assert [QueueEvent.model_validate_json(m["Body"]).idempotency_key for m in parked] == ["k1"]
+    assert parked[0]["Attributes"]["MessageGroupId"] == "5:main"

@@ -52,7 +52,15 @@ class FakeGitLab:
     def merge_request_facts(self, project_id: int, iid: int) -> MergeRequestFacts:
         return self.facts[iid]
 
-    def apply_transition(self, project_id: int, iid: int, transition: Transition) -> None:
+    def apply_transition(
+        self,
+        project_id: int,
+        iid: int,
+        transition: Transition,
+        *,
+        key: str,
+        may_exist: bool = False,
+    ) -> None:
         self.transitions.append((iid, transition))
 
     def merge_request(self, project_id: int, iid: int) -> MergeRequestSnapshot:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from merge_assist import notices
 from merge_assist.errors import ConflictError, NotFoundError
 from merge_assist.events import EventKind, QueueEvent
 from merge_assist.metrics import Metric, NullMeter
@@ -20,8 +21,8 @@ from merge_assist.pipeline_wait import PipelineOutcome, outcome, resume_waiting
 from merge_assist.ports import Clock, Executions, GitLabGateway, Meter, Store
 from merge_assist.queue import queue_order
 from merge_assist.readiness import MergeRequestFacts
-from merge_assist.recording import MAX_ATTEMPTS, record_event
-from merge_assist.triage import Triage, triage
+from merge_assist.recording import MAX_ATTEMPTS, pause, record_event
+from merge_assist.triage import Triage, gone, triage
 from merge_assist.verdict import CHANGED
 from merge_assist.workflow.start import batch_id_for, start_batch
 
@@ -104,22 +105,29 @@ class Dispatcher:
             return Dispatched(resumed, recorded, told=False)  # disconnected meanwhile
         if not _concerns_bot(recorded, config, self.bot_user_id):
             return Dispatched(resumed, recorded, told=False)
-        facts = self.gitlab.merge_request_facts(event.project_id, recorded.iid)
-        for _ in range(MAX_ATTEMPTS):
+        facts: MergeRequestFacts | None
+        try:
+            facts = self.gitlab.merge_request_facts(event.project_id, recorded.iid)
+        except NotFoundError:
+            facts = None
+        for attempt in range(MAX_ATTEMPTS):
             state = self.store.get_merge_request(event.project_id, recorded.iid)
-            decided = self._triage(state, facts, config)
+            if facts is None and state.gitlab_state == "deleted":
+                return Dispatched(resumed, state, told=False)
+            decided = gone(state) if facts is None else self._triage(state, facts, config)
             if decided.state == state and decided.transition is None:
                 started = self._start_batch(state, event.idempotency_key)
                 return Dispatched(resumed, state, told=False, started_batch=started)
             try:
                 saved = self.store.save_merge_request(decided.state)
             except ConflictError:
-                continue  # another event for this MR won the race: judge again
+                pause(attempt)  # another event for this MR won the race: judge again
+                continue
             if saved.status is StatusCategory.QUEUED and state.status is not StatusCategory.QUEUED:
                 # Counted by the save that made the move, so a replayed event counts nothing.
                 self.meter.record(Metric.MERGE_REQUESTS_QUEUED)
             if decided.transition is not None:
-                self.gitlab.apply_transition(event.project_id, saved.iid, decided.transition)
+                notices.tell(self.gitlab, self.store, saved, decided.transition)
             if decided.left_batch is not None:
                 self._interrupt(event.project_id, decided.left_batch)
             started = self._start_batch(saved, event.idempotency_key)

@@ -29,6 +29,20 @@ class GitLabRefused(MergeAssistError):
         self.status = status
 
 
+class GitLabUnavailable(GitLabRefused):
+    """GitLab did not answer, answered 5xx or kept rate-limiting after the client's own
+    retries: nothing says the request was refused, so trying again later may work."""
+
+
+def transient(error: Exception) -> bool:
+    """Whether trying ``error``'s operation again, a little later, may succeed."""
+    return isinstance(error, (GitLabUnavailable, Unavailable)) or (
+        isinstance(error, GitLabRefused)
+        and error.status is not None
+        and (error.status == 429 or error.status >= 500)
+    )
+
+
 class NotMergeableError(GitLabRefused):
     """GitLab refused to merge: the MR is closed, draft, blocked by a merge check, conflicts
     with its target or needs a rebase. The message is GitLab's."""

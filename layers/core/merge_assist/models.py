@@ -376,3 +376,18 @@ class BranchLock(BaseModel):
     batch_id: str
     acquired_at: datetime
     expires_at: datetime
+
+
+class Notice(BaseModel):
+    """A comment and label change owed to an MR that GitLab could not take when it was due
+    (the outbox): kept until it is delivered, so a GitLab outage delays what authors are
+    told but never blocks the queue nor loses the message. ``key`` names the state change
+    it tells of, once, and is the hidden marker on the note."""
+
+    project_id: int = Field(gt=0)
+    iid: int = Field(gt=0)
+    key: str = Field(min_length=1, max_length=120)
+    comment: str
+    add_label: str | None = None
+    remove_labels: list[str] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utc_now)

@@ -16,6 +16,7 @@ from merge_assist.models import (
     BranchLock,
     Grant,
     MergeRequestState,
+    Notice,
     ProjectConfig,
     ProjectRef,
     StatusCategory,
@@ -125,6 +126,17 @@ class Store(Protocol):
         cursor this store did not hand out."""
         ...
 
+    def put_notice(self, notice: Notice) -> None:
+        """Keep the notice until it is delivered (a second put of its key changes
+        nothing); notices expire after a day, when what they say is stale."""
+        ...
+
+    def list_notices(self, project_id: int, limit: int = 100) -> list[Notice]:
+        """The project's undelivered notices, oldest first."""
+        ...
+
+    def delete_notice(self, project_id: int, key: str) -> None: ...
+
 
 class GitLabGateway(Protocol):
     """The GitLab calls the core needs; ``merge_assist.adapters.gitlab_gateway`` makes them
@@ -154,9 +166,20 @@ class GitLabGateway(Protocol):
         it is approved as the project requires."""
         ...
 
-    def apply_transition(self, project_id: int, iid: int, transition: Transition) -> None:
-        """Post the transition's comment as a note, then add and remove its labels in one
-        update; labels it does not name are left as they are."""
+    def apply_transition(
+        self,
+        project_id: int,
+        iid: int,
+        transition: Transition,
+        *,
+        key: str,
+        may_exist: bool = False,
+    ) -> None:
+        """Post the transition's comment as a note marked with ``key``, then add and remove
+        its labels in one update; labels it does not name are left as they are. A note
+        whose post may have reached GitLab unanswered (a timeout, a 5xx) is looked for by
+        its marker before it is posted again, as it is first when ``may_exist``.
+        ``GitLabUnavailable`` if GitLab still does not answer after retries."""
         ...
 
     def rebase(self, project_id: int, iid: int, skip_ci: bool) -> None:

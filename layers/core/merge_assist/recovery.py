@@ -284,6 +284,42 @@ def cancel_batch(
     )
 
 
+# What ``Batches.status`` says of an execution that ended without its ReleaseBatch step
+# releasing the branch (a crash of the release itself, a stop by hand, a time-out).
+ENDED = frozenset({"FAILED", "TIMED_OUT", "ABORTED", "SUCCEEDED"})
+
+
+def release_dead_batches(
+    store: Store,
+    executions: BatchExecutions,
+    clock: Clock,
+    project_id: int,
+    target_branches: list[str],
+) -> list[str]:
+    """For the watcher: a branch whose lock is held by a batch whose execution has ended
+    would wait for the lock's expiry (the CI timeout and a margin); end that batch as
+    failed, put what it holds back in line and release the branch now. The batches
+    released; a lock whose execution is not found yet (being started) is left alone."""
+    released = []
+    for branch in target_branches:
+        lock = store.get_branch_lock(project_id, branch)
+        if lock is None:
+            continue
+        try:
+            batch = store.get_batch(lock.batch_id)
+        except NotFoundError:
+            continue  # selected but not recorded yet, or its execution is starting
+        execution = executions.status(_execution_name(batch))
+        if execution not in ENDED:
+            continue
+        if not batch.state.is_final:
+            _finish(store, batch, BatchState.FAILED, f"its execution ended ({execution})")
+        _requeue_held(store, clock, batch)
+        if _release_lock(store, batch):
+            released.append(batch.id)
+    return released
+
+
 def _get(store: Store, batch_id: str) -> Batch:
     try:
         return store.get_batch(batch_id)

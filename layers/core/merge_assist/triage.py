@@ -87,6 +87,27 @@ def triage(
     return _hold_back(state, seen, config, reasons)
 
 
+GONE = Reason(code=ReasonCode.CLOSED, message="GitLab no longer has it (deleted, or moved away)")
+
+
+def gone(state: MergeRequestState) -> Triage:
+    """GitLab answers 404 for the MR: it is out of the queue and of any batch, for good,
+    with nobody to tell. Recorded, so its events stop costing GitLab calls and retries."""
+    left = state.batch_id if state.status in IN_FLIGHT else None
+    out = state.model_copy(
+        update={
+            "status": StatusCategory.NOT_READY,
+            "reasons": [GONE],
+            "gitlab_state": "deleted",
+            "batch_id": None,
+            "ready_since": None,
+            "placed_at": None,
+            "rebasing": False,
+        }
+    )
+    return Triage(out, None, left_batch=left)
+
+
 def leave_reasons(
     state: MergeRequestState,
     facts: MergeRequestFacts,

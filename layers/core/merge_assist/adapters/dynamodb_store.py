@@ -7,6 +7,7 @@ Items (``pk`` / ``sk``; index ``gsi1`` on ``gsi1pk`` / ``gsi1sk``)::
                                                               <branch>#<hotfix>#<1000-priority:04>#<placed>#<iid:010>
     branch lock      PROJECT#<pid>        LOCK#<branch>       -
     pipeline wait    PROJECT#<pid>        WAIT#<sha>          -
+    notice (outbox)  PROJECT#<pid>        NOTICE#<key>        -
     batch            BATCH#<id>           BATCH               PROJECT#<pid>#BATCHES  <created>#<id>
     grant            USER#<username>      GRANT#<pid:012>     GRANTS  <pid:012>#<username>
     audit entry      AUDIT#<pid>          <at>#<id>           AUDIT#<pid>#MR#<iid>  <at>#<id>
@@ -38,6 +39,7 @@ from merge_assist.models import (
     BranchLock,
     Grant,
     MergeRequestState,
+    Notice,
     ProjectConfig,
     StatusCategory,
 )
@@ -47,6 +49,10 @@ from merge_assist.stored import fields, load
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
+
+
+# A notice older than this tells of a state long gone; DynamoDB's TTL drops it.
+NOTICE_TTL = timedelta(days=1)
 
 
 def project_pk(project_id: int) -> str:
@@ -294,6 +300,43 @@ class DynamoDBStore:
         except ClientError as error:
             if not _is_condition_failure(error):
                 raise
+
+    # -- notices (the outbox of comments GitLab could not take) -------------------------
+
+    def put_notice(self, notice: Notice) -> None:
+        try:
+            self._table.put_item(
+                Item={
+                    **notice.model_dump(mode="json"),
+                    TABLE.partition_key: project_pk(notice.project_id),
+                    TABLE.sort_key: f"NOTICE#{notice.key}",
+                    TABLE.ttl_attribute: _epoch(self._now() + NOTICE_TTL),
+                    "kind": "notice",
+                },
+                ConditionExpression=Attr(TABLE.partition_key).not_exists(),
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+
+    def list_notices(self, project_id: int, limit: int = 100) -> list[Notice]:
+        response = self._table.query(
+            KeyConditionExpression=Key(TABLE.partition_key).eq(project_pk(project_id))
+            & Key(TABLE.sort_key).begins_with("NOTICE#"),
+            ConsistentRead=True,
+        )
+        now = _epoch(self._now())
+        notices = [
+            load(Notice, item)
+            for item in response.get("Items", [])
+            if int(str(item[TABLE.ttl_attribute])) > now
+        ]
+        return sorted(notices, key=lambda notice: notice.created_at)[:limit]
+
+    def delete_notice(self, project_id: int, key: str) -> None:
+        self._table.delete_item(
+            Key={TABLE.partition_key: project_pk(project_id), TABLE.sort_key: f"NOTICE#{key}"}
+        )
 
     # -- grants -----------------------------------------------------------------------
 

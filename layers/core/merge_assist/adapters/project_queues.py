@@ -48,6 +48,33 @@ def send_event(names: ResourceNames, event: QueueEvent) -> str:
     return response["MessageId"]
 
 
+def _name_of(queue_arn: str) -> str:
+    return queue_arn.rsplit(":", 1)[-1]
+
+
+def redeliver_after(queue_arn: str, receipt_handle: str, seconds: int) -> None:
+    """The received message comes back after ``seconds`` instead of the queue's visibility
+    timeout."""
+    sqs_client().change_message_visibility(
+        QueueUrl=queue_url(_name_of(queue_arn)),
+        ReceiptHandle=receipt_handle,
+        VisibilityTimeout=seconds,
+    )
+
+
+def park(
+    names: ResourceNames, project_id: int, body: str, group_id: str, deduplication_id: str
+) -> None:
+    """Into the project's dead-letter queue as SQS's redrive would put it (same group and
+    deduplication id, so ``merge-assist dlq redrive`` sends it back as it was)."""
+    sqs_client().send_message(
+        QueueUrl=queue_url(names.project_dead_letter_queue(project_id)),
+        MessageBody=body,
+        MessageGroupId=group_id,
+        MessageDeduplicationId=deduplication_id,
+    )
+
+
 def clear_queue_cache() -> None:
     sqs_client.cache_clear()
     queue_url.cache_clear()

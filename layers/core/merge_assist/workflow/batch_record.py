@@ -8,7 +8,7 @@ from collections.abc import Callable
 from merge_assist.errors import ConflictError
 from merge_assist.metrics import Metric
 from merge_assist.models import Batch, BatchStep, BatchStepKind, ProjectConfig
-from merge_assist.recording import MAX_ATTEMPTS
+from merge_assist.recording import MAX_ATTEMPTS, pause
 from merge_assist.workflow.context import WorkflowContext, lock_ttl
 
 
@@ -29,13 +29,14 @@ def open_batch(ctx: WorkflowContext, batch_id: str) -> tuple[Batch, ProjectConfi
 def save(
     ctx: WorkflowContext, batch: Batch, change: Callable[[Batch], Batch], *steps: BatchStep
 ) -> Batch:
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
         changed = change(batch)
         if steps:
             changed = changed.model_copy(update={"steps": [*changed.steps, *steps]})
         try:
             return ctx.store.save_batch(changed)
         except ConflictError:
+            pause(attempt)
             batch = ctx.store.get_batch(batch.id)
     raise ConflictError(f"batch {batch.id} kept changing")
 

@@ -36,7 +36,7 @@ def build(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
         return StepResult(next=Next.RELEASE)
     if batch.rebuilds >= MAX_BUILDS:
         for iid in batch.members:
-            members.requeue(ctx, config, batch, iid)
+            members.requeue(ctx, batch, iid)
         return StepResult(next=Next.RELEASE)
     states = {iid: members.current(ctx, batch, iid) for iid in batch.members}
     left = [iid for iid, state in states.items() if state is None]

@@ -70,8 +70,7 @@ def judge_pipeline(ctx: WorkflowContext, request: JudgeInput) -> StepResult:
     why = None
     if result.status == verdicts.CANCELED:
         why = "its batch's pipeline was canceled, so nothing was tested"
-    for iid in decided.requeued:
-        members.requeue(ctx, config, batch, iid, why)
+    members.requeue_all(ctx, config, batch, list(decided.requeued), why)
     gone_now = {
         "rejected": [*batch.rejected, *decided.rejected],
         "requeued": [*batch.requeued, *decided.requeued],

@@ -4,7 +4,7 @@ the move, so a retried step never comments twice."""
 
 from __future__ import annotations
 
-from merge_assist import comments
+from merge_assist import comments, notices
 from merge_assist.comments import Transition
 from merge_assist.errors import NotFoundError
 from merge_assist.metrics import Metric
@@ -28,8 +28,10 @@ def update(
 
 
 def tell(ctx: WorkflowContext, saved: MergeRequestState | None, transition: Transition) -> None:
+    """Best effort: what GitLab cannot take now waits in the outbox (``notices``), so a
+    step never fails, nor is retried, for a comment."""
     if saved is not None:
-        ctx.gitlab.apply_transition(saved.project_id, saved.iid, transition)
+        notices.tell(ctx.gitlab, ctx.store, saved, transition)
 
 
 def belongs(state: MergeRequestState, batch: Batch) -> bool:
@@ -80,10 +82,9 @@ def set_fields(ctx: WorkflowContext, batch: Batch, iid: int, **fields: object) -
     update(ctx, batch.project_id, iid, change)
 
 
-def requeue(
-    ctx: WorkflowContext, config: ProjectConfig, batch: Batch, iid: int, why: str | None = None
-) -> None:
-    """Back in line where it stood: its ``ready_since`` is kept."""
+def requeue(ctx: WorkflowContext, batch: Batch, iid: int) -> MergeRequestState | None:
+    """Back in line where it stood: its ``ready_since`` is kept. The saved state if this
+    call moved it (the caller tells the author, if there is something to tell)."""
 
     def change(state: MergeRequestState) -> MergeRequestState | None:
         if not belongs(state, batch):
@@ -92,9 +93,17 @@ def requeue(
             update={"status": StatusCategory.QUEUED, "batch_id": None, "rebasing": False}
         )
 
-    saved = update(ctx, batch.project_id, iid, change)
-    if why is not None:
-        tell(ctx, saved, comments.requeued(config, why))
+    return update(ctx, batch.project_id, iid, change)
+
+
+def requeue_all(
+    ctx: WorkflowContext, config: ProjectConfig, batch: Batch, iids: list[int], why: str | None
+) -> None:
+    """Each back in line, its author told ``why`` when there is something to tell."""
+    for iid in iids:
+        saved = requeue(ctx, batch, iid)
+        if why is not None:
+            tell(ctx, saved, comments.requeued(config, why))
 
 
 def hold_back(ctx: WorkflowContext, batch: Batch, iid: int, reason: Reason) -> None:

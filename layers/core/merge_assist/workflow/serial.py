@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from merge_assist import comments
 from merge_assist.batch_plan import branch_ref, merge_request_ref
-from merge_assist.errors import ConflictError, GitLabRefused, NotMergeableError
+from merge_assist.errors import ConflictError, GitLabRefused, NotMergeableError, transient
 from merge_assist.models import Batch, BatchState, BatchStep, BatchStepKind, Reason, ReasonCode
 from merge_assist.workflow import members
 from merge_assist.workflow.batch_record import open_batch, record_end, save
@@ -33,6 +33,8 @@ def start_rebase(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
     except ConflictError:
         pass  # a rebase is already running (a retried step): wait for it
     except GitLabRefused as refused:
+        if transient(refused):
+            raise  # GitLab is struggling, not refusing: the step is retried
         members.reject(
             ctx,
             config,

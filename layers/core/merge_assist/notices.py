@@ -1,0 +1,106 @@
+"""Telling authors on GitLab without letting GitLab hold the queue up.
+
+A comment and its labels are owed once per state change of an MR: the change is saved
+first, then told. If GitLab cannot take the notice now, it waits in the outbox (the store)
+and the watcher delivers it later, so an outage delays what authors read but never blocks
+a step, a release or a lock, and never loses a message. Each notice is keyed by the state
+change it tells of (the MR's saved version); the key rides on the note as a hidden marker,
+so a post that reached GitLab unanswered is found rather than posted twice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from merge_assist.comments import Transition
+from merge_assist.errors import GitLabRefused, NotFoundError, Unavailable, transient
+from merge_assist.models import MergeRequestState, Notice
+from merge_assist.ports import GitLabGateway, Store
+
+
+def notice_key(state: MergeRequestState) -> str:
+    return f"mr-{state.iid}-v{state.version}"
+
+
+def notice_for(state: MergeRequestState, transition: Transition) -> Notice:
+    return Notice(
+        project_id=state.project_id,
+        iid=state.iid,
+        key=notice_key(state),
+        comment=transition.comment,
+        add_label=transition.add_label,
+        remove_labels=list(transition.remove_labels),
+    )
+
+
+def _transition(notice: Notice) -> Transition:
+    return Transition(
+        comment=notice.comment,
+        add_label=notice.add_label,
+        remove_labels=tuple(notice.remove_labels),
+    )
+
+
+def tell(
+    gitlab: GitLabGateway, store: Store, state: MergeRequestState, transition: Transition
+) -> bool:
+    """Tell ``state``'s change now, or keep it for later; True if GitLab took it (or the
+    MR is gone, and there is no one left to tell)."""
+    notice = notice_for(state, transition)
+    try:
+        gitlab.apply_transition(state.project_id, state.iid, transition, key=notice.key)
+    except NotFoundError:
+        return True
+    except (GitLabRefused, Unavailable):
+        store.put_notice(notice)
+        return False
+    return True
+
+
+def keep_all(store: Store, owed: list[tuple[MergeRequestState, Transition]]) -> None:
+    """Put every notice in the outbox without trying GitLab: for a caller that already
+    knows GitLab is not answering."""
+    for state, transition in owed:
+        store.put_notice(notice_for(state, transition))
+
+
+def tell_all(
+    gitlab: GitLabGateway, store: Store, owed: list[tuple[MergeRequestState, Transition]]
+) -> int:
+    """Tell each in turn; after the first that GitLab cannot take, keep the rest for later
+    without trying (each try against a GitLab that is down costs the client's retries).
+    How many were told now."""
+    for told, (state, transition) in enumerate(owed):
+        if not tell(gitlab, store, state, transition):
+            keep_all(store, owed[told + 1 :])
+            return told
+    return len(owed)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    delivered: int
+    pending: int
+
+
+def deliver_pending(gitlab: GitLabGateway, store: Store, project_id: int) -> Delivered:
+    """Deliver the project's outbox, oldest first, until GitLab fails to take one. Each
+    may have reached GitLab before (its first try got no answer), so it is looked for by
+    its marker first."""
+    pending = store.list_notices(project_id)
+    delivered = 0
+    for notice in pending:
+        try:
+            gitlab.apply_transition(
+                project_id, notice.iid, _transition(notice), key=notice.key, may_exist=True
+            )
+        except NotFoundError:
+            pass
+        except (GitLabRefused, Unavailable) as error:
+            if transient(error):
+                return Delivered(delivered=delivered, pending=len(pending) - delivered)
+            # Refused for this MR alone (e.g. the bot lost access to it): the others may go
+            # through; this one stays until it expires.
+            continue
+        store.delete_notice(project_id, notice.key)
+        delivered += 1
+    return Delivered(delivered=delivered, pending=len(pending) - delivered)

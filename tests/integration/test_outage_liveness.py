@@ -1,0 +1,235 @@
+"""A GitLab outage costs time, never the queue: the release of a batch touches the store
+alone, what authors are owed waits in the outbox, a batch whose execution died holding its
+branch is released by the watcher, and an MR GitLab no longer has is recorded as gone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from merge_assist import notices
+from merge_assist.batch_plan import GitIdentity
+from merge_assist.comments import Transition
+from merge_assist.dispatch import Dispatcher
+from merge_assist.errors import GitLabUnavailable, NotFoundError
+from merge_assist.events import EventKind, MergeRequestSnapshot, QueueEvent
+from merge_assist.models import (
+    Batch,
+    BatchState,
+    ProjectConfig,
+    StatusCategory,
+    Strategy,
+)
+from merge_assist.ports import Store
+from merge_assist.readiness import MergeRequestFacts
+from merge_assist.recovery import release_dead_batches
+from merge_assist.triage import GONE
+from merge_assist.workflow.context import WorkflowContext, WorkflowInput
+from merge_assist.workflow.release import release
+from tests.conftest import MakeMR
+from tests.integration.conftest import FakeClock
+
+PROJECT = 1
+BOT = 99
+BATCH = "batch-1"
+
+
+class DownGitLab:
+    """GitLab during an outage: every call fails as the gateway reports it, until ``up``."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.told: list[tuple[int, str, bool]] = []
+        self.facts: dict[int, MergeRequestFacts] = {}
+
+    def _answer(self) -> None:
+        if not self.up:
+            raise GitLabUnavailable(None, "GitLab did not answer (ConnectionError)")
+
+    def apply_transition(
+        self,
+        project_id: int,
+        iid: int,
+        transition: Transition,
+        *,
+        key: str,
+        may_exist: bool = False,
+    ) -> None:
+        self._answer()
+        self.told.append((iid, key, may_exist))
+
+    def merge_request_facts(self, project_id: int, iid: int) -> MergeRequestFacts:
+        self._answer()
+        if iid not in self.facts:
+            raise NotFoundError(f"!{iid} of project {project_id} not found")
+        return self.facts[iid]
+
+
+class Executions:
+    def __init__(self, statuses: dict[str, str] | None = None) -> None:
+        self.started: list[str] = []
+        self.statuses = statuses or {}
+
+    def start(self, name: str, execution_input: dict[str, Any]) -> bool:
+        self.started.append(name)
+        return True
+
+    def resume(self, task_token: str, output: dict[str, Any]) -> bool:
+        return False
+
+    def status(self, name: str) -> str | None:
+        return self.statuses.get(name)
+
+    def stop(self, name: str, cause: str) -> bool:
+        return False
+
+
+@pytest.fixture
+def gitlab() -> DownGitLab:
+    return DownGitLab()
+
+
+@pytest.fixture
+def ctx(store: Store, fake_clock: FakeClock, gitlab: DownGitLab) -> WorkflowContext:
+    store.save_project(ProjectConfig(project_id=PROJECT))
+    return WorkflowContext(
+        store=store,
+        gitlab=gitlab,  # type: ignore[arg-type]
+        executions=Executions(),
+        clock=fake_clock,
+        identity=GitIdentity(name="Merge Assist", email="bot@example.test"),
+        repository=lambda config: None,  # type: ignore[arg-type,return-value]
+    )
+
+
+def _testing_batch(store: Store, make_mr: MakeMR, iids: list[int]) -> Batch:
+    for iid in iids:
+        store.save_merge_request(make_mr(iid, status=StatusCategory.TESTING, batch_id=BATCH))
+    store.acquire_branch_lock(PROJECT, "main", BATCH, timedelta(minutes=90))
+    return store.save_batch(
+        Batch(
+            id=BATCH,
+            project_id=PROJECT,
+            target_branch="main",
+            strategy=Strategy.BATCH,
+            merge_requests=iids,
+            state=BatchState.TESTING,
+        )
+    )
+
+
+def _failed_run() -> WorkflowInput:
+    return WorkflowInput(project_id=PROJECT, target_branch="main", batch_id=BATCH, failed=True)
+
+
+def test_a_failed_batch_is_released_while_gitlab_is_down(
+    ctx: WorkflowContext, store: Store, make_mr: MakeMR, gitlab: DownGitLab
+) -> None:
+    _testing_batch(store, make_mr, [1, 2, 3])
+
+    released = release(ctx, _failed_run())
+
+    assert released.state is BatchState.FAILED
+    assert store.get_branch_lock(PROJECT, "main") is None
+    assert [store.get_merge_request(PROJECT, iid).status for iid in (1, 2, 3)] == [
+        StatusCategory.QUEUED
+    ] * 3
+    # Owed, not lost: one notice per MR, keyed by the state change it tells of.
+    owed = store.list_notices(PROJECT)
+    assert [notice.iid for notice in owed] == [1, 2, 3]
+    assert all("stopped on an error" in notice.comment for notice in owed)
+    assert gitlab.told == []
+
+
+def test_the_outbox_is_delivered_once_gitlab_is_back_and_only_once(
+    ctx: WorkflowContext, store: Store, make_mr: MakeMR, gitlab: DownGitLab
+) -> None:
+    _testing_batch(store, make_mr, [1, 2])
+    release(ctx, _failed_run())
+
+    assert notices.deliver_pending(gitlab, store, PROJECT) == notices.Delivered(0, 2)  # type: ignore[arg-type]
+    gitlab.up = True
+    assert notices.deliver_pending(gitlab, store, PROJECT) == notices.Delivered(2, 0)  # type: ignore[arg-type]
+    assert notices.deliver_pending(gitlab, store, PROJECT) == notices.Delivered(0, 0)  # type: ignore[arg-type]
+
+    # Each may have reached GitLab unanswered before: the gateway looks for its marker.
+    assert [(iid, may_exist) for iid, _, may_exist in gitlab.told] == [(1, True), (2, True)]
+    assert store.list_notices(PROJECT) == []
+
+
+def test_a_retried_release_changes_nothing_and_owes_nothing_twice(
+    ctx: WorkflowContext, store: Store, make_mr: MakeMR
+) -> None:
+    _testing_batch(store, make_mr, [1, 2])
+    release(ctx, _failed_run())
+    before = [(n.key, n.comment) for n in store.list_notices(PROJECT)]
+
+    release(ctx, _failed_run())
+
+    assert [(n.key, n.comment) for n in store.list_notices(PROJECT)] == before
+
+
+def test_telling_falls_back_to_the_outbox_after_the_first_failure(
+    store: Store, make_mr: MakeMR, gitlab: DownGitLab
+) -> None:
+    states = [store.save_merge_request(make_mr(iid)) for iid in (1, 2, 3)]
+    owed = [(state, Transition("hello", None, ())) for state in states]
+
+    assert notices.tell_all(gitlab, store, owed) == 0  # type: ignore[arg-type]
+
+    assert [notice.iid for notice in store.list_notices(PROJECT)] == [1, 2, 3]
+
+
+def test_the_watcher_releases_a_branch_whose_execution_died_holding_it(
+    store: Store, make_mr: MakeMR, fake_clock: FakeClock
+) -> None:
+    store.save_project(ProjectConfig(project_id=PROJECT))
+    _testing_batch(store, make_mr, [1, 2])
+
+    still_running = Executions({BATCH: "RUNNING"})
+    assert release_dead_batches(store, still_running, fake_clock, PROJECT, ["main"]) == []
+    assert store.get_branch_lock(PROJECT, "main") is not None
+
+    died = Executions({BATCH: "FAILED"})
+    assert release_dead_batches(store, died, fake_clock, PROJECT, ["main"]) == [BATCH]
+
+    assert store.get_branch_lock(PROJECT, "main") is None
+    assert store.get_batch(BATCH).state is BatchState.FAILED
+    assert {store.get_merge_request(PROJECT, iid).status for iid in (1, 2)} == {
+        StatusCategory.QUEUED
+    }
+    assert release_dead_batches(store, died, fake_clock, PROJECT, ["main"]) == []
+
+
+def test_an_mr_gitlab_no_longer_has_is_recorded_as_gone_and_leaves_its_batch(
+    store: Store, make_mr: MakeMR, gitlab: DownGitLab, fake_clock: FakeClock
+) -> None:
+    store.save_project(ProjectConfig(project_id=PROJECT))
+    _testing_batch(store, make_mr, [4])
+    gitlab.up = True
+    dispatcher = Dispatcher(
+        store=store,
+        gitlab=gitlab,  # type: ignore[arg-type]
+        executions=Executions(),
+        clock=fake_clock,
+        bot_user_id=BOT,
+    )
+    event = QueueEvent(
+        kind=EventKind.RECONCILE,
+        idempotency_key="k-gone",
+        project_id=PROJECT,
+        target_branch="main",
+        merge_request=MergeRequestSnapshot(iid=4, state="opened", target_branch="main"),
+    )
+
+    dispatcher.handle(event)
+
+    state = store.get_merge_request(PROJECT, 4)
+    assert state.status is StatusCategory.NOT_READY
+    assert state.reasons == [GONE]
+    assert state.batch_id is None
+    # A second event about it costs no further GitLab call than the one that says 404.
+    again = event.model_copy(update={"idempotency_key": "k-gone-2"})
+    assert dispatcher.handle(again).state == store.get_merge_request(PROJECT, 4)
