@@ -16,7 +16,13 @@ from local.gitlab_sim import GitLabSimulator
 from local.gitlab_sim.models import Project
 from merge_assist import comments
 from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway
-from merge_assist.errors import ConflictError, GitLabRefused, NotFoundError, NotMergeableError
+from merge_assist.errors import (
+    ConflictError,
+    GitLabRefused,
+    GitLabUnavailable,
+    NotFoundError,
+    NotMergeableError,
+)
 from merge_assist.metrics import Metric
 from merge_assist.models import ProjectConfig, ReasonCode
 from merge_assist.readiness import not_ready_reasons
@@ -147,9 +153,11 @@ def test_a_transition_posts_one_note_and_swaps_the_queue_labels(gl: GitLab) -> N
     )
     transition = comments.recognised(config, "main", 1)
 
-    gl.gateway.apply_transition(project.id, iid, transition)
+    gl.gateway.apply_transition(project.id, iid, transition, key="mr-1-v1")
 
-    assert _user_notes(gl, project, iid) == [transition.comment]
+    assert _user_notes(gl, project, iid) == [
+        f"{transition.comment}\n\n<!-- merge-assist:mr-1-v1 -->"
+    ]
     assert sorted(gl.sim.merge_request(project, iid)["labels"]) == sorted(
         ["backend", config.labels.recognised]
     )
@@ -162,7 +170,9 @@ def test_a_transition_without_a_label_only_takes_the_queue_labels_off(gl: GitLab
         project, "topic", "Add b", {"b.txt": "b\n"}, labels=["backend", config.labels.recognised]
     )
 
-    gl.gateway.apply_transition(project.id, iid, comments.merged(config, "main", "http://ci/1"))
+    gl.gateway.apply_transition(
+        project.id, iid, comments.merged(config, "main", "http://ci/1"), key="mr-1-v2"
+    )
 
     assert gl.sim.merge_request(project, iid)["labels"] == ["backend"]
     assert len(_user_notes(gl, project, iid)) == 1
@@ -414,3 +424,38 @@ def test_calls_failures_and_python_gitlabs_retries_are_counted(gl: GitLab) -> No
     # A 4xx is GitLab's answer, not a failure of the call, and is not retried.
     assert meter.values(Metric.GITLAB_API_CALLS) == [1]
     assert Metric.GITLAB_API_ERRORS not in meter.names()
+
+
+def test_a_note_whose_answer_timed_out_is_not_posted_twice(gl: GitLab) -> None:
+    project = gl.project()
+    config = ProjectConfig(project_id=project.id)
+    iid = gl.sim.create_merge_request(project, "slow", "Add b", {"b.txt": "b\n"})
+    impatient = PythonGitLabGateway(gl.sim.url, gl.bot_token, timeout=0.3)
+    # GitLab takes the note but answers after the client has given up.
+    gl.sim.inject_fault(r"/notes$", method="POST", latency_s=0.6, times=1)
+
+    impatient.apply_transition(project.id, iid, comments.merged(config, "main", None), key="k-1")
+
+    assert len(_user_notes(gl, project, iid)) == 1
+
+
+def test_an_owed_note_already_on_gitlab_is_not_posted_again(gl: GitLab) -> None:
+    project = gl.project()
+    config = ProjectConfig(project_id=project.id)
+    iid = gl.sim.create_merge_request(project, "owed", "Add b", {"b.txt": "b\n"})
+    transition = comments.merged(config, "main", None)
+    gl.gateway.apply_transition(project.id, iid, transition, key="k-2")
+
+    gl.gateway.apply_transition(project.id, iid, transition, key="k-2", may_exist=True)
+    gl.gateway.apply_transition(project.id, iid, transition, key="k-3", may_exist=True)
+
+    assert len(_user_notes(gl, project, iid)) == 2
+
+
+def test_gitlab_not_answering_is_reported_as_unavailable(gl: GitLab) -> None:
+    project = gl.project()
+    iid = gl.sim.create_merge_request(project, "down", "Add b", {"b.txt": "b\n"})
+    nowhere = PythonGitLabGateway("http://127.0.0.1:9", gl.bot_token, timeout=0.3)
+
+    with pytest.raises(GitLabUnavailable):
+        nowhere.merge_request_facts(project.id, iid)

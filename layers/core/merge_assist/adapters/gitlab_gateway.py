@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
@@ -18,6 +19,7 @@ from merge_assist.comments import Transition
 from merge_assist.errors import (
     ConflictError,
     GitLabRefused,
+    GitLabUnavailable,
     MergeAssistError,
     NotFoundError,
     NotMergeableError,
@@ -79,7 +81,8 @@ def _gitlab_message(error: GitlabError) -> str:
 
 def _translate(error: GitlabError, what: str) -> MergeAssistError:
     """A python-gitlab HTTP error as the core's: 404 ``NotFoundError``, 409
-    ``ConflictError``, any other status ``GitLabRefused``. Messages carry GitLab's own
+    ``ConflictError``, 429 and 5xx (what python-gitlab's own retries did not get past)
+    ``GitLabUnavailable``, any other status ``GitLabRefused``. Messages carry GitLab's own
     words and what was asked, never the request (its headers hold the token)."""
     status = error.response_code
     message = f"{what}: {_gitlab_message(error)}"
@@ -87,6 +90,8 @@ def _translate(error: GitlabError, what: str) -> MergeAssistError:
         return NotFoundError(message)
     if status == 409:
         return ConflictError(message)
+    if status is None or status == 429 or status >= 500:
+        return GitLabUnavailable(status, message)
     return GitLabRefused(status, message)
 
 
@@ -96,6 +101,34 @@ def _translated(what: str) -> Iterator[None]:
         yield
     except GitlabError as error:
         raise _translate(error, what) from error
+    except requests.RequestException as error:
+        # No answer at all (refused, reset, timed out): the exception's text names the
+        # URL, never the token, which travels in a header.
+        raise GitLabUnavailable(
+            None, f"{what}: GitLab did not answer ({type(error).__name__})"
+        ) from error
+
+
+def notice_marker(key: str) -> str:
+    """Invisible in GitLab's rendering of a note; names the state change it tells of."""
+    return f"<!-- merge-assist:{key} -->"
+
+
+# A retried post comes seconds after the first: the marker is among the newest notes.
+MARKER_SEARCH_NOTES = 20
+NOTE_POST_TRIES = 4
+# GitLab may still be writing the note the client gave up on: give it a moment.
+NOTE_RETRY_SECONDS = 1.0
+NOTE_RETRY_CAP_SECONDS = 8.0
+
+
+def _ambiguous(error: Exception) -> bool:
+    """The post may or may not have been taken: no answer, or GitLab failed mid-way."""
+    if isinstance(error, requests.RequestException):
+        return True
+    return isinstance(error, GitlabError) and (
+        error.response_code is None or error.response_code == 429 or error.response_code >= 500
+    )
 
 
 def pipeline_snapshot(pipeline: Any) -> PipelineSnapshot:
@@ -142,6 +175,12 @@ class _CountingAdapter(requests.adapters.HTTPAdapter):
         return response
 
 
+# python-gitlab's back-off doubles from 0.1 s: five retries wait about three seconds (more
+# when GitLab says Retry-After). Its default of ten waits over 100 s, past a step's timeout;
+# longer outages are the workflow's retries' and the watcher's to ride out.
+MAX_RETRIES = 5
+
+
 class _MeteredGitlab(gitlab.Gitlab):
     """python-gitlab retries inside ``http_request`` and says nothing of it; every try
     passes through the session's adapter, so the tries past the first are its retries."""
@@ -154,6 +193,7 @@ class _MeteredGitlab(gitlab.Gitlab):
         self._adapter = adapter
 
     def http_request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("max_retries", MAX_RETRIES)
         before = self._adapter.sent
         try:
             return super().http_request(*args, **kwargs)
@@ -167,13 +207,14 @@ class PythonGitLabGateway:
     def __init__(
         self, url: str, token: str, *, timeout: float = 10.0, meter: Meter | None = None
     ) -> None:
+        self._meter = meter or NullMeter()
         # Retries on 429/5xx with GitLab's Retry-After are python-gitlab's own.
         self._gl = _MeteredGitlab(
             url,
             private_token=token,
             timeout=timeout,
             retry_transient_errors=True,
-            adapter=_CountingAdapter(meter or NullMeter()),
+            adapter=_CountingAdapter(self._meter),
         )
 
     def current_user_id(self) -> int:
@@ -277,12 +318,22 @@ class PythonGitLabGateway:
             approved=approvals.attributes.get("approved"),
         )
 
-    def apply_transition(self, project_id: int, iid: int, transition: Transition) -> None:
+    def apply_transition(
+        self,
+        project_id: int,
+        iid: int,
+        transition: Transition,
+        *,
+        key: str,
+        may_exist: bool = False,
+    ) -> None:
         what = f"!{iid} of project {project_id}"
         mrs = self._merge_requests(project_id)
         with _translated(what):
             if transition.comment:
-                mrs.get(iid, lazy=True).notes.create({"body": transition.comment})
+                self._post_note_once(mrs.get(iid, lazy=True), transition.comment, key, may_exist)
+            # Adding and removing labels sets them to the same end however often it is
+            # sent: python-gitlab may retry it as it likes.
             labels: dict[str, str] = {}
             if transition.add_label:
                 labels["add_labels"] = transition.add_label
@@ -292,6 +343,32 @@ class PythonGitLabGateway:
             # bots in the meantime survive (a read-modify-write of ``labels`` would not).
             if labels:
                 mrs.update(iid, labels)
+
+    def _post_note_once(self, mr: Any, body: str, key: str, may_exist: bool) -> None:
+        """A note is the one write GitLab would repeat if asked twice, so it is posted
+        without python-gitlab's blind retries: after an unanswered try, the MR's newest
+        notes are searched for the marker before trying again."""
+        marker = notice_marker(key)
+        if may_exist and self._has_note(mr, marker):
+            return
+        marked = f"{body}\n\n{marker}"
+        for attempt in range(NOTE_POST_TRIES):
+            try:
+                mr.notes.create({"body": marked}, retry_transient_errors=False)
+                return
+            except (GitlabError, requests.RequestException) as error:
+                if not _ambiguous(error) or attempt == NOTE_POST_TRIES - 1:
+                    raise
+                self._meter.record(Metric.GITLAB_API_RETRIES)
+            time.sleep(min(NOTE_RETRY_SECONDS * 2**attempt, NOTE_RETRY_CAP_SECONDS))
+            if self._has_note(mr, marker):
+                return
+
+    def _has_note(self, mr: Any, marker: str) -> bool:
+        newest = mr.notes.list(
+            order_by="created_at", sort="desc", per_page=MARKER_SEARCH_NOTES, get_all=False
+        )
+        return any(marker in (note.body or "") for note in newest)
 
     def rebase(self, project_id: int, iid: int, skip_ci: bool) -> None:
         with _translated(f"rebase of !{iid} in project {project_id}"):
