@@ -9,14 +9,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from dulwich.client import AbstractHttpGitClient
+from dulwich.errors import GitProtocolError
 from dulwich.objects import Commit
 
 from local.gitlab_sim import GitLabSimulator
 from merge_assist.adapters.git_engine import (
     GitAuthError,
     GitEngine,
+    GitTransportError,
     PushRejected,
     RefNotFound,
     RemoteMoved,
@@ -272,3 +276,59 @@ def test_a_refused_update_is_push_rejected_with_the_servers_reason(scene: Scene)
     assert not isinstance(raised.value, RemoteMoved)
     assert "force push" in raised.value.reason
     assert scene.sim.branch_sha(PROJECT, "main") == scene.target_sha
+
+
+@pytest.fixture
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("merge_assist.retrying.time.sleep", lambda seconds: None)
+
+
+def test_a_fetch_the_transport_fails_is_tried_again(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch, no_sleep: None
+) -> None:
+    real = AbstractHttpGitClient.fetch
+    failures = iter([GitProtocolError("unexpected http resp 503"), OSError("reset")])
+
+    def flaky(self: Any, *args: Any, **kwargs: Any) -> Any:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractHttpGitClient, "fetch", flaky)
+
+    assert scene.engine.fetch([branch_ref("main")]) == {"refs/heads/main": scene.target_sha}
+
+
+def test_a_push_that_landed_unanswered_is_not_an_error_when_tried_again(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch, no_sleep: None
+) -> None:
+    batch = build(scene, ["one", "two"])
+    real = AbstractHttpGitClient.send_pack
+    answered: list[bool] = []
+
+    def lost_answer(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = real(self, *args, **kwargs)
+        if not answered:
+            answered.append(False)
+            raise GitProtocolError("unexpected http resp 502")
+        return result
+
+    monkeypatch.setattr(AbstractHttpGitClient, "send_pack", lost_answer)
+
+    scene.engine.push("main", batch.sha, expected_old_sha=scene.target_sha, force=False)
+
+    assert scene.sim.branch_sha(PROJECT, "main") == batch.sha
+
+
+def test_a_transport_that_keeps_failing_is_an_error_without_the_token(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch, no_sleep: None
+) -> None:
+    def down(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise GitProtocolError(f"unexpected http resp 503 for {scene.token}")
+
+    monkeypatch.setattr(AbstractHttpGitClient, "fetch", down)
+
+    with pytest.raises(GitTransportError) as raised:
+        scene.engine.fetch([branch_ref("main")])
+    assert scene.token not in str(raised.value)

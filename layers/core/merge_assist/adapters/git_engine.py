@@ -5,11 +5,11 @@ so later fetches only bring what is new."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dulwich.client import GitClient, HTTPUnauthorized, get_transport_and_path
 from dulwich.errors import GitProtocolError, NotGitRepository
@@ -32,6 +32,7 @@ from merge_assist.batch_plan import (
     merge_commit_message,
 )
 from merge_assist.errors import GitError, PushRejected, RefNotFound, RemoteMoved
+from merge_assist.retrying import retry
 
 
 class GitEngineError(GitError):
@@ -45,6 +46,13 @@ class GitAuthError(GitEngineError):
 class GitTransportError(GitEngineError):
     """The remote could not be reached or spoke no sensible git."""
 
+
+T = TypeVar("T")
+
+# About six seconds of trying (jittered 0.5, 1, 2, 4 s caps) before a step fails on it.
+TRANSPORT_ATTEMPTS = 5
+TRANSPORT_RETRY_SECONDS = 0.5
+TRANSPORT_RETRY_CAP_SECONDS = 4.0
 
 __all__ = [
     "GitAuthError",
@@ -115,10 +123,11 @@ class GitEngine:
             return [sha for sha in found if sha not in store]
 
         client, path = self._client()
-        with self._translated_errors():
-            result = client.fetch(
+        result = self._over_the_wire(
+            lambda: client.fetch(
                 path.encode(), self.repo, determine_wants=determine_wants, ref_prefix=wanted
             )
+        )
         shas: dict[str, str] = {}
         missing = []
         for ref in wanted:
@@ -166,8 +175,11 @@ class GitEngine:
             return self.repo.generate_pack_data(known, set(want), ofs_delta=ofs_delta)
 
         client, path = self._client()
-        with self._translated_errors():
-            result = client.send_pack(path.encode(), update_refs, generate_pack_data)
+        # Safe to send again: ``update_refs`` looks at the remote anew each time, so a push
+        # that landed unanswered is found where it should be and sends nothing.
+        result = self._over_the_wire(
+            lambda: client.send_pack(path.encode(), update_refs, generate_pack_data)
+        )
         error = (result.ref_status or {}).get(ref)
         if error is None:
             return
@@ -182,8 +194,25 @@ class GitEngine:
 
     def _remote_ref(self, ref: Ref) -> ObjectID | None:
         client, path = self._client()
-        with self._translated_errors():
-            return client.get_refs(path.encode(), ref_prefix=[ref]).refs.get(ref)
+        return self._over_the_wire(
+            lambda: client.get_refs(path.encode(), ref_prefix=[ref]).refs.get(ref)
+        )
+
+    def _over_the_wire(self, operation: Callable[[], T]) -> T:
+        """One smart-HTTP exchange, tried again with back-off while the transport fails
+        (a 5xx, a reset): as python-gitlab does for REST calls."""
+
+        def attempt() -> T:
+            with self._translated_errors():
+                return operation()
+
+        return retry(
+            attempt,
+            should_retry=lambda error: isinstance(error, GitTransportError),
+            attempts=TRANSPORT_ATTEMPTS,
+            base=TRANSPORT_RETRY_SECONDS,
+            cap=TRANSPORT_RETRY_CAP_SECONDS,
+        )
 
     def _client(self) -> tuple[GitClient, str]:
         return get_transport_and_path(
