@@ -21,7 +21,14 @@ from merge_assist.models import (
     StatusCategory,
 )
 from tests.conftest import T0, MakeMR
-from tests.integration.api_harness import ApiCaller, TokenFactory, api, jwks_url, tokens
+from tests.integration.api_harness import (
+    ApiCaller,
+    FakeGitLab,
+    TokenFactory,
+    api,
+    jwks_url,
+    tokens,
+)
 
 __all__ = ["api", "jwks_url", "tokens"]  # fixtures
 
@@ -314,3 +321,27 @@ def test_path_parameters_are_decoded_as_api_gateway_does(
     assert [g.project_id for g in store.grants_of_user("josé")] == [1]
     assert slash.status == 400
     assert store.grants_of_user("a/b") == []
+
+
+class CountingGitLab(FakeGitLab):
+    def __init__(self) -> None:
+        super().__init__()
+        self.probes = 0
+
+    def current_user_id(self) -> int:
+        self.probes += 1
+        return super().current_user_id()
+
+
+def test_the_health_page_cannot_spend_the_bots_gitlab_rate_limit(
+    api: ApiCaller, tokens: TokenFactory, projects: list[ProjectConfig]
+) -> None:
+    counting = CountingGitLab()
+    api.gitlab = counting
+    token = tokens.token("ada", "admin")
+
+    answers = [api.call("GET", "/health", token=token) for _ in range(20)]
+
+    assert {answer.status for answer in answers} == {200}
+    assert all(answer.body["gitlab"]["reachable"] for answer in answers)
+    assert counting.probes == 1

@@ -2,6 +2,8 @@
 
 # No "from __future__ import annotations": the resolver reads route signatures at run time.
 
+import threading
+import time
 from datetime import timedelta
 
 from aws_lambda_powertools import Logger
@@ -11,6 +13,7 @@ import merge_assist
 from functions.api import caller, wiring
 from functions.api.schemas import GitLabHealth, Health, ProjectHealth, QueueHealth
 from merge_assist.access import Action
+from merge_assist.adapters.aws import register_cache
 from merge_assist.models import ProjectConfig, utc_now
 from merge_assist.settings import get_settings
 
@@ -21,8 +24,26 @@ router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
 RECENT = timedelta(hours=24)
 
 
+# Any viewer may load the page, as often as they like: GitLab is asked at most this often
+# per container, so the page cannot spend the bot's rate limit.
+GITLAB_PROBE_SECONDS = 30.0
+
+_probed: dict[str, tuple[float, GitLabHealth]] = {}
+_probe_lock = threading.Lock()
+
+
 def _gitlab() -> GitLabHealth:
     url = get_settings().gitlab_url
+    with _probe_lock:
+        cached = _probed.get(url)
+        if cached and time.monotonic() - cached[0] < GITLAB_PROBE_SECONDS:
+            return cached[1]
+        health = _probe(url)
+        _probed[url] = (time.monotonic(), health)
+        return health
+
+
+def _probe(url: str) -> GitLabHealth:
     try:
         wiring.gitlab().current_user_id()
     # A probe reports every failure as "unreachable" instead of failing itself.
@@ -30,6 +51,14 @@ def _gitlab() -> GitLabHealth:
         logger.warning("GitLab probe failed", error=type(error).__name__)
         return GitLabHealth(reachable=False, url=url, error=type(error).__name__)
     return GitLabHealth(reachable=True, url=url)
+
+
+def forget_gitlab_probe() -> None:
+    with _probe_lock:
+        _probed.clear()
+
+
+register_cache(forget_gitlab_probe)
 
 
 def _project(config: ProjectConfig) -> ProjectHealth:
