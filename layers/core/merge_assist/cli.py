@@ -10,6 +10,7 @@ import argparse
 import errno
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -237,17 +238,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Their DEBUG lines are the wire: request and response bodies, Secrets Manager's
+# ``SecretString`` (the bot token, webhook secrets) among them. Never below INFO.
+WIRE_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3")
+# Their INFO lines (every request, every git service call) would bury the stack's own.
+CHATTY_LOGGERS = ("botocore", "dulwich")
+SECRET_PATTERNS = (
+    re.compile(r'("SecretString"\s*:\s*)"(?:[^"\\]|\\.)*"'),
+    re.compile(
+        r"((?:PRIVATE-TOKEN|X-Gitlab-Token|Authorization)['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+", re.I
+    ),
+    re.compile(r"()\bglpat-[A-Za-z0-9_\-]{8,}"),
+)
+
+
+class SecretMask(logging.Filter):
+    """The last guard: whatever a library logs, tokens and secret values are masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = message
+        for pattern in SECRET_PATTERNS:
+            masked = pattern.sub(lambda match: f"{match.group(1)}***", masked)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def configure_logging(*, verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    root = logging.getLogger()
+    root.setLevel(level)
+    for handler in root.handlers:
+        if not any(isinstance(f, SecretMask) for f in handler.filters):
+            handler.addFilter(SecretMask())
+    for name in WIRE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
+    if not verbose:
+        for name in CHATTY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not args.verbose:
-        # Their INFO lines (every request, every git service call) would bury the stack's own.
-        for noisy in ("botocore", "dulwich"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(verbose=args.verbose)
     try:
         result: int = args.run(args)
     except OSError as error:
