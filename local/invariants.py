@@ -8,11 +8,12 @@ again.) End-to-end scenarios and the queue benchmark assert them after every run
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from dulwich.objects import Commit
+from dulwich.objects import Commit, ObjectID
 
 from local.gitlab_sim import GitLabSimulator
 from local.gitlab_sim.store import Event, now_iso
@@ -95,6 +96,41 @@ def untested_landings(
             and tree(update.after)
             not in {tested for finished, tested in passed if finished <= update.at}
         ]
+
+
+def landed_merges(
+    simulator: GitLabSimulator,
+    project_id: int,
+    updates: Iterable[TargetUpdate],
+    heads: dict[int, str],
+) -> list[int]:
+    """The iid of every MR each move of the branch brought in, once per move that brought
+    it: an MR whose changes landed twice appears twice (for ``unaccounted``). A move brings
+    in an MR when one of its new commits is the MR's head (``heads``: iid → head sha as
+    GitLab now reports it) or names the MR as merge commits do (``See merge request
+    group/project!iid``, GitLab's and the batch's)."""
+    store = simulator.store
+    with store.lock:
+        repo = store.repo(project_id)
+        path = store.projects[project_id].path_with_namespace
+        by_head = {sha: iid for iid, sha in heads.items()}
+        mention = re.compile(rf"See merge request {re.escape(path)}!(\d+)\b")
+        landed: list[int] = []
+        for update in updates:
+            if update.after == ZERO_SHA:
+                continue
+            exclude = [ObjectID(update.before.encode())] if update.before != ZERO_SHA else []
+            brought: set[int] = set()
+            walker = repo.get_walker(include=[ObjectID(update.after.encode())], exclude=exclude)
+            for entry in walker:
+                commit = entry.commit
+                sha = commit.id.decode()
+                if sha in by_head:
+                    brought.add(by_head[sha])
+                message = commit.message.decode(errors="replace")
+                brought.update(int(iid) for iid in mention.findall(message))
+            landed.extend(sorted(brought))
+        return landed
 
 
 def unaccounted(

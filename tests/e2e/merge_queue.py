@@ -18,7 +18,7 @@ from typing import Any
 import requests
 
 from local.gitlab_sim.models import Project
-from local.invariants import LandingLog, unaccounted, untested_landings
+from local.invariants import LandingLog, landed_merges, unaccounted, untested_landings
 from local.stack import LocalStack
 from merge_assist.adapters.aws import store_from_settings
 from merge_assist.adapters.executions import StepFunctionsExecutions
@@ -213,8 +213,14 @@ class Scenario:
             self._assert_replays_change_nothing()
 
     def _unaccounted(self) -> dict[int, str]:
+        gitlab = self.stack.gitlab
+        assert gitlab is not None
         states = [s for s in (self.state(iid) for iid in self.entered) if s is not None]
-        merged = [iid for iid in self.entered if self.gitlab_mr(iid)["state"] == "merged"]
+        mrs = {iid: self.gitlab_mr(iid) for iid in self.entered}
+        heads = {iid: mr["sha"] for iid, mr in mrs.items()}
+        # Once per landing that brought each MR in: a second landing of one shows twice.
+        merged = landed_merges(gitlab, self.project.id, self.log.by(self.bot_id), heads)
+        merged += [iid for iid, mr in mrs.items() if mr["state"] == "merged" and iid not in merged]
         return unaccounted(self.entered, states, merged)
 
     def _snapshot(self) -> tuple[Any, ...]:

@@ -11,7 +11,7 @@ import gitlab
 import pytest
 
 from local.gitlab_sim import GitLabSimulator
-from local.invariants import LandingLog, unaccounted, untested_landings
+from local.invariants import LandingLog, landed_merges, unaccounted, untested_landings
 from merge_assist.models import MergeRequestState, Reason, ReasonCode, StatusCategory
 
 MAINTAINER = 40
@@ -102,3 +102,46 @@ def test_every_mr_that_entered_the_queue_is_accounted_for() -> None:
         8: "marked merged but GitLab never merged it",
         9: "lost: the store no longer knows it",
     }
+
+
+def test_an_mr_whose_changes_land_twice_is_counted_twice_and_caught(
+    sim: GitLabSimulator,
+) -> None:
+    """A deliberately broken run: the bot lands !1 again on top of its first landing, as a
+    queue that forgot it had merged it would. The harness must say "merged 2 times"."""
+    bot, _ = sim.create_user("bot")
+    project = sim.create_project("twice", files={"a.txt": "a\n"}, members={"bot": MAINTAINER})
+    log = LandingLog(sim, project.id, "main")
+    try:
+        iid = sim.create_merge_request(project, "topic", "Add b", {"b.txt": "b\n"})
+        head = sim.merge_request(project, iid)["sha"]
+        path = project.path_with_namespace
+        sim.commit_files(
+            project,
+            "main",
+            {"b.txt": "b\n"},
+            author="bot",
+            message=f"Land\n\nSee merge request {path}!{iid}",
+        )
+        sim.commit_files(
+            project,
+            "main",
+            {"b2.txt": "b\n"},
+            author="bot",
+            message=f"Again\n\nSee merge request {path}!{iid}",
+        )
+        merged = landed_merges(sim, project.id, log.by(bot.id), {iid: head})
+        state = MergeRequestState(
+            project_id=project.id,
+            iid=iid,
+            sha=head,
+            source_branch="topic",
+            target_branch="main",
+            status=StatusCategory.MERGED,
+        )
+
+        assert merged == [iid, iid]
+        assert unaccounted([iid], [state], merged) == {iid: "merged 2 times"}
+        assert unaccounted([iid], [state], merged[:1]) == {}
+    finally:
+        log.close()
