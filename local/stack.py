@@ -26,6 +26,7 @@ import requests
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
+from local import moto_atomic
 from local.authorizer import JwtAuthorizer
 from local.gitlab_sim import GitLabSimulator
 from local.http_front import HttpFront, compile_route
@@ -126,6 +127,7 @@ class LocalStack:
         # moto's server logs every request at INFO; the stack's own log says what matters.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._exit.enter_context(_moto_config())
+        moto_atomic.install()
         self._moto = ThreadedMotoServer(ip_address=config.host, port=config.aws_port, verbose=False)
         self._moto.start()
         self._exit.callback(self._moto.stop)

@@ -9,12 +9,19 @@ from typing import Any
 
 import pytest
 
+from local import moto_atomic
 from merge_assist.models import MergeRequestState, StatusCategory
 
 # A fractional second on purpose: stores that truncate timestamps must show it in tests.
 T0 = datetime(2025, 3, 14, 9, 26, 53, 589_793, tzinfo=UTC)
 
 MakeMR = Callable[..., MergeRequestState]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def atomic_moto_writes() -> None:
+    """Conditional writes are atomic in DynamoDB; moto needs telling (``local.moto_atomic``)."""
+    moto_atomic.install()
 
 
 @pytest.fixture
