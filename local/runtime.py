@@ -3,10 +3,16 @@
 moto's non-Docker Lambda backend (``LambdaSimpleBackend``) answers ``Invoke`` with a canned
 payload; ``LambdaRuntime.install`` routes it here instead, so a Step Functions task, an
 ``Invoke`` API call and the local poller all run the same handler code the cloud runs.
+
+``LambdaRuntime.crashing_after_side_effects`` plays a function whose sandbox dies right
+after a call changed something (the process is killed, the invocation times out): the
+invocation ends at that point with Lambda's ``Runtime.ExitError`` and nothing after the
+call runs, though the service (GitLab) did what it was asked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import logging
@@ -19,9 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools.utilities.typing import LambdaContext as PowertoolsLambdaContext
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from urllib3.connectionpool import HTTPConnectionPool
 
 from local.observers import Observers
 from merge_assist.resources import FunctionSpec
@@ -72,6 +80,71 @@ def make_context(
         PowertoolsLambdaContext,
         LambdaContext(function_name, memory_mb, arn, timeout_seconds),
     )
+
+
+class SandboxCrash(BaseException):
+    """The function's process died. A BaseException, so that no ``except Exception`` in the
+    handler's code handles it: only the runtime sees it, as Lambda only sees a dead
+    process."""
+
+
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True)
+class Crash:
+    function: str
+    method: str
+    path: str
+    status: int
+
+
+@dataclass
+class SideEffectCrashes:
+    """Crashes the invocation that made a mutating request to ``origin`` (scheme, host and
+    port) with probability ``rate``, once the answer says it succeeded. A fetch posted to
+    ``git-upload-pack`` changes nothing and never crashes. Whether a call crashes is fixed
+    by ``seed``, the function, the request and how often that function made it before, so
+    a scenario replays the same crashes. ``functions`` limits it to those functions."""
+
+    origin: str
+    rate: float
+    seed: int = 0
+    functions: frozenset[str] | None = None
+    crashes: list[Crash] = field(default_factory=list)
+    _seen: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"rate must be between 0 and 1, not {self.rate}")
+        parts = urlsplit(self.origin)
+        self._host = parts.hostname or ""
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+
+    def concerns(self, host: str | None, port: int | None) -> bool:
+        return host == self._host and port == self._port
+
+    def after(self, function: str, method: str, path: str, status: int) -> None:
+        """Raises ``SandboxCrash`` when this successful call is one to crash after."""
+        method = method.upper()
+        path = path.split("?", 1)[0]
+        if method not in MUTATING_METHODS or path.endswith("/git-upload-pack") or status >= 400:
+            return
+        if self.functions is not None and function not in self.functions:
+            return
+        key = f"{function} {method} {path}"
+        with self._lock:
+            occurrence = self._seen.get(key, 0)
+            self._seen[key] = occurrence + 1
+            digest = hashlib.sha256(f"{self.seed}\0{key}\0{occurrence}".encode()).digest()
+            if int.from_bytes(digest[:8], "big") / 2**64 >= self.rate:
+                return
+            self.crashes.append(Crash(function, method, path, status))
+        raise SandboxCrash(f"{function} crashed after {method} {path} ({status})")
+
+
+_in_urlopen = threading.local()
 
 
 @dataclass(frozen=True)
@@ -157,6 +230,16 @@ class LambdaRuntime:
     def _run(self, function_name: str, event: Any, context: LambdaContext) -> InvocationResult:
         try:
             result = self.handler(function_name)(event, context)
+        except SandboxCrash as crash:
+            log.warning("%s: %s", function_name, crash)
+            died: dict[str, str] = {
+                "errorMessage": (
+                    f"RequestId: {context.aws_request_id} Error: Runtime exited with error: "
+                    "signal: killed"
+                ),
+                "errorType": "Runtime.ExitError",
+            }
+            return InvocationResult(json.dumps(died).encode(), function_error="Unhandled")
         except Exception as error:
             log.warning("%s failed: %s", function_name, error, exc_info=True)
             payload = {
@@ -173,6 +256,45 @@ class LambdaRuntime:
 
     def shutdown(self) -> None:
         self._async.shutdown(wait=True, cancel_futures=False)
+
+    @contextmanager
+    def crashing_after_side_effects(
+        self,
+        origin: str,
+        rate: float,
+        *,
+        seed: int = 0,
+        functions: frozenset[str] | None = None,
+    ) -> Iterator[SideEffectCrashes]:
+        """While the block runs, invocations crash after mutating calls to ``origin`` (see
+        ``SideEffectCrashes``). Every HTTP client in the process sends through urllib3's
+        connection pools (python-gitlab through requests, dulwich directly), so the crash
+        comes after the answer arrived, whichever client made the call."""
+        crashes = SideEffectCrashes(origin, rate, seed=seed, functions=functions)
+        original = HTTPConnectionPool.urlopen
+
+        def urlopen(
+            pool: HTTPConnectionPool, method: str, url: str, *args: Any, **kwargs: Any
+        ) -> Any:
+            function = current_function()
+            # urllib3 calls itself again for its own retries and redirects: only the
+            # outermost call is the client's.
+            nested = getattr(_in_urlopen, "depth", 0)
+            if function is None or nested or not crashes.concerns(pool.host, pool.port):
+                return original(pool, method, url, *args, **kwargs)
+            _in_urlopen.depth = nested + 1
+            try:
+                response = original(pool, method, url, *args, **kwargs)
+            finally:
+                _in_urlopen.depth = nested
+            crashes.after(function, method, url, response.status)
+            return response
+
+        HTTPConnectionPool.urlopen = urlopen  # type: ignore[method-assign, assignment]
+        try:
+            yield crashes
+        finally:
+            HTTPConnectionPool.urlopen = original  # type: ignore[method-assign]
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -210,10 +332,13 @@ class LambdaRuntime:
 
 
 __all__ = [
+    "Crash",
     "InvocationResult",
     "InvokeObserver",
     "LambdaContext",
     "LambdaRuntime",
+    "SandboxCrash",
+    "SideEffectCrashes",
     "current_function",
     "function_name_from",
 ]

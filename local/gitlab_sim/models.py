@@ -220,6 +220,9 @@ class Delivery:
     sent: bool = False
     dropped: bool = False
     created_at: str = ""
+    # Injected faults: the delivery this one repeats, and one held back to be overtaken.
+    duplicate_of: int | None = None
+    held_back: bool = False
 
 
 @dataclass

@@ -16,7 +16,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from local.gitlab_sim import gitops
 from local.gitlab_sim.api.core import Services
 from local.gitlab_sim.app import SimulatorApp, build_router
-from local.gitlab_sim.faults import FaultRule, Faults
+from local.gitlab_sim.faults import OUTAGE_STATUS, FaultRule, Faults, Outage, Scope
 from local.gitlab_sim.issues import IssueService
 from local.gitlab_sim.merge_requests import MergeRequestService, identity
 from local.gitlab_sim.models import (
@@ -70,7 +70,12 @@ class GitLabSimulator:
         self.pushes.merge_requests = self.merge_requests
         self.serializer = Serializer(self.store, self.merge_requests, self.pipelines)
         self.issues = IssueService(self.store)
-        self.webhooks = WebhookService(self.store, self.serializer, self.faults.should_drop)
+        self.webhooks = WebhookService(
+            self.store,
+            self.serializer,
+            fault=self.faults.for_delivery,
+            held=self.faults.deliveries_held,
+        )
         self.store.listeners.append(self.webhooks.on_event)
         self.services = Services(
             self.store,
@@ -84,6 +89,10 @@ class GitLabSimulator:
             self,
         )
         self._server: BaseWSGIServer | None = None
+        self._server_thread: threading.Thread | None = None
+        self._app: SimulatorApp | None = None
+        # Held while the listener is closed or opened, for an outage that refuses connections.
+        self._listener_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self.admin: User | None = None
@@ -95,32 +104,27 @@ class GitLabSimulator:
     def start(self) -> GitLabSimulator:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.data_dir / "repositories", ignore_errors=True)
-        app = SimulatorApp(self.services, build_router(), GitHttp(self.store, self.pushes))
-        self._server = make_server(
-            self.host, self.port, app, threaded=True, request_handler=_QuietHandler
-        )
-        self.url = f"http://{self.host}:{self._server.server_port}"
+        self._app = SimulatorApp(self.services, build_router(), GitHttp(self.store, self.pushes))
+        self._listen()
+        assert self._server is not None
+        # A listener closed for an outage opens again on the same port.
+        self.port = self._server.server_port
+        self.url = f"http://{self.host}:{self.port}"
         self.store.base_url = self.url
         self.admin = self.store.add_user("root", name="Administrator", is_admin=True)
         self.admin_token = self.store.issue_token(self.admin.id)
         (self.data_dir / "admin-token").write_text(self.admin_token + "\n")
         self._stop.clear()
         self.webhooks.start()
-        for target, name in (
-            (self._server.serve_forever, "gitlab-sim-http"),
-            (self._schedule, "gitlab-sim-ci"),
-        ):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        thread = threading.Thread(target=self._schedule, name="gitlab-sim-ci", daemon=True)
+        thread.start()
+        self._threads.append(thread)
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        with self._listener_lock:
+            self._close_listener()
         self.webhooks.stop()
         for thread in self._threads:
             thread.join(timeout=5)
@@ -138,8 +142,40 @@ class GitLabSimulator:
     ) -> None:
         self.stop()
 
+    def _listen(self) -> None:
+        assert self._app is not None
+        self._server = make_server(
+            self.host, self.port, self._app, threaded=True, request_handler=_QuietHandler
+        )
+        self._server_thread = threading.Thread(
+            target=self._server.serve_forever, name="gitlab-sim-http", daemon=True
+        )
+        self._server_thread.start()
+
+    def _close_listener(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._server_thread is not None:
+            self._server_thread.join(timeout=5)
+            self._server_thread = None
+
+    def _sync_listener(self) -> None:
+        """Closes the listener while an outage refuses connections, opens it after."""
+        outage = self.faults.outage()
+        refusing = outage is not None and outage.refuse
+        with self._listener_lock:
+            if self._stop.is_set() or self._app is None:
+                return
+            if refusing and self._server is not None:
+                self._close_listener()
+            elif not refusing and self._server is None:
+                self._listen()
+
     def _schedule(self) -> None:
         while not self._stop.wait(SCHEDULER_PERIOD_S):
+            self._sync_listener()
             self.tick()
 
     def tick(self) -> None:
@@ -177,6 +213,17 @@ class GitLabSimulator:
             username, availability=availability, message=status_message, emoji=status_emoji
         )
         return user, self.store.issue_token(user.id)
+
+    def issue_token(
+        self, username: str, *, scopes: list[str] | None = None, expires_at: str | None = None
+    ) -> str:
+        """Another personal access token for a user (``expires_at``: an ISO date)."""
+        user = self.store.user_by_username(username)
+        return self.store.issue_token(user.id, scopes=scopes, expires_at=expires_at)
+
+    def revoke_token(self, token: str) -> None:
+        """As a user or admin revoking it in GitLab: every later request with it gets 401."""
+        self.store.revoke_token(token)
 
     def set_user_status(
         self, username: str, *, availability: str = "not_set", message: str = "", emoji: str = ""
@@ -520,8 +567,15 @@ class GitLabSimulator:
         retry_after: int | None = None,
         latency_s: float = 0.0,
         times: int | None = None,
+        rate: float = 1.0,
+        seed: int = 0,
+        scope: Scope = "api",
+        after_effect: bool = False,
+        drop_connection: bool = False,
     ) -> FaultRule:
-        """Makes matching API requests (path after /api/v4, a regex) fail or slow down."""
+        """Makes matching requests fail, slow down or lose their answer (``faults.py``):
+        REST requests by their path after /api/v4 (a regex), git smart-HTTP requests
+        (``scope`` "git" or "all") by theirs, e.g. ``git-receive-pack$`` for pushes."""
         return self.faults.add(
             path_pattern=path_pattern,
             method=method,
@@ -529,14 +583,60 @@ class GitLabSimulator:
             retry_after=retry_after,
             latency_s=latency_s,
             times=times,
+            rate=rate,
+            seed=seed,
+            scope=scope,
+            after_effect=after_effect,
+            drop_connection=drop_connection,
         )
 
-    def drop_webhooks(self, event_name: str = "*", *, times: int | None = None) -> FaultRule:
+    def drop_webhooks(
+        self, event_name: str = "*", *, times: int | None = None, rate: float = 1.0, seed: int = 0
+    ) -> FaultRule:
         """Silently drops deliveries of ``event_name`` (e.g. "Pipeline Hook"; "*": all)."""
-        return self.faults.add(drop_webhook_event=event_name, times=times)
+        return self.faults.add(drop_webhook_event=event_name, times=times, rate=rate, seed=seed)
+
+    def duplicate_webhooks(
+        self, event_name: str = "*", *, times: int | None = None, rate: float = 1.0, seed: int = 0
+    ) -> FaultRule:
+        """Sends deliveries of ``event_name`` twice, with the same Idempotency-Key and event
+        UUID (as GitLab's retried delivery job sends them)."""
+        return self.faults.add(
+            duplicate_webhook_event=event_name, times=times, rate=rate, seed=seed
+        )
+
+    def delay_webhooks(
+        self, event_name: str = "*", *, times: int | None = None, rate: float = 1.0, seed: int = 0
+    ) -> FaultRule:
+        """Holds deliveries of ``event_name`` back until the next delivery has been sent:
+        they arrive out of order."""
+        return self.faults.add(delay_webhook_event=event_name, times=times, rate=rate, seed=seed)
+
+    def outage(
+        self,
+        seconds: float | None = None,
+        *,
+        status: int = OUTAGE_STATUS,
+        retry_after: int | None = None,
+        refuse: bool = False,
+    ) -> Outage:
+        """GitLab is down: every REST and git request answers ``status`` (with ``refuse``,
+        no connection is accepted at all) and webhooks wait, for ``seconds`` or until
+        ``end_outage``/``clear_faults``. CI goes on."""
+        outage = self.faults.start_outage(
+            seconds, status=status, retry_after=retry_after, refuse=refuse
+        )
+        self._sync_listener()
+        return outage
+
+    def end_outage(self) -> None:
+        self.faults.end_outage()
+        self._sync_listener()
 
     def clear_faults(self) -> None:
+        """Every fault rule goes, and any outage ends."""
         self.faults.clear()
+        self._sync_listener()
 
 
 def _actions(files: Mapping[str, str | None], existing: set[str]) -> list[dict[str, Any]]:

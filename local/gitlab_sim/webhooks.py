@@ -1,13 +1,18 @@
 """Project hooks: GitLab's payloads, built when the event happens, delivered from one
 background thread with GitLab's headers and failure rules (4 failures in a row disable a
 hook for 1 minute doubling up to 24 hours, 40 disable it for good, nothing is redelivered
-automatically; a manual resend keeps the Idempotency-Key)."""
+automatically; a manual resend keeps the Idempotency-Key).
+
+Injected delivery faults (``faults.py``) drop a delivery, send it twice, or hold it back
+until the next one is sent (or ``HOLD_BACK_MAX_S`` passed, when none follows); while GitLab
+is down, deliveries wait."""
 
 from __future__ import annotations
 
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +32,9 @@ PERMANENT_DISABLE_AFTER = 40
 FIRST_BACKOFF_S = 60.0
 MAX_BACKOFF_S = 24 * 3600.0
 DELIVERY_TIMEOUT_S = 10.0
+# Real seconds a delivery held back for reordering waits for a next one to overtake it.
+HOLD_BACK_MAX_S = 2.0
+IDLE_WAIT_S = 0.05
 STATE_IDS = {"opened": 1, "closed": 2, "merged": 3, "locked": 4}
 
 
@@ -34,8 +42,15 @@ STATE_IDS = {"opened": 1, "closed": 2, "merged": 3, "locked": 4}
 class WebhookService:
     store: Store
     serializer: Serializer
-    should_drop: Callable[[str], bool] = lambda _event: False
+    # What an injected fault does to a delivery of this event: "drop", "duplicate",
+    # "delay" or None.
+    fault: Callable[[str], str | None] = lambda _event: None
+    # True while GitLab is down: nothing is delivered.
+    held: Callable[[], bool] = lambda: False
     _queue: queue.Queue[int] = field(default_factory=queue.Queue)
+    # Deliveries held back for reordering, with when they were held.
+    _held_back: list[tuple[int, float]] = field(default_factory=list)
+    _held_lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _session: requests.Session = field(default_factory=requests.Session)
@@ -82,23 +97,55 @@ class WebhookService:
         event_uuid: str | None = None,
         manual: bool = False,
     ) -> Delivery:
+        delivery = self._record(hook, event_name, body, key, event_uuid or uuid.uuid4().hex)
+        if not manual and hook.alert_status(self.store.monotonic()) != "executable":
+            delivery.error = "hook disabled"
+            return delivery
+        action = None if manual else self.fault(event_name)
+        if action == "drop":
+            delivery.dropped = True
+        elif action == "delay":
+            delivery.held_back = True
+            with self._held_lock:
+                self._held_back.append((delivery.id, time.monotonic()))
+        else:
+            self._send(delivery.id)
+            if action == "duplicate":
+                again = self._record(hook, event_name, body, key, delivery.event_uuid)
+                again.duplicate_of = delivery.id
+                self._send(again.id)
+        return delivery
+
+    def _record(
+        self, hook: Hook, event_name: str, body: dict[str, Any], key: str, event_uuid: str
+    ) -> Delivery:
         delivery = Delivery(
             id=self.store.next_id("delivery"),
             hook_id=hook.id,
             event_name=event_name,
             body=body,
             idempotency_key=key,
-            event_uuid=event_uuid or uuid.uuid4().hex,
+            event_uuid=event_uuid,
             created_at=now_iso(),
         )
         self.store.deliveries[delivery.id] = delivery
-        if not manual and hook.alert_status(self.store.monotonic()) != "executable":
-            delivery.error = "hook disabled"
-        elif self.should_drop(event_name):
-            delivery.dropped = True
-        else:
-            self._queue.put(delivery.id)
         return delivery
+
+    def _send(self, delivery_id: int) -> None:
+        """Queues a delivery; those held back go right after it, overtaken."""
+        self._queue.put(delivery_id)
+        with self._held_lock:
+            held, self._held_back = self._held_back, []
+        for held_id, _since in held:
+            self._queue.put(held_id)
+
+    def _release_overdue(self) -> None:
+        now = time.monotonic()
+        with self._held_lock:
+            overdue = [d for d, since in self._held_back if now - since >= HOLD_BACK_MAX_S]
+            self._held_back = [(d, s) for d, s in self._held_back if d not in overdue]
+        for delivery_id in overdue:
+            self._queue.put(delivery_id)
 
     # --- delivery thread --------------------------------------------------------------------
 
@@ -113,14 +160,19 @@ class WebhookService:
         self._session.close()
 
     def idle(self) -> bool:
-        return self._queue.unfinished_tasks == 0
+        with self._held_lock:
+            holding = bool(self._held_back)
+        return self._queue.unfinished_tasks == 0 and not holding
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._release_overdue()
             try:
-                delivery_id = self._queue.get(timeout=0.05)
+                delivery_id = self._queue.get(timeout=IDLE_WAIT_S)
             except queue.Empty:
                 continue
+            while self.held() and not self._stop.is_set():
+                self._stop.wait(IDLE_WAIT_S)
             try:
                 self._deliver(delivery_id)
             except Exception:

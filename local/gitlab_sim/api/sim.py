@@ -3,10 +3,13 @@ Python API for tools that drive the simulator over HTTP."""
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from local.gitlab_sim.api.core import Ctx, Reply, Router, truthy
+from local.gitlab_sim.faults import OUTAGE_STATUS
 from local.gitlab_sim.merge_requests import ApiError
 from local.gitlab_sim.store import NotFound
 
@@ -156,20 +159,93 @@ def set_rules(ctx: Ctx) -> Reply:
     return Reply(asdict(sim.project(ctx.path["id"]).rules))
 
 
+WEBHOOK_FAULTS = ("drop_webhook_event", "duplicate_webhook_event", "delay_webhook_event")
+
+
+def _float_param(ctx: Ctx, name: str, default: float | None) -> float | None:
+    value = ctx.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError) as err:
+        raise ApiError(400, {"error": f"{name} is invalid"}) from err
+
+
 def add_fault(ctx: Ctx) -> Reply:
     sim = _sim(ctx)
-    if ctx.get("drop_webhook_event"):
-        rule = sim.drop_webhooks(str(ctx.get("drop_webhook_event")), times=ctx.int_param("times"))
-    else:
+    rate = _float_param(ctx, "rate", 1.0)
+    assert rate is not None
+    times, seed = ctx.int_param("times"), ctx.int_param("seed") or 0
+    try:
+        for name, add in zip(
+            WEBHOOK_FAULTS,
+            (sim.drop_webhooks, sim.duplicate_webhooks, sim.delay_webhooks),
+            strict=True,
+        ):
+            if ctx.get(name):
+                rule = add(str(ctx.get(name)), times=times, rate=rate, seed=seed)
+                return Reply(asdict(rule), status=201)
         rule = sim.inject_fault(
             str(ctx.get("path_pattern") or ".*"),
             method=ctx.get("method"),
             status=ctx.int_param("status"),
             retry_after=ctx.int_param("retry_after"),
-            latency_s=float(ctx.get("latency_s") or 0.0),
-            times=ctx.int_param("times"),
+            latency_s=_float_param(ctx, "latency_s", 0.0) or 0.0,
+            times=times,
+            rate=rate,
+            seed=seed,
+            scope=str(ctx.get("scope") or "api"),  # type: ignore[arg-type]
+            after_effect=truthy(ctx.get("after_effect", False)),
+            drop_connection=truthy(ctx.get("drop_connection", False)),
         )
+    except (ValueError, re.error) as err:
+        raise ApiError(400, {"error": str(err)}) from err
     return Reply(asdict(rule), status=201)
+
+
+def _outage_json(sim: GitLabSimulator) -> dict[str, Any]:
+    outage = sim.faults.outage()
+    if outage is None:
+        return {"active": False}
+    remaining = None if outage.until is None else max(0.0, outage.until - time.monotonic())
+    return {
+        "active": True,
+        "status": outage.status,
+        "retry_after": outage.retry_after,
+        "refuse": outage.refuse,
+        "remaining_s": remaining,
+    }
+
+
+def start_outage(ctx: Ctx) -> Reply:
+    """An outage that refuses connections can only be ended by its ``seconds`` or from
+    Python: this endpoint is unreachable while it lasts."""
+    sim = _sim(ctx)
+    refuse = truthy(ctx.get("refuse", False))
+    seconds = _float_param(ctx, "seconds", None)
+    if refuse and seconds is None:
+        raise ApiError(400, {"error": "an outage that refuses connections needs seconds"})
+    try:
+        sim.faults.start_outage(
+            seconds,
+            status=ctx.int_param("status") or OUTAGE_STATUS,
+            retry_after=ctx.int_param("retry_after"),
+            refuse=refuse,
+        )
+    except ValueError as err:
+        raise ApiError(400, {"error": str(err)}) from err
+    # Answered before the listener closes: the tick of the simulator's clock closes it.
+    return Reply(_outage_json(sim), status=201)
+
+
+def show_outage(ctx: Ctx) -> Reply:
+    return Reply(_outage_json(_sim(ctx)))
+
+
+def end_outage(ctx: Ctx) -> Reply:
+    _sim(ctx).end_outage()
+    return Reply(None, status=204)
 
 
 def list_faults(ctx: Ctx) -> Reply:
@@ -212,5 +288,8 @@ def register(router: Router) -> None:
     router.add("GET", "/-/sim/faults", list_faults)
     router.add("POST", "/-/sim/faults", add_fault)
     router.add("DELETE", "/-/sim/faults", clear_faults)
+    router.add("GET", "/-/sim/faults/outage", show_outage)
+    router.add("POST", "/-/sim/faults/outage", start_outage)
+    router.add("DELETE", "/-/sim/faults/outage", end_outage)
     router.add("GET", "/-/sim/deliveries", list_deliveries)
     router.add("POST", "/-/sim/deliveries/:delivery_id/resend", resend)
