@@ -22,6 +22,7 @@ from local.gitlab_sim.api import (
     projects,
     repository,
     sim,
+    tokens,
     users,
 )
 from local.gitlab_sim.api.core import (
@@ -46,7 +47,17 @@ SIM_PREFIX = "/-/sim"
 
 def build_router() -> Router:
     router = Router()
-    for module in (users, projects, repository, merge_requests, issues, groups, pipelines, sim):
+    for module in (
+        users,
+        tokens,
+        projects,
+        repository,
+        merge_requests,
+        issues,
+        groups,
+        pipelines,
+        sim,
+    ):
         module.register(router)
     return router
 

@@ -27,6 +27,25 @@ class User:
 
 
 @dataclass
+class AccessToken:
+    """A personal access token. Rotating one revokes it and issues a new token in its
+    ``family`` (the id of the family's first token), which GitLab's reuse detection revokes
+    as a whole when a revoked member is rotated again."""
+
+    id: int
+    user_id: int
+    family: int
+    name: str = "token"
+    description: str = ""
+    scopes: list[str] = field(default_factory=lambda: ["api"])
+    created_at: str = ""
+    # An ISO date; the token stops working at that date's start (UTC). None: never expires.
+    expires_at: str | None = None
+    revoked: bool = False
+    last_used_at: str | None = None
+
+
+@dataclass
 class ProtectedBranch:
     name: str
     push_access_level: int = MAINTAINER

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from local.gitlab_sim import gitops
 from local.gitlab_sim.models import (
     NO_ACCESS,
     OWNER,
+    AccessToken,
     Delivery,
     Epic,
     Group,
@@ -60,7 +61,7 @@ class Store:
     time_scale: float = 1.0
     lock: threading.RLock = field(default_factory=threading.RLock)
     users: dict[int, User] = field(default_factory=dict)
-    tokens: dict[str, int] = field(default_factory=dict)
+    tokens: dict[str, AccessToken] = field(default_factory=dict)
     projects: dict[int, Project] = field(default_factory=dict)
     groups: dict[int, Group] = field(default_factory=dict)
     merge_requests: dict[tuple[int, int], MergeRequest] = field(default_factory=dict)
@@ -114,16 +115,77 @@ class Store:
             self.users[user.id] = user
             return user
 
-    def issue_token(self, user_id: int) -> str:
+    def issue_token(
+        self,
+        user_id: int,
+        *,
+        name: str = "token",
+        scopes: list[str] | None = None,
+        expires_at: str | None = None,
+        family: int | None = None,
+    ) -> str:
         token = "glpat-" + secrets.token_urlsafe(20)
         with self.lock:
-            self.tokens[token] = user_id
+            token_id = self.next_id("access_token")
+            self.tokens[token] = AccessToken(
+                id=token_id,
+                user_id=user_id,
+                family=token_id if family is None else family,
+                name=name,
+                scopes=list(scopes or ["api"]),
+                created_at=now_iso(),
+                expires_at=expires_at,
+            )
         return token
+
+    @staticmethod
+    def token_active(record: AccessToken) -> bool:
+        today = datetime.now(UTC).date()
+        expired = record.expires_at is not None and date.fromisoformat(record.expires_at) <= today
+        return not record.revoked and not expired
+
+    def access_token(self, token: str) -> AccessToken | None:
+        """The token's record if GitLab would accept it: known, not revoked, not expired."""
+        with self.lock:
+            record = self.tokens.get(token)
+            return record if record is not None and self.token_active(record) else None
 
     def user_for_token(self, token: str) -> User | None:
         with self.lock:
-            user_id = self.tokens.get(token)
-            return None if user_id is None else self.users.get(user_id)
+            record = self.access_token(token)
+            if record is None:
+                return None
+            record.last_used_at = now_iso()
+            return self.users.get(record.user_id)
+
+    def rotate_token(self, token: str, expires_at: str) -> str:
+        """Revokes ``token`` and issues its successor, same user, name and scopes."""
+        with self.lock:
+            record = self.tokens[token]
+            record.revoked = True
+            return self.issue_token(
+                record.user_id,
+                name=record.name,
+                scopes=record.scopes,
+                expires_at=expires_at,
+                family=record.family,
+            )
+
+    def revoke_token(self, token: str) -> None:
+        with self.lock:
+            if token in self.tokens:
+                self.tokens[token].revoked = True
+
+    def revoke_family(self, token: str) -> None:
+        """GitLab's reuse detection: a revoked token used to rotate means it leaked, so
+        every token descended from the same first one is revoked."""
+        with self.lock:
+            record = self.tokens.get(token)
+            if record is None or not record.revoked:
+                return
+            for other in self.tokens.values():
+                if other.family == record.family:
+                    other.revoked = True
 
     def user(self, user_id: int) -> User:
         with self.lock:
