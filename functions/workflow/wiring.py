@@ -24,7 +24,7 @@ def workflow_context() -> WorkflowContext:
     gitlab = gateway_from_settings(settings, meter=meter)
 
     def repository(config: ProjectConfig) -> Repository:
-        return repository_for(config, gitlab)
+        return repository_for(config, gitlab, meter=meter)
 
     return WorkflowContext(
         store=store_from_settings(settings),

@@ -44,6 +44,9 @@ class Metric(StrEnum):
     GITLAB_API_CALLS = "GitLabApiCalls"
     GITLAB_API_ERRORS = "GitLabApiErrors"
     GITLAB_API_RETRIES = "GitLabApiRetries"
+    # GitLab refused the bot's credentials: a REST answer 401 or 403, a git request 401.
+    # Counted even when a re-read token then worked (a rotation shows as a blip).
+    GITLAB_AUTH_FAILURES = "GitLabAuthFailures"
     # The watcher, once per run: that it ran, and how many branch locks are held longer than
     # their project's CI timeout allows (a batch stuck or running too long).
     WATCHER_RUNS = "WatcherRuns"
@@ -73,6 +76,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec(Metric.GITLAB_API_CALLS, Unit.COUNT),
     MetricSpec(Metric.GITLAB_API_ERRORS, Unit.COUNT),
     MetricSpec(Metric.GITLAB_API_RETRIES, Unit.COUNT),
+    MetricSpec(Metric.GITLAB_AUTH_FAILURES, Unit.COUNT),
     MetricSpec(Metric.WATCHER_RUNS, Unit.COUNT),
     MetricSpec(Metric.OVERDUE_BATCHES, Unit.COUNT),
 )

@@ -43,6 +43,10 @@ class GitAuthError(GitEngineError):
     """The remote refused the credentials (or hides the project from them)."""
 
 
+class GitCredentialsRefused(GitAuthError):
+    """The remote answered 401: the token is revoked, expired or was rotated away."""
+
+
 class GitTransportError(GitEngineError):
     """The remote could not be reached or spoke no sensible git."""
 
@@ -56,6 +60,7 @@ TRANSPORT_RETRY_CAP_SECONDS = 4.0
 
 __all__ = [
     "GitAuthError",
+    "GitCredentialsRefused",
     "GitEngine",
     "GitEngineError",
     "GitTransportError",
@@ -227,7 +232,7 @@ class GitEngine:
         try:
             yield
         except HTTPUnauthorized:
-            raise GitAuthError("the remote refused the credentials") from None
+            raise GitCredentialsRefused("the remote refused the credentials") from None
         except NotGitRepository:
             # GitLab answers 404 rather than 403 when the token may not see the project.
             raise GitAuthError("no such project, or the token cannot see it") from None

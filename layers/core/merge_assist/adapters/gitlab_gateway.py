@@ -6,12 +6,18 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import gitlab
 import requests
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from gitlab.exceptions import GitlabError, GitlabGetError, GitlabListError
+from botocore.exceptions import ClientError
+from gitlab.exceptions import (
+    GitlabAuthenticationError,
+    GitlabError,
+    GitlabGetError,
+    GitlabListError,
+)
 from gitlab.v4.objects import Project, ProjectMergeRequestManager
 
 from merge_assist.adapters.aws import register_cache
@@ -145,9 +151,14 @@ def pipeline_snapshot(pipeline: Any) -> PipelineSnapshot:
     )
 
 
+# GitLab refused the token (revoked, expired, rotated away: 401) or what it may do (403).
+AUTH_FAILURE_STATUSES = frozenset({401, 403})
+
+
 class _CountingAdapter(requests.adapters.HTTPAdapter):
     """Counts every request sent to GitLab, each try of a retried one included (what
-    GitLab's rate limit sees), and the ones that failed: 5xx, timeout, no connection."""
+    GitLab's rate limit sees), the ones that failed (5xx, timeout, no connection) and the
+    ones GitLab refused the bot's credentials for (401, 403)."""
 
     def __init__(self, meter: Meter) -> None:
         super().__init__()
@@ -172,6 +183,8 @@ class _CountingAdapter(requests.adapters.HTTPAdapter):
             raise
         if response.status_code >= 500:
             self.meter.record(Metric.GITLAB_API_ERRORS)
+        elif response.status_code in AUTH_FAILURE_STATUSES:
+            self.meter.record(Metric.GITLAB_AUTH_FAILURES)
         return response
 
 
@@ -203,15 +216,44 @@ class _MeteredGitlab(gitlab.Gitlab):
                 self._adapter.meter.record(Metric.GITLAB_API_RETRIES, retries)
 
 
+class _ReauthenticatingGitlab(_MeteredGitlab):
+    """Every call passes through ``http_request`` (each page of a list too), so a 401 is
+    answered there: the token source is asked for a token other than the refused one, and
+    the call is sent once more with it."""
+
+    def __init__(self, url: str, *, tokens: TokenSource, **kwargs: Any) -> None:
+        super().__init__(url, private_token=tokens.current(), **kwargs)
+        self._tokens = tokens
+
+    def http_request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        try:
+            return super().http_request(*args, **kwargs)
+        except GitlabAuthenticationError:
+            # GitLab acts on no request it answers 401, so sending it again is safe.
+            token = self._tokens.refreshed(self.private_token or "")
+            if token is None:
+                raise
+            self.private_token = token
+            self._set_auth_info()
+            return super().http_request(*args, **kwargs)
+
+
 class PythonGitLabGateway:
     def __init__(
-        self, url: str, token: str, *, timeout: float = 10.0, meter: Meter | None = None
+        self,
+        url: str,
+        token: str | TokenSource,
+        *,
+        timeout: float = 10.0,
+        meter: Meter | None = None,
     ) -> None:
+        """``token`` is a plain token (tests, the CLI) or where the bot's token is kept,
+        asked again when GitLab refuses the one in use."""
         self._meter = meter or NullMeter()
         # Retries on 429/5xx with GitLab's Retry-After are python-gitlab's own.
-        self._gl = _MeteredGitlab(
+        self._gl = _ReauthenticatingGitlab(
             url,
-            private_token=token,
+            tokens=StaticToken(token) if isinstance(token, str) else token,
             timeout=timeout,
             retry_transient_errors=True,
             adapter=_CountingAdapter(self._meter),
@@ -518,6 +560,32 @@ class PythonGitLabGateway:
 
 
 BOT_TOKEN_CACHE_SECONDS = 300
+# The version Secrets Manager's rotation writes the new token to before it becomes current.
+PENDING_STAGE = "AWSPENDING"
+
+
+class TokenSource(Protocol):
+    """Where a gateway gets its token, and asks again when GitLab refuses it."""
+
+    def current(self) -> str: ...
+
+    def refreshed(self, refused: str) -> str | None:
+        """A token other than ``refused`` that may work, read past any cache; None when
+        there is none to try."""
+        ...
+
+
+class StaticToken:
+    """One token, and nothing else to try when it is refused."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def current(self) -> str:
+        return self._token
+
+    def refreshed(self, refused: str) -> str | None:
+        return None
 
 
 @lru_cache(maxsize=1)
@@ -525,19 +593,60 @@ def _secrets() -> SecretsProvider:
     return SecretsProvider()
 
 
-def bot_token(settings: Settings | None = None) -> str:
-    """The bot's GitLab token from its secret (cached as Powertools caches)."""
+class SecretTokenSource:
+    """The bot token in its Secrets Manager secret, cached as Powertools caches.
+
+    A rotated or replaced token is read on the first 401 rather than when the cache expires.
+    GitLab revokes a token the moment it is rotated, before the rotation function has made
+    the new one current: meanwhile the new token is the secret's pending version, which is
+    tried when the current one is still the refused one."""
+
+    def __init__(self, secret_id: str) -> None:
+        self.secret_id = secret_id
+
+    def current(self) -> str:
+        return str(_secrets().get(self.secret_id, max_age=BOT_TOKEN_CACHE_SECONDS))
+
+    def refreshed(self, refused: str) -> str | None:
+        # Cached as well, so the function's next gateways start with it.
+        fresh = str(
+            _secrets().get(self.secret_id, max_age=BOT_TOKEN_CACHE_SECONDS, force_fetch=True)
+        )
+        if fresh != refused:
+            return fresh
+        pending = self._pending()
+        return pending if pending and pending != refused else None
+
+    def _pending(self) -> str | None:
+        # Past the provider, whose cache keys a value by the secret alone, not by its stage.
+        try:
+            value = _secrets().client.get_secret_value(
+                SecretId=self.secret_id, VersionStage=PENDING_STAGE
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return None
+            raise
+        pending = value.get("SecretString")
+        return str(pending) if pending else None
+
+
+def bot_token_source(settings: Settings | None = None) -> SecretTokenSource:
     settings = settings or get_settings()
     # A name or an ARN: the stack's BotTokenSecretArn parameter may name a secret of its own.
-    secret_id = settings.bot_token_secret or settings.names.bot_token_secret
-    return str(_secrets().get(secret_id, max_age=BOT_TOKEN_CACHE_SECONDS))
+    return SecretTokenSource(settings.bot_token_secret or settings.names.bot_token_secret)
+
+
+def bot_token(settings: Settings | None = None) -> str:
+    """The bot's GitLab token from its secret (cached as Powertools caches)."""
+    return bot_token_source(settings).current()
 
 
 def gateway_from_settings(
     settings: Settings | None = None, *, meter: Meter | None = None
 ) -> PythonGitLabGateway:
     settings = settings or get_settings()
-    return PythonGitLabGateway(settings.gitlab_url, bot_token(settings), meter=meter)
+    return PythonGitLabGateway(settings.gitlab_url, bot_token_source(settings), meter=meter)
 
 
 def clear_gateway_cache() -> None:
