@@ -179,6 +179,12 @@ STATE_MACHINES: tuple[StateMachineSpec, ...] = (
 # How often the watcher compares GitLab with the store.
 WATCHER_SCHEDULE_MINUTES = 5
 
+# Secrets Manager rotates the bot token this often when the stack manages its secret. Each
+# new token lives longer than that, so a failed rotation leaves two weeks to fix it before
+# the token in use expires.
+BOT_TOKEN_ROTATION_DAYS = 30
+BOT_TOKEN_LIFETIME_DAYS = 45
+
 
 @dataclass(frozen=True)
 class StreamSubscription:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import date
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -36,6 +37,7 @@ from merge_assist.models import ProjectRef
 from merge_assist.ports import Meter
 from merge_assist.readiness import MergeRequestFacts
 from merge_assist.settings import Settings, get_settings
+from merge_assist.token_rotation import TokenDetails
 
 HOOK_EVENTS = {
     "merge_requests_events": True,
@@ -629,6 +631,52 @@ class SecretTokenSource:
             raise
         pending = value.get("SecretString")
         return str(pending) if pending else None
+
+
+class GitLabAccessTokens:
+    """``AccessTokens`` with python-gitlab: each call speaks with the token it is about."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0, meter: Meter | None = None) -> None:
+        self._url = url
+        self._timeout = timeout
+        self._meter = meter or NullMeter()
+
+    def _client(self, token: str) -> gitlab.Gitlab:
+        return _MeteredGitlab(
+            self._url,
+            private_token=token,
+            timeout=self._timeout,
+            retry_transient_errors=True,
+            adapter=_CountingAdapter(self._meter),
+        )
+
+    def inspect(self, token: str) -> TokenDetails | None:
+        try:
+            found = self._client(token).personal_access_tokens.get("self")
+        except GitlabAuthenticationError:
+            return None
+        except GitlabError as error:
+            raise _translate(error, "the bot token's details") from error
+        attributes: dict[str, Any] = found.attributes
+        expires_at = attributes.get("expires_at")
+        return TokenDetails(
+            id=int(attributes["id"]),
+            user_id=int(attributes["user_id"]),
+            active=bool(attributes.get("active")) and not attributes.get("revoked"),
+            expires_at=date.fromisoformat(expires_at) if expires_at else None,
+        )
+
+    def rotate(self, token: str, expires_at: date) -> str:
+        with _translated("rotating the bot token"):
+            # Never retried: had GitLab rotated and its answer been lost, a second try would
+            # rotate a revoked token, which revokes every token of its family.
+            rotated = self._client(token).personal_access_tokens.rotate(
+                "self", expires_at=expires_at.isoformat(), retry_transient_errors=False
+            )
+        new = rotated.get("token")
+        if not new:
+            raise GitLabRefused(None, "rotating the bot token: GitLab returned no token")
+        return str(new)
 
 
 def bot_token_source(settings: Settings | None = None) -> SecretTokenSource:
