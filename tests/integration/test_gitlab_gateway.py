@@ -459,3 +459,31 @@ def test_gitlab_not_answering_is_reported_as_unavailable(gl: GitLab) -> None:
 
     with pytest.raises(GitLabUnavailable):
         nowhere.merge_request_facts(project.id, iid)
+
+
+def test_a_merge_whose_answer_was_lost_is_the_merge_asked_for(gl: GitLab) -> None:
+    project = gl.project()
+    iid = gl.sim.create_merge_request(project, "lost", "Add b", {"b.txt": "b\n"})
+    head = gl.sim.merge_request(project, iid)["sha"]
+    # GitLab merges, then the answer is lost; python-gitlab's retry meets "not open".
+    gl.sim.inject_fault(r"/merge$", method="PUT", status=502, after_effect=True, times=1)
+
+    landed = gl.gateway.merge(project.id, iid, head)
+
+    assert landed == gl.sim.branch_sha(project, "main")
+    assert gl.sim.merge_request(project, iid)["state"] == "merged"
+
+
+def test_a_note_whose_answer_was_lost_after_gitlab_took_it_is_not_posted_twice(
+    gl: GitLab,
+) -> None:
+    project = gl.project()
+    config = ProjectConfig(project_id=project.id)
+    iid = gl.sim.create_merge_request(project, "lost-note", "Add b", {"b.txt": "b\n"})
+    gl.sim.inject_fault(r"/notes$", method="POST", status=502, after_effect=True, times=2)
+
+    gl.gateway.apply_transition(
+        project.id, iid, comments.merged(config, "main", None), key="mr-1-v9"
+    )
+
+    assert len(_user_notes(gl, project, iid)) == 1

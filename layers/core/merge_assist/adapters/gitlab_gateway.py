@@ -103,6 +103,12 @@ def _translate(error: GitlabError, what: str) -> MergeAssistError:
     return GitLabRefused(status, message)
 
 
+def _no_answer(error: requests.RequestException, what: str) -> MergeAssistError:
+    # No answer at all (refused, reset, timed out): the exception's text names the URL,
+    # never the token, which travels in a header.
+    return GitLabUnavailable(None, f"{what}: GitLab did not answer ({type(error).__name__})")
+
+
 @contextmanager
 def _translated(what: str) -> Iterator[None]:
     try:
@@ -110,11 +116,7 @@ def _translated(what: str) -> Iterator[None]:
     except GitlabError as error:
         raise _translate(error, what) from error
     except requests.RequestException as error:
-        # No answer at all (refused, reset, timed out): the exception's text names the
-        # URL, never the token, which travels in a header.
-        raise GitLabUnavailable(
-            None, f"{what}: GitLab did not answer ({type(error).__name__})"
-        ) from error
+        raise _no_answer(error, what) from error
 
 
 def notice_marker(key: str) -> str:
@@ -442,7 +444,14 @@ class PythonGitLabGateway:
         mr = self._merge_requests(project_id).get(iid, lazy=True)
         try:
             merged = mr.merge(merge_commit_message=message, **options)
-        except GitlabError as error:
+        except (GitlabError, requests.RequestException) as error:
+            # A merge whose answer was lost (python-gitlab's retry of it then meets "not
+            # open") did happen: it is the merge asked for if the MR merged at ``sha``.
+            already = self._merged_at(project_id, iid, sha)
+            if already is not None:
+                return already
+            if not isinstance(error, GitlabError):
+                raise _no_answer(error, what) from error
             if error.response_code == 409:
                 raise ConflictError(
                     f"{what}: the merge request's head is no longer {sha}"
@@ -461,6 +470,20 @@ class PythonGitLabGateway:
             raise GitLabRefused(None, f"{what}: GitLab did not say which commit landed")
         return str(landed)
 
+    def _merged_at(self, project_id: int, iid: int, sha: str) -> str | None:
+        try:
+            attributes: dict[str, Any] = self._merge_requests(project_id).get(iid).attributes
+        except (GitlabError, requests.RequestException):
+            return None
+        if attributes.get("state") != "merged" or attributes.get("sha") != sha:
+            return None
+        landed = (
+            attributes.get("merge_commit_sha")
+            or attributes.get("squash_commit_sha")
+            or attributes.get("sha")
+        )
+        return str(landed) if landed else None
+
     def pipeline(self, project_id: int, pipeline_id: int) -> PipelineSnapshot:
         with _translated(f"pipeline {pipeline_id} of project {project_id}"):
             return pipeline_snapshot(self._project(project_id).pipelines.get(pipeline_id))
@@ -476,8 +499,13 @@ class PythonGitLabGateway:
             return [pipeline_snapshot(p) for p in found]
 
     def create_pipeline(self, project_id: int, ref: str) -> PipelineSnapshot:
+        # Not retried blindly: a second POST would start a second pipeline. A step retried
+        # after an unanswered create lists the sha's pipelines first and finds it.
         with _translated(f"pipeline for {ref} in project {project_id}"):
-            return pipeline_snapshot(self._project(project_id).pipelines.create({"ref": ref}))
+            created = self._project(project_id).pipelines.create(
+                {"ref": ref}, retry_transient_errors=False
+            )
+            return pipeline_snapshot(created)
 
     def _find_open_merge_request(
         self, project_id: int, source_branch: str, target_branch: str
