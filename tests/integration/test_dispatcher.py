@@ -11,10 +11,10 @@ import pytest
 from moto import mock_aws
 
 from functions.dispatcher import app as dispatcher
-from functions.dispatcher import failures
 from local.poller import sqs_record
 from local.provision import create_table
 from local.runtime import make_context
+from merge_assist.adapters import project_queues
 from merge_assist.adapters.aws import clear_caches, store_from_settings
 from merge_assist.dispatch import Dispatched
 from merge_assist.errors import GitLabUnavailable, NotFoundError
@@ -235,7 +235,7 @@ def test_a_failed_message_comes_back_within_seconds_not_the_visibility_timeout(
     store: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     delays: list[tuple[str, int]] = []
-    original = failures.redeliver_after
+    original = project_queues.redeliver_after
 
     def recording(queue_arn: str, receipt: str, seconds: int) -> None:
         delays.append((receipt, seconds))
