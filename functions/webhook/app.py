@@ -4,6 +4,10 @@ GitLab waits at most 10 s and disables a hook after repeated failures, so the re
 authenticates, deduplicates and queues; the dispatcher does the work. Bad input gets a
 clear 4xx and changes nothing; an event type Merge Assist does not handle gets a 200 with
 the reason, because any 4xx would count against the hook.
+
+Anyone can POST here, so a delivery is authenticated before its body is parsed: the
+project is found by a linear scan of the text, and only a body that proved it comes from
+that project's hook is decoded, with a bound on its nesting.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -27,9 +32,20 @@ from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
 from merge_assist.adapters.webhook_secrets import read_webhook_secret
 from merge_assist.errors import NotFoundError
 from merge_assist.gitlab_events import EVENT_HEADERS, GitLabHook, parse_hook
-from merge_assist.intake import Enqueue, decide, idempotency_key, signature_valid, token_matches
+from merge_assist.intake import (
+    Enqueue,
+    TokenMatch,
+    UnreadableBody,
+    accepted_token,
+    body_digest,
+    decide,
+    idempotency_key,
+    load_json_object,
+    project_id_hint,
+    signature_valid,
+)
 from merge_assist.metrics import Metric
-from merge_assist.models import ProjectConfig, utc_now
+from merge_assist.models import ProjectConfig, WebhookSecret, utc_now
 from merge_assist.ports import Meter
 from merge_assist.settings import get_settings
 
@@ -41,12 +57,21 @@ meter: Meter = PowertoolsMeter(metrics)
 
 # Lambda's synchronous payload limit is 6 MB for the whole event; leave room for headers.
 MAX_BODY_BYTES = 5 * 1024 * 1024
-HANDLED_KINDS = frozenset({"merge_request", "note", "pipeline", "push", "tag_push", "build"})
+# X-Gitlab-Event of the hooks the queue reads → the object_kind their body carries.
+HANDLED_EVENTS: dict[str, str] = {**EVENT_HEADERS, "Confidential Note Hook": "note"}
+# GitLab's other project hook events: answered "ignored", counted under their own type.
+OTHER_EVENTS: dict[str, str] = {
+    "Issue Hook": "issue",
+    "Confidential Issue Hook": "issue",
+    "Wiki Page Hook": "wiki_page",
+    "Deployment Hook": "deployment",
+    "Release Hook": "release",
+    "Feature Flag Hook": "feature_flag",
+    "Emoji Hook": "emoji",
+    "Member Hook": "member",
+}
 # The EventType dimension takes only GitLab's own kinds: anyone can POST here, and each new
 # value an unauthenticated caller made up would be one more CloudWatch metric to pay for.
-KNOWN_KINDS = HANDLED_KINDS | frozenset(
-    {"issue", "wiki_page", "deployment", "release", "feature_flag", "emoji", "member"}
-)
 UNKNOWN_KIND = "unknown"
 
 
@@ -65,15 +90,17 @@ class Reply(Exception):
 class Delivery:
     headers: dict[str, str]
     body: bytes
-    payload: dict[str, Any]
+    text: str
+    event_name: str
 
     @property
-    def kind(self) -> Any:
-        return self.payload.get("object_kind")
+    def kind(self) -> str:
+        """The object_kind the X-Gitlab-Event header promises."""
+        return HANDLED_EVENTS[self.event_name]
 
-    @property
-    def event_name(self) -> str:
-        return self.headers.get("x-gitlab-event", "")
+
+def _headers(event: dict[str, Any]) -> dict[str, str]:
+    return {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
 
 
 def _raw_body(event: dict[str, Any]) -> bytes:
@@ -86,83 +113,107 @@ def _raw_body(event: dict[str, Any]) -> bytes:
         raise Reply(400, message="the body is not valid base64") from None
 
 
-def read_delivery(event: dict[str, Any]) -> Delivery:
+def read_delivery(event: dict[str, Any], headers: dict[str, str]) -> Delivery:
+    """What can be known of a delivery without trusting it: nothing here reads the body
+    beyond its size and encoding."""
     method = event.get("requestContext", {}).get("http", {}).get("method", "POST")
     if method != "POST":
         raise Reply(405, message="GitLab webhooks are POSTed")
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise Reply(400, message="the content-type must be application/json, as GitLab sends")
     body = _raw_body(event)
     if len(body) > MAX_BODY_BYTES:
         raise Reply(413, message=f"the body is larger than {MAX_BODY_BYTES} bytes")
+    event_name = headers.get("x-gitlab-event", "").strip()
+    if not event_name:
+        raise Reply(400, message="X-Gitlab-Event is missing")
+    if event_name not in HANDLED_EVENTS:
+        raise Reply(200, status="ignored", reason=f"{event_name[:80]} events are not used")
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
         raise Reply(400, message="the body is not JSON") from None
-    if not isinstance(payload, dict):
-        raise Reply(400, message="the body is not a JSON object")
-    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
-    return Delivery(headers=headers, body=body, payload=payload)
+    return Delivery(headers=headers, body=body, text=text, event_name=event_name)
 
 
-def _project_id(delivery: Delivery) -> int:
-    project = delivery.payload.get("project")
-    if isinstance(project, dict):
-        candidate = project.get("id")
-    else:
-        candidate = delivery.payload.get("project_id")
-    if isinstance(candidate, int) and candidate > 0:
-        return candidate
-    if delivery.kind in HANDLED_KINDS:
-        raise Reply(400, message=f"a {delivery.kind} event without a project id")
-    raise Reply(200, status="ignored", reason="not a project event Merge Assist handles")
+@dataclass(frozen=True)
+class Refusal:
+    logged: str
+    message: str
 
 
-def authenticate(delivery: Delivery) -> ProjectConfig:
-    """The connected project the delivery is for, if it proves it comes from its hook."""
-    project_id = _project_id(delivery)
+WRONG_TOKEN = Refusal("refused: wrong or missing token", "wrong or missing X-Gitlab-Token")
+BAD_SIGNATURE = Refusal("refused: bad signature", "missing or invalid webhook-signature")
+
+
+def _verdict(delivery: Delivery, secret: WebhookSecret, now: datetime) -> TokenMatch | Refusal:
+    match = accepted_token(delivery.headers.get("x-gitlab-token"), secret, now)
+    if match is None:
+        return WRONG_TOKEN
+    signing_token = secret.signing_token
+    if signing_token and not signature_valid(delivery.headers, delivery.body, signing_token, now):
+        return BAD_SIGNATURE
+    return match
+
+
+def authenticate(delivery: Delivery, project_id: int) -> ProjectConfig:
+    """``project_id``'s config, if the delivery proves it comes from that project's hook.
+
+    An unknown project (404) and a wrong token (401) stay distinct: the hook's maintainers
+    read the answer in GitLab's "Recent events" and must know whether to connect the project
+    or fix its token, and a connected project's id tells a stranger nothing they can use."""
+    names = get_settings().names
     try:
         config = project_config(project_id)
-        secret = read_webhook_secret(get_settings().names, project_id)
+        verdict = _verdict(delivery, read_webhook_secret(names, project_id), utc_now())
+        if isinstance(verdict, Refusal):
+            # The secret may have been rotated since this container cached it.
+            fresh = read_webhook_secret(names, project_id, refresh=True)
+            verdict = _verdict(delivery, fresh, utc_now())
     except NotFoundError:
         raise Reply(404, message=f"project {project_id} is not connected to Merge Assist") from None
-    if not token_matches(delivery.headers.get("x-gitlab-token"), secret.secret_token):
-        logger.warning("refused: wrong or missing token", project_id=project_id)
-        raise Reply(401, message="wrong or missing X-Gitlab-Token")
-    signing_token = secret.signing_token
-    if signing_token and not signature_valid(
-        delivery.headers, delivery.body, signing_token, utc_now()
-    ):
-        logger.warning("refused: bad signature", project_id=project_id)
-        raise Reply(401, message="missing or invalid webhook-signature")
+    if isinstance(verdict, Refusal):
+        logger.warning(verdict.logged, project_id=project_id)
+        raise Reply(401, message=verdict.message)
+    if verdict is TokenMatch.PREVIOUS:
+        logger.info("accepted with the token a rotation replaced", project_id=project_id)
     return config
 
 
-def parse(delivery: Delivery) -> GitLabHook:
-    kind, event_name = delivery.kind, delivery.event_name
-    if kind not in HANDLED_KINDS:
-        raise Reply(200, status="ignored", reason=f"{event_name or kind} events are not used")
-    if event_name and EVENT_HEADERS.get(event_name) not in (None, kind):
-        raise Reply(400, message=f"X-Gitlab-Event {event_name!r} does not match {kind!r}")
+def _project_id(payload: dict[str, Any], delivery: Delivery) -> int:
+    project = payload.get("project")
+    candidate = project.get("id") if isinstance(project, dict) else payload.get("project_id")
+    if isinstance(candidate, int) and not isinstance(candidate, bool) and candidate > 0:
+        return candidate
+    raise Reply(400, message=f"a {delivery.kind} event without a project id")
+
+
+def parse(delivery: Delivery, payload: dict[str, Any]) -> GitLabHook:
+    kind = payload.get("object_kind")
+    if kind != delivery.kind:
+        raise Reply(
+            400, message=f"X-Gitlab-Event {delivery.event_name!r} does not match {str(kind)[:80]!r}"
+        )
     try:
-        return parse_hook(delivery.payload)
+        return parse_hook(payload)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"][1:])
         raise Reply(400, message=f"unreadable {kind} event: {where}: {first['msg']}") from None
 
 
-def event_type(delivery: Delivery) -> str:
-    kind = delivery.kind
-    return kind if isinstance(kind, str) and kind in KNOWN_KINDS else UNKNOWN_KIND
+def event_type(event_name: str) -> str:
+    return HANDLED_EVENTS.get(event_name) or OTHER_EVENTS.get(event_name) or UNKNOWN_KIND
 
 
 def receive(event: dict[str, Any]) -> Answer:
     """The status and JSON document GitLab gets for one delivery, counted by outcome."""
-    kind = UNKNOWN_KIND
+    headers = _headers(event)
+    kind = event_type(headers.get("x-gitlab-event", "").strip())
     refused = False
     try:
-        delivery = read_delivery(event)
-        kind = event_type(delivery)
-        status, document = _answer(delivery)
+        status, document = _answer(event, headers)
     except Reply as reply:
         status, document = reply.answer
         refused = 400 <= status < 500
@@ -174,27 +225,47 @@ def receive(event: dict[str, Any]) -> Answer:
     return status, document
 
 
-def _answer(delivery: Delivery) -> Answer:
-    config = authenticate(delivery)
-    hook = parse(delivery)
-    decision = decide(hook, config, idempotency_key(delivery.headers, delivery.body))
+def _answer(event: dict[str, Any], headers: dict[str, str]) -> Answer:
+    delivery = read_delivery(event, headers)
+    hinted = project_id_hint(delivery.text)
+    if hinted is None:
+        raise Reply(400, message=f"a {delivery.kind} event without a project id")
+    config = authenticate(delivery, hinted)
+    try:
+        payload = load_json_object(delivery.text)
+    except UnreadableBody as error:
+        raise Reply(400, message=str(error)) from None
+    project_id = _project_id(payload, delivery)
+    if project_id != config.project_id:
+        # The scan found another project's id first: the body must prove this one too.
+        config = authenticate(delivery, project_id)
+    hook = parse(delivery, payload)
+    key = idempotency_key(delivery.headers, delivery.body, config.project_id)
+    decision = decide(hook, config, key)
     if not isinstance(decision, Enqueue):
         return 200, {"status": "ignored", "reason": decision.reason}
     try:
-        result: QueueResult = enqueue_once(decision.event)
+        result: QueueResult = enqueue_once(decision.event, body_digest(delivery.body))
     except IdempotencyAlreadyInProgressError:
         # The same delivery is being queued right now; it holds the event, this copy must not.
         # Not a refusal: the delivery was good, and GitLab's retry of it is answered 202.
         return 409, {"message": "this delivery is already being processed"}
+    if result.conflicting:
+        meter.record(Metric.IDEMPOTENCY_KEY_CONFLICTS)
+        logger.warning(
+            "Idempotency-Key reused with another body; queued under its own key",
+            project_id=config.project_id,
+            idempotency_key=key,
+        )
     logger.info(
         "queued",
         project_id=config.project_id,
         kind=decision.event.kind,
         merge_request=decision.event.mr_iid,
-        idempotency_key=decision.event.idempotency_key,
+        idempotency_key=result.key,
         duplicate=result.duplicate,
     )
-    return 202, {"status": "queued", "idempotency_key": decision.event.idempotency_key}
+    return 202, {"status": "queued", "idempotency_key": result.key}
 
 
 @metrics.log_metrics

@@ -2,7 +2,9 @@
 
 SQS FIFO drops a repeated deduplication id for five minutes only; GitLab's "Resend" can
 come days later, so Powertools idempotency keeps a record per key in the table for
-``IDEMPOTENCY_DAYS``.
+``IDEMPOTENCY_DAYS``. The record holds a hash of the body too: a key that comes back with
+another body is not a redelivery (GitLab resends what it sent), so that body is queued
+under a key of its own instead of being dropped.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from merge_assist.adapters.aws import register_cache
 from merge_assist.adapters.project_queues import send_event
 from merge_assist.events import QueueEvent
+from merge_assist.intake import variant_key
 from merge_assist.resources import TABLE
 from merge_assist.settings import get_settings
 
@@ -31,12 +35,16 @@ IDEMPOTENCY_DAYS = 7
 class QueueResult:
     message_id: str
     duplicate: bool
+    # The key had been used with another body; this one went on the queue as ``key``.
+    conflicting: bool = False
+    key: str = ""
 
 
 @lru_cache(maxsize=1)
 def _idempotency_config() -> IdempotencyConfig:
     return IdempotencyConfig(
-        event_key_jmespath="idempotency_key",
+        event_key_jmespath="key",
+        payload_validation_jmespath="body_sha256",
         expires_after_seconds=IDEMPOTENCY_DAYS * 24 * 3600,
         raise_on_no_idempotency_key=True,
     )
@@ -61,22 +69,45 @@ def _enqueue_function() -> Any:
     config = _idempotency_config()
 
     @idempotent_function(  # type: ignore[untyped-decorator]  # Powertools leaves it untyped
-        data_keyword_argument="event", persistence_store=persistence, config=config
+        data_keyword_argument="delivery", persistence_store=persistence, config=config
     )
-    def enqueue(*, event: dict[str, Any], sent: list[bool]) -> dict[str, str]:
+    def enqueue(*, delivery: dict[str, Any], sent: list[bool]) -> dict[str, str]:
         sent.append(True)
-        message_id = send_event(settings.names, QueueEvent.model_validate(event))
+        message_id = send_event(settings.names, QueueEvent.model_validate(delivery["event"]))
         return {"message_id": message_id}
 
     return enqueue
 
 
-def enqueue_once(event: QueueEvent) -> QueueResult:
+def _enqueue(event: QueueEvent, body_sha256: str) -> QueueResult:
+    sent: list[bool] = []
+    delivery = {
+        "key": event.idempotency_key,
+        "body_sha256": body_sha256,
+        "event": event.model_dump(mode="json"),
+    }
+    result = _enqueue_function()(delivery=delivery, sent=sent)
+    return QueueResult(
+        message_id=result["message_id"], duplicate=not sent, key=event.idempotency_key
+    )
+
+
+def enqueue_once(event: QueueEvent, body_sha256: str) -> QueueResult:
     """Raises Powertools' ``IdempotencyAlreadyInProgressError`` while the same key is being
     queued by a concurrent delivery."""
-    sent: list[bool] = []
-    result = _enqueue_function()(event=event.model_dump(mode="json"), sent=sent)
-    return QueueResult(message_id=result["message_id"], duplicate=not sent)
+    try:
+        return _enqueue(event, body_sha256)
+    except IdempotencyValidationError:
+        variant = event.model_copy(
+            update={"idempotency_key": variant_key(event.idempotency_key, body_sha256)}
+        )
+        result = _enqueue(variant, body_sha256)
+        return QueueResult(
+            message_id=result.message_id,
+            duplicate=result.duplicate,
+            conflicting=True,
+            key=result.key,
+        )
 
 
 def clear_enqueue_cache() -> None:

@@ -1,4 +1,4 @@
-"""``merge-assist project add|list|remove|config``: connecting GitLab projects.
+"""``merge-assist project add|list|remove|config|rotate-secret``: connecting GitLab projects.
 
 Against the cloud the commands use the caller's AWS credentials, the deployment prefix and
 the stack's outputs; with ``--local DATA`` they talk to the local stack described in
@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from merge_assist.intake import ROTATION_GRACE
 from merge_assist.models import Landing, ProjectConfig, Strategy
 from merge_assist.resources import DEFAULT_PREFIX, ResourceNames
+
+MIN_GRACE_MINUTES = 10
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
             [config.model_dump(mode="json") for config in projects],
             "\n".join(_config_text(config) for config in projects) or "No projects connected.",
         )
+    elif args.action == "rotate-secret":
+        _rotate_secret(args, context, infrastructure, gitlab)
     elif args.action == "remove":
         project = gitlab.find_project(_project_ref(args.project))
         disconnect_project(
@@ -167,6 +172,51 @@ def run(args: argparse.Namespace) -> int:
             _start_queues(context, store, project.id)
         _emit(args, config.model_dump(mode="json"), _config_text(config))
     return 0
+
+
+def _rotate_secret(
+    args: argparse.Namespace, context: AdminContext, infrastructure: Any, gitlab: Any
+) -> None:
+    from datetime import timedelta
+
+    from merge_assist.models import utc_now
+    from merge_assist.onboarding import rotate_webhook_secret
+
+    project = gitlab.find_project(_project_ref(args.project))
+    rotated = rotate_webhook_secret(
+        infrastructure,
+        gitlab,
+        project.id,
+        webhook_url=context.webhook_url,
+        now=utc_now(),
+        grace=timedelta(minutes=args.grace_minutes),
+        restart=args.restart,
+    )
+    until = rotated.previous_valid_until.isoformat(timespec="seconds")
+    done = (
+        "Finished the rotation begun earlier" if rotated.resumed else "Rotated the webhook secret"
+    )
+    _emit(
+        args,
+        {
+            "project_id": project.id,
+            "path": project.path_with_namespace,
+            "hook_id": rotated.hook_id,
+            "secret_token": rotated.secret_token,
+            "previous_valid_until": until,
+            "resumed": rotated.resumed,
+        },
+        f"{done} of {project.path_with_namespace} (id {project.id}): GitLab hook "
+        f"{rotated.hook_id} sends the new token; the previous one is accepted until {until}.",
+    )
+
+
+def _grace_minutes(value: str) -> int:
+    minutes = int(value)
+    # The receivers cache a secret for five minutes; a shorter grace would refuse GitLab.
+    if minutes < MIN_GRACE_MINUTES:
+        raise argparse.ArgumentTypeError(f"at least {MIN_GRACE_MINUTES} minutes")
+    return minutes
 
 
 def _start_queues(context: AdminContext, store: Any, project_id: int) -> None:
@@ -205,6 +255,7 @@ def add_parser(commands: Any) -> None:
         ("list", "the connected projects"),
         ("remove", "disconnect a project and remove what connecting it created"),
         ("config", "show or change a project's queue settings"),
+        ("rotate-secret", "give the project's hook a new secret token, without downtime"),
     ):
         parser = actions.add_parser(action, help=help_text)
         if action != "list":
@@ -223,6 +274,19 @@ def add_parser(commands: Any) -> None:
             parser.add_argument("--landing", choices=[landing.value for landing in Landing])
             parser.add_argument("--ci-timeout", type=int, help="minutes")
             parser.add_argument("--trigger-label", help="queue MRs carrying this label too")
+        if action == "rotate-secret":
+            parser.add_argument(
+                "--grace-minutes",
+                type=_grace_minutes,
+                default=int(ROTATION_GRACE.total_seconds() // 60),
+                help="how long the previous token is still accepted (default %(default)s)",
+            )
+            parser.add_argument(
+                "--restart",
+                action="store_true",
+                help="begin a new rotation even while the last one's grace period runs "
+                "(the token before the current one is no longer accepted)",
+            )
         if action == "config":
             pause = parser.add_mutually_exclusive_group()
             pause.add_argument("--pause", dest="pause", action="store_true", default=None)

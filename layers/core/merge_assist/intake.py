@@ -1,14 +1,18 @@
-"""What the webhook receiver decides about a delivery, free of AWS: who may send it, which
-key makes it idempotent, and what (if anything) goes on the project's queue."""
+"""What the webhook receiver decides about a delivery, free of AWS: who may send it, how
+far its body is read before that is known, which key makes it idempotent, and what (if
+anything) goes on the project's queue."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from merge_assist.events import (
@@ -31,10 +35,16 @@ from merge_assist.gitlab_events import (
     PipelineHook,
     PushHook,
 )
-from merge_assist.models import ProjectConfig
+from merge_assist.models import ProjectConfig, WebhookSecret
 
 # Standard Webhooks (which GitLab's signing tokens follow) allow this much clock skew.
 SIGNATURE_TOLERANCE_SECONDS = 300
+# How long a rotated-out token is still accepted: far longer than any receiver caches the
+# secret, so no container refuses GitLab while it moves to the new one.
+ROTATION_GRACE = timedelta(hours=1)
+# GitLab's payloads nest six or seven levels deep; Python's JSON decoder recurses once per
+# level and gives up near a thousand.
+MAX_JSON_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -47,10 +57,32 @@ class Ignore:
     reason: str
 
 
+class TokenMatch(StrEnum):
+    CURRENT = "current"
+    PREVIOUS = "previous"
+
+
+class UnreadableBody(ValueError):
+    """The body is not a JSON object the receiver will read; the message says why."""
+
+
 def token_matches(presented: str | None, expected: str) -> bool:
     if not presented or not expected:
         return False
     return hmac.compare_digest(presented.encode(), expected.encode())
+
+
+def accepted_token(
+    presented: str | None, secret: WebhookSecret, now: datetime
+) -> TokenMatch | None:
+    """Which of the project's tokens ``presented`` is, if it is acceptable at ``now``: the
+    current one always, the one a rotation replaced only until its grace period ends."""
+    if token_matches(presented, secret.secret_token):
+        return TokenMatch.CURRENT
+    previous = secret.previous_secret_token
+    if previous and secret.previous_accepted(now) and token_matches(presented, previous):
+        return TokenMatch.PREVIOUS
+    return None
 
 
 def signature_valid(
@@ -84,17 +116,92 @@ def signature_valid(
     return False
 
 
-def idempotency_key(headers: Mapping[str, str], body: bytes) -> str:
+def idempotency_key(headers: Mapping[str, str], body: bytes, project_id: int) -> str:
     """GitLab 17.4+ sends ``Idempotency-Key`` and keeps it on "Resend"; older versions only
     have the per-event ``X-Gitlab-Event-UUID``, so the key is derived from it, the event name
-    and the body."""
+    and the body. Either way the key is the project's: a key is only GitLab's promise about
+    one hook's deliveries, and one project's sender must not silence another's.
+
+    ``X-Gitlab-Webhook-UUID`` is not part of it: GitLab draws a fresh one for every request,
+    "Resend" included, so it would make every redelivery look new."""
     key = headers.get("idempotency-key", "").strip()
     if key:
-        return fifo_token(key)
+        return fifo_token(f"{project_id}:{key}")
     material = "\n".join(
-        (headers.get("x-gitlab-event-uuid", ""), headers.get("x-gitlab-event", ""))
+        (str(project_id), headers.get("x-gitlab-event-uuid", ""), headers.get("x-gitlab-event", ""))
     ).encode()
     return "derived:" + hashlib.sha256(material + b"\n" + body).hexdigest()
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def variant_key(key: str, digest: str) -> str:
+    """The key for a body that came with an already used key: its own, so it is queued and
+    deduplicated like any delivery without replacing the first one's record."""
+    return fifo_token(f"{key}~{digest[:16]}")
+
+
+# The top-level project of every project hook payload: ``project_id``, or the ``project``
+# object, which GitLab always starts with its id. Inside JSON strings quotes are escaped, so
+# text in a description or a note cannot look like either.
+_PROJECT_ID = re.compile(
+    r'"project_id"\s*:\s*(\d{1,18})(?!\d)|"project"\s*:\s*\{\s*"id"\s*:\s*(\d{1,18})(?!\d)'
+)
+# Escapes first, so every quote left delimits a string; then the strings; then all but the
+# brackets, which are made one kind (only their depth matters here).
+_ESCAPE = re.compile(r"\\.", re.DOTALL)
+_JSON_STRING = re.compile(r'"[^"]*"')
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_ONE_KIND = str.maketrans("{}", "[]")
+
+
+def project_id_hint(text: str) -> int | None:
+    """The project a body names, found without parsing it, so a delivery is authenticated
+    before the receiver spends more than a linear scan on it. Only a hint: the parsed body
+    decides, and is authenticated again if it names another project."""
+    found = _PROJECT_ID.search(text)
+    if found is None:
+        return None
+    project_id = int(found.group(1) or found.group(2))
+    return project_id if project_id > 0 else None
+
+
+def _within_depth(text: str, max_depth: int) -> bool | None:
+    """Whether the brackets outside strings nest at most ``max_depth`` deep; ``None`` when
+    they plainly do not pair up. Each pass removes the innermost pairs, so it takes at most
+    ``max_depth`` linear passes, none of them in Python's own loop. Pairs of mismatched kinds
+    pass here and fail in the decoder, at no greater depth."""
+    if text.count("[") + text.count("{") <= max_depth:
+        return True  # not enough brackets to go deeper: most of GitLab's payloads
+    brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", _ESCAPE.sub("", text)))
+    brackets = brackets.translate(_ONE_KIND)
+    for _ in range(max_depth):
+        if not brackets:
+            return True
+        reduced = brackets.replace("[]", "")
+        if len(reduced) == len(brackets):
+            return None
+        brackets = reduced
+    return not brackets
+
+
+def load_json_object(text: str, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
+    """``text`` as a JSON object, checked to nest at most ``max_depth`` deep before it is
+    decoded; ``UnreadableBody`` for anything else."""
+    within = _within_depth(text, max_depth)
+    if within is False:
+        raise UnreadableBody(f"the body nests deeper than {max_depth} levels")
+    if within is None:  # brackets that do not pair up are never JSON
+        raise UnreadableBody("the body is not JSON")
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        raise UnreadableBody("the body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise UnreadableBody("the body is not a JSON object")
+    return payload
 
 
 def _snapshot(

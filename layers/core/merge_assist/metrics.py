@@ -24,6 +24,9 @@ class Metric(StrEnum):
     EVENTS_IGNORED = "EventsIgnored"
     # Answered 4xx: bad token or signature, unknown project, unreadable body.
     EVENTS_REFUSED = "EventsRefused"
+    # Queued although its Idempotency-Key had come with another body before: GitLab never
+    # does that, so a sender reuses keys (or something rewrites bodies on the way).
+    IDEMPOTENCY_KEY_CONFLICTS = "IdempotencyKeyConflicts"
     # The dispatcher: an event that kept failing, parked in its project's dead-letter queue
     # so its FIFO group goes on (merge_assist.redelivery).
     EVENTS_PARKED = "EventsParked"
@@ -65,6 +68,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec(Metric.EVENTS_RECEIVED, Unit.COUNT, ("EventType",)),
     MetricSpec(Metric.EVENTS_IGNORED, Unit.COUNT),
     MetricSpec(Metric.EVENTS_REFUSED, Unit.COUNT),
+    MetricSpec(Metric.IDEMPOTENCY_KEY_CONFLICTS, Unit.COUNT),
     MetricSpec(Metric.EVENTS_PARKED, Unit.COUNT),
     MetricSpec(Metric.MERGE_REQUESTS_QUEUED, Unit.COUNT),
     MetricSpec(Metric.MERGE_REQUESTS_MERGED, Unit.COUNT),

@@ -3,7 +3,7 @@ queue, and a batch. These are what the store persists and what the API shows."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
@@ -84,10 +84,30 @@ class QueueLabels(BaseModel):
 
 
 class WebhookSecret(BaseModel):
-    """What GitLab's hook for a project is configured with."""
+    """What GitLab's hook for a project is configured with. After a rotation the token it
+    replaced stays acceptable until ``previous_valid_until``: receivers that cached the old
+    secret, and deliveries GitLab sent before its hook was updated, are not refused."""
 
     secret_token: str = Field(min_length=16)
     signing_token: str | None = None
+    previous_secret_token: str | None = None
+    previous_valid_until: datetime | None = None
+
+    def previous_accepted(self, now: datetime) -> bool:
+        return bool(
+            self.previous_secret_token
+            and self.previous_valid_until is not None
+            and now < self.previous_valid_until
+        )
+
+    def rotated(self, new_token: str, *, now: datetime, grace: timedelta) -> WebhookSecret:
+        """``new_token`` becomes the token; the current one is accepted for ``grace`` more."""
+        return WebhookSecret(
+            secret_token=new_token,
+            signing_token=self.signing_token,
+            previous_secret_token=self.secret_token,
+            previous_valid_until=now + grace,
+        )
 
     def __repr__(self) -> str:  # never print a token by accident
         return "WebhookSecret(***)"

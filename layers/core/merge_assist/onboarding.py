@@ -7,12 +7,15 @@ and removed first."""
 from __future__ import annotations
 
 import contextlib
+import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from merge_assist.errors import NotFoundError
+from merge_assist.intake import ROTATION_GRACE
 from merge_assist.models import ProjectConfig, ProjectRef
-from merge_assist.ports import GitLabGateway, ProjectInfrastructure, Store
+from merge_assist.ports import GitLabGateway, ProjectInfrastructure, Store, WebhookSecrets
 
 
 @dataclass(frozen=True)
@@ -89,3 +92,49 @@ def update_project(store: Store, project_id: int, changes: dict[str, Any]) -> Pr
     current = store.get_project(project_id)
     updated = ProjectConfig.model_validate({**current.model_dump(), **changes})
     return store.save_project(updated)
+
+
+@dataclass(frozen=True)
+class Rotated:
+    secret_token: str
+    previous_valid_until: datetime
+    hook_id: int
+    # A rotation still in its grace period was finished rather than another one begun.
+    resumed: bool
+
+    def __repr__(self) -> str:
+        return f"Rotated(hook_id={self.hook_id}, resumed={self.resumed})"
+
+
+def rotate_webhook_secret(
+    stored: WebhookSecrets,
+    gitlab: GitLabGateway,
+    project_id: int,
+    *,
+    webhook_url: str,
+    now: datetime,
+    grace: timedelta = ROTATION_GRACE,
+    restart: bool = False,
+) -> Rotated:
+    """A new token for the project's hook without a refused delivery: it is stored first,
+    with the old one still accepted for ``grace``, and only then set on GitLab's hook, so
+    whichever token GitLab sends is accepted throughout.
+
+    Run again while that grace period lasts, it sets the same new token on the hook again
+    (finishing a rotation that failed at GitLab) rather than forgetting the old token GitLab
+    may still be sending; ``restart`` begins another rotation regardless."""
+    current = stored.read_webhook_secret(project_id)
+    until = current.previous_valid_until
+    if restart or until is None or not current.previous_accepted(now):
+        secret = current.rotated(secrets.token_urlsafe(32), now=now, grace=grace)
+        stored.write_webhook_secret(project_id, secret)
+        until, resumed = now + grace, False
+    else:
+        secret, resumed = current, True
+    hook_id = gitlab.ensure_hook(project_id, webhook_url, secret.secret_token)
+    return Rotated(
+        secret_token=secret.secret_token,
+        previous_valid_until=until,
+        hook_id=hook_id,
+        resumed=resumed,
+    )

@@ -276,6 +276,18 @@ class ProjectInfrastructure(Protocol):
         ...
 
 
+class WebhookSecrets(Protocol):
+    """Each connected project's stored webhook secret, as rotating it reads and writes it."""
+
+    def read_webhook_secret(self, project_id: int) -> WebhookSecret:
+        """``NotFoundError`` if the project has none (it is not connected)."""
+        ...
+
+    def write_webhook_secret(self, project_id: int, secret: WebhookSecret) -> None:
+        """Replaces the stored secret; ``NotFoundError`` if there is none."""
+        ...
+
+
 class Repository(Protocol):
     """A project's git repository, worked on locally and pushed back
     (``merge_assist.adapters.git_engine`` does it with dulwich). Push failures raise

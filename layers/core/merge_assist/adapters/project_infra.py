@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.exceptions import ClientError
 
+from merge_assist.errors import NotFoundError
 from merge_assist.models import WebhookSecret
 from merge_assist.resources import (
     PROJECT_DEAD_LETTERS_ALARM,
@@ -82,6 +83,25 @@ class AwsProjectInfrastructure:
     def _read_secret(self, name: str) -> WebhookSecret:
         value = self._secrets.get_secret_value(SecretId=name)["SecretString"]
         return WebhookSecret.model_validate(json.loads(value))
+
+    def read_webhook_secret(self, project_id: int) -> WebhookSecret:
+        try:
+            return self._read_secret(self._names.webhook_secret(project_id))
+        except ClientError as error:
+            if _code(error) == "ResourceNotFoundException":
+                raise NotFoundError(f"project {project_id} has no webhook secret") from error
+            raise
+
+    def write_webhook_secret(self, project_id: int, secret: WebhookSecret) -> None:
+        try:
+            self._secrets.put_secret_value(
+                SecretId=self._names.webhook_secret(project_id),
+                SecretString=secret.model_dump_json(exclude_none=True),
+            )
+        except ClientError as error:
+            if _code(error) == "ResourceNotFoundException":
+                raise NotFoundError(f"project {project_id} has no webhook secret") from error
+            raise
 
     def ensure_queues(self, project_id: int) -> str:
         dlq_url = self._ensure_queue(
