@@ -61,6 +61,12 @@ GITLAB_ERROR_RATE_PERCENT = 10
 GITLAB_MINIMUM_CALLS = 10
 GITLAB_ERROR_PERIODS = 3
 GITLAB_ERROR_DATAPOINTS = 2
+# GitLab refusing the bot's credentials (401/403) in two of three periods. A rotation shows
+# as a few refusals in one period (each function re-reads the secret once); a revoked or
+# expired token as refusals in every period the bot calls GitLab, the watcher's included.
+GITLAB_AUTH_FAILURES_THRESHOLD = 1
+GITLAB_AUTH_FAILURE_PERIODS = 3
+GITLAB_AUTH_FAILURE_DATAPOINTS = 2
 # A branch lock held longer than the project's CI timeout allows, in any watcher run.
 OVERDUE_BATCHES_THRESHOLD = 1
 # The watcher runs every WATCHER_SCHEDULE_MINUTES; none in this window means the schedule or
@@ -179,6 +185,15 @@ def alarm_specs(
             evaluation_periods=GITLAB_ERROR_PERIODS,
             datapoints_to_alarm=GITLAB_ERROR_DATAPOINTS,
             custom_metrics=(Metric.GITLAB_API_ERRORS, Metric.GITLAB_API_CALLS),
+        ),
+        AlarmSpec(
+            slug="gitlab-auth-failures",
+            summary="The bot cannot authenticate to GitLab: its token is refused (401/403).",
+            metric=custom_metric(Metric.GITLAB_AUTH_FAILURES),
+            threshold=GITLAB_AUTH_FAILURES_THRESHOLD,
+            evaluation_periods=GITLAB_AUTH_FAILURE_PERIODS,
+            datapoints_to_alarm=GITLAB_AUTH_FAILURE_DATAPOINTS,
+            custom_metrics=(Metric.GITLAB_AUTH_FAILURES,),
         ),
         AlarmSpec(
             slug="overdue-batches",
@@ -370,6 +385,7 @@ def create_dashboard(
                 custom_metric(Metric.GITLAB_API_CALLS),
                 custom_metric(Metric.GITLAB_API_ERRORS),
                 custom_metric(Metric.GITLAB_API_RETRIES),
+                custom_metric(Metric.GITLAB_AUTH_FAILURES),
             ],
         ),
         _graph(

@@ -9,6 +9,7 @@ from types import MappingProxyType
 
 from aws_cdk import (
     AssetHashType,
+    Aws,
     BundlingOptions,
     Duration,
     RemovalPolicy,
@@ -17,6 +18,7 @@ from aws_cdk import (
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra import REPO_ROOT
@@ -36,6 +38,7 @@ from infra.constructs.state_machine_arns import (
 from infra.constructs.storage import Storage
 from infra.nag import acknowledge, arn_finding
 from merge_assist.resources import (
+    BOT_TOKEN_ROTATION_DAYS,
     FUNCTIONS,
     MERGE_WORKFLOW,
     PYTHON_RUNTIME,
@@ -89,6 +92,9 @@ RESUME_ACTIONS = ("states:SendTaskSuccess", "states:SendTaskFailure", "states:Se
 START_ACTIONS = ("states:StartExecution",)
 DESCRIBE_EXECUTION_ACTIONS = ("states:DescribeExecution",)
 LIST_EXECUTIONS_ACTIONS = ("states:ListExecutions",)
+# Writing the new token to the pending version and moving AWSCURRENT to it; reading is the
+# bot_token grant's.
+ROTATE_SECRET_ACTIONS = ("secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage")
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,9 @@ class Access:
     # Connects and disconnects projects: the onboarding policy the CLI's users get
     # (infra/constructs/ingest.py), attached in infra/stack.py.
     onboard_projects: bool = False
+    # Secrets Manager's rotation function for the bot token secret: writes its versions, is
+    # invoked by Secrets Manager, and is scheduled on the secret the stack creates.
+    rotate_bot_token: bool = False
 
 
 # resources.FunctionSpec says what a function runs, not what it may touch, so least privilege is
@@ -179,6 +188,8 @@ FUNCTION_ACCESS: Mapping[str, Access] = MappingProxyType(
         # Posts alarms to chat: reads only the chat webhook secret, which exists only when a
         # webhook is configured and grants the function itself (infra.constructs.ops).
         "notify": Access(table=TableAccess.NONE),
+        # Rotates the bot's token in GitLab with the token itself, and in the secret.
+        "rotate-bot-token": Access(table=TableAccess.NONE, bot_token=True, rotate_bot_token=True),
     }
 )
 
@@ -334,6 +345,8 @@ class Functions(Construct):
             )
         if access.bot_token:
             self._storage.bot_token.grant_read(function)
+        if access.rotate_bot_token:
+            self._rotate_bot_token_with(function)
         if access.project_secrets:
             function.add_to_role_policy(
                 iam.PolicyStatement(
@@ -405,3 +418,33 @@ class Functions(Construct):
                 "prefix; only the project id after the prefix is left open.",
                 findings=[project_queues_finding(self._names)],
             )
+
+    def _rotate_bot_token_with(self, function: lambda_.Function) -> None:
+        """Grants and the invoke permission go to whichever secret is in use, so an admin
+        who brought a secret of their own can turn its rotation on (docs/runbook.md); the
+        schedule exists only on the secret the stack creates."""
+        secret = self._storage.bot_token
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=list(ROTATE_SECRET_ACTIONS), resources=[secret.secret_arn])
+        )
+        function.add_permission(
+            "SecretsManagerInvoke",
+            principal=iam.ServicePrincipal("secretsmanager.amazonaws.com"),
+            source_arn=secret.secret_arn,
+            source_account=Aws.ACCOUNT_ID,
+        )
+        schedule = secretsmanager.CfnRotationSchedule(
+            self,
+            "BotTokenRotation",
+            secret_id=self._storage.created_bot_token.secret_arn,
+            rotation_lambda_arn=function.function_arn,
+            rotation_rules=secretsmanager.CfnRotationSchedule.RotationRulesProperty(
+                automatically_after_days=BOT_TOKEN_ROTATION_DAYS
+            ),
+            # The secret holds a placeholder until the operator stores the first token: a
+            # rotation at deploy time could only fail.
+            rotate_immediately_on_update=False,
+        )
+        schedule.cfn_options.condition = self._storage.bot_token_created
+        # Secrets Manager checks that it may invoke the function when the schedule is set.
+        schedule.node.add_dependency(function)

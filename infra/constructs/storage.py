@@ -7,7 +7,6 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra.nag import acknowledge
 from merge_assist.resources import TABLE, ResourceNames
 
 
@@ -62,7 +61,9 @@ class Storage(Construct):
             expression=Fn.condition_equals(bot_token_secret_arn, ""),
         )
         # Created with a random placeholder value; the operator stores the bot's GitLab access
-        # token in it after the first deployment. Retained because that value is set by hand.
+        # token in it after the first deployment, and the rotate-bot-token function rotates it
+        # on schedule from then on (infra.constructs.functions). Retained because its first
+        # value is set by hand.
         self.created_bot_token = secretsmanager.Secret(
             self,
             "BotToken",
@@ -73,13 +74,6 @@ class Storage(Construct):
         created = self.created_bot_token.node.default_child
         assert isinstance(created, CfnResource)
         created.cfn_options.condition = self.bot_token_created
-        acknowledge(
-            self.created_bot_token,
-            "AwsSolutions-SMG4",
-            "The value is a GitLab access token: GitLab issues and expires it, so it is "
-            "rotated in GitLab and then stored here; Secrets Manager has no rotation "
-            "function that could create a GitLab token.",
-        )
         # Whichever secret it is, by its complete ARN: grants name that ARN, and Secrets
         # Manager's GetSecretValue takes an ARN as SecretId as well as a name.
         self.bot_token = secretsmanager.Secret.from_secret_complete_arn(

@@ -45,6 +45,7 @@ EXPECTED_SLUGS = frozenset(
         "api-5xx",
         "api-4xx-spike",
         "gitlab-api-errors",
+        "gitlab-auth-failures",
         "overdue-batches",
         "watcher-not-running",
     }
@@ -116,8 +117,8 @@ def test_custom_metric_alarms_read_catalogued_metrics(synthesized: Synthesized) 
             custom += 1
             assert metric["MetricName"] in CATALOGUED, name
             assert metric["Dimensions"] == [{"Name": "service", "Value": SERVICE}], name
-    # GitLab errors and calls, overdue batches, watcher runs.
-    assert custom == 4
+    # GitLab errors, calls and auth failures, overdue batches, watcher runs.
+    assert custom == 5
 
 
 def test_watcher_silence_counts_as_breaching(synthesized: Synthesized) -> None:

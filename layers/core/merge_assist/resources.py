@@ -147,6 +147,13 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         memory_mb=256,
         timeout_seconds=30,
     ),
+    FunctionSpec(
+        key="rotate-bot-token",
+        handler="functions.rotate_bot_token.app.handler",
+        description="Rotates the GitLab bot token in its secret for Secrets Manager",
+        memory_mb=256,
+        timeout_seconds=60,
+    ),
 )
 
 ROUTES: tuple[HttpRoute, ...] = (
