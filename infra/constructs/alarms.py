@@ -306,6 +306,8 @@ def create_dashboard(
                 received,
                 custom_metric(Metric.EVENTS_IGNORED),
                 custom_metric(Metric.EVENTS_REFUSED),
+                custom_metric(Metric.IDEMPOTENCY_KEY_CONFLICTS),
+                custom_metric(Metric.EVENTS_PARKED),
             ],
         ),
         _graph(
