@@ -3,7 +3,8 @@
 A project in the GitLab simulator is connected (config, webhook secret, FIFO queue and DLQ,
 event source mapping, GitLab hook). Six merge requests are opened and assigned to the bot;
 their webhooks travel through the HTTP front, the receiver, the project queue and the
-dispatcher, which queues them. Then the queue runs, on the real state machine and handlers:
+dispatcher, which queues them. Then the queue runs, on the real state machine and handlers,
+one batch taking all six:
 
 - two MRs edit the same lines of the README: the second is rejected when the batch is built;
 - two MRs pass CI alone but fail it together (a semantic conflict the simulator's CI knows):
@@ -97,6 +98,9 @@ class Console:
         self.steps_seen[batch.id] = len(batch.steps)
 
 
+DEMO_BATCH_SIZE = 6
+
+
 def run_demo(stack: LocalStack, timeout_seconds: float = 180) -> None:
     gitlab = stack.gitlab
     if gitlab is None:
@@ -122,8 +126,10 @@ def run_demo(stack: LocalStack, timeout_seconds: float = 180) -> None:
         PythonGitLabGateway(stack.gitlab_url, token),
         "demo/shop",
         webhook_url=f"{stack.url}/webhook/gitlab",
-        # Paused while the MRs are opened, so they gather into one batch.
-        settings={"batch_size": 5, "paused": True},
+        # Paused while the MRs are opened, so they gather into one batch; a batch of all six
+        # tells the same story whatever order their pipelines queued them in (the later of
+        # each pair is the one rejected), so the demo never depends on timing.
+        settings={"batch_size": DEMO_BATCH_SIZE, "paused": True},
     )
     print(f"\nConnected {connected.project.path_with_namespace} (GitLab project {project.id});")
     print(f"  its hook posts to {connected.webhook_url}")
@@ -157,7 +163,7 @@ def run_demo(stack: LocalStack, timeout_seconds: float = 180) -> None:
             return
         time.sleep(0.3)
 
-    print("Starting the queue (batch size 5):", flush=True)
+    print(f"Starting the queue (batch size {DEMO_BATCH_SIZE}):", flush=True)
     store.save_project(store.get_project(project.id).model_copy(update={"paused": False}))
     start_project(
         store,
