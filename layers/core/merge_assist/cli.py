@@ -15,6 +15,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -57,6 +58,16 @@ def _run_bench(args: argparse.Namespace) -> int:
     if not args.verbose:
         # One JSON line per Lambda event would bury the figures.
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    if args.which == "faults":
+        from local import bench_faults
+
+        started = time.monotonic()
+        faults = bench_faults.run(
+            args.mrs, args.seed, progress=lambda line: print(line, flush=True)
+        )
+        print(faults.table())
+        print(f"({time.monotonic() - started:.0f} s)", flush=True)
+        return 0 if faults.passed else 1
     queue = None
     if args.which in ("queue", "all"):
         print(f"Queue benchmark ({args.size}, seed {args.seed}) ...", flush=True)
@@ -213,10 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure Merge Assist and print the figures")
     bench.add_argument(
         "which",
-        choices=["queue", "webhook", "cost", "all"],
+        choices=["queue", "webhook", "cost", "faults", "all"],
         help="queue: Merge Assist against marge-bot on one workload; webhook: the receiver's "
-        "latency; cost: AWS usage of a queue run, priced; all: the three, and the report",
+        "latency; cost: AWS usage of a queue run, priced; faults: the queue draining after "
+        "GitLab's faults (not part of all); all: the first three, and the report",
     )
+    bench.add_argument("--mrs", type=int, default=100, help="faults: how many MRs")
     bench.add_argument("--iterations", type=int, default=200, help="rounds of deliveries")
     bench.add_argument(
         "--size", choices=["small", "large"], default="small", help="queue workload: 16 or 48 MRs"
