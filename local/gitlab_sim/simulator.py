@@ -323,6 +323,39 @@ class GitLabSimulator:
             self.pushes.on_push(proj, user, [(old or gitops.ZERO_SHA, sha, ref)], skip_ci=skip_ci)
             return sha
 
+    def force_push(
+        self,
+        project: ProjectRef,
+        branch: str,
+        files: dict[str, str | None],
+        *,
+        onto: str,
+        message: str = "",
+        author: str = "root",
+    ) -> str:
+        """Rewrites ``branch``: one commit of ``files`` on ``onto`` (a sha the branch need
+        not contain, such as its head's parent for an amended commit) replaces its history,
+        as ``git push --force`` would; protection rules are the pusher's business, not this
+        scenario control's. Runs the push's effects."""
+        store = self.store
+        with store.lock:
+            proj = self.project(project)
+            user = store.user_by_username(author)
+            repo = store.repo(proj.id)
+            old = gitops.branch_sha(repo, branch)
+            if old is None:
+                raise ValueError(f"no branch {branch} to force-push")
+            existing = gitops.tree_paths(repo, onto)
+            tree = gitops.apply_actions(repo, onto, _actions(files, existing))
+            sha = gitops.make_commit(
+                repo, tree, [onto], message or f"Rewrite {branch}", identity(user)
+            )
+            ref = f"refs/heads/{branch}"
+            if not gitops.set_ref(repo, ref, sha, expected_old=old):
+                raise RuntimeError(f"{branch} moved while force-pushing")
+            self.pushes.on_push(proj, user, [(old, sha, ref)])
+            return sha
+
     def create_merge_request(
         self,
         project: ProjectRef,

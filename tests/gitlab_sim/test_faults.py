@@ -428,3 +428,24 @@ def test_crashes_after_side_effects_are_seeded() -> None:
     assert pattern(1) == pattern(1)
     assert pattern(1) != pattern(2)
     assert 15 <= sum(pattern(1)) <= 45
+
+
+def test_a_force_push_rewrites_the_branch_and_says_so_in_its_push_hook(
+    sim: GitLabSimulator, receiver: HookReceiver
+) -> None:
+    project = sim.create_project("app", namespace="g", files={"a.txt": "a\n"})
+    base = sim.branch_sha(project, "main")
+    assert base is not None
+    first = sim.commit_files(project, "main", {"fix.txt": "first try\n"}, skip_ci=True)
+    sim.add_hook(project, receiver.url, events=("push",))
+
+    amended = sim.force_push(project, "main", {"fix.txt": "amended\n"}, onto=base)
+
+    assert sim.branch_sha(project, "main") == amended
+    assert sim.read_file(project, "main", "fix.txt") == b"amended\n"
+    with sim.store.lock:
+        parents = sim.store.repo(project.id)[amended.encode()].parents  # type: ignore[attr-defined]
+    assert [p.decode() for p in parents] == [base]
+    assert sim.wait_idle()
+    [hook] = receiver.events("Push Hook")
+    assert (hook.body["before"], hook.body["after"]) == (first, amended)
