@@ -225,16 +225,18 @@ class MergeRequestService:
     def conflicts(self, project: Project, mr: MergeRequest) -> list[str]:
         repo = self.store.repo(project.id)
         target = gitops.branch_sha(repo, mr.target_branch)
-        if (
-            target is None
-            or gitops.is_ancestor(repo, mr.sha, target)
-            or gitops.is_ancestor(repo, target, mr.sha)
-        ):
+        if target is None:
             return []
+        # A function of the two commits alone: listing a hundred open MRs must not walk
+        # their histories again at every request (each walk holds the store's lock).
         key = (project.id, target, mr.sha)
         if key not in self._conflict_cache:
-            base = gitops.merge_base(repo, target, mr.sha)
-            self._conflict_cache[key] = gitops.merge_trees(repo, base, target, mr.sha).conflicts
+            if gitops.is_ancestor(repo, mr.sha, target) or gitops.is_ancestor(repo, target, mr.sha):
+                self._conflict_cache[key] = []
+            else:
+                base = gitops.merge_base(repo, target, mr.sha)
+                merged = gitops.merge_trees(repo, base, target, mr.sha)
+                self._conflict_cache[key] = merged.conflicts
         return self._conflict_cache[key]
 
     def checks(self, project: Project, mr: MergeRequest) -> MergeChecks:
