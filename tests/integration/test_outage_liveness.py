@@ -233,3 +233,34 @@ def test_an_mr_gitlab_no_longer_has_is_recorded_as_gone_and_leaves_its_batch(
     # A second event about it costs no further GitLab call than the one that says 404.
     again = event.model_copy(update={"idempotency_key": "k-gone-2"})
     assert dispatcher.handle(again).state == store.get_merge_request(PROJECT, 4)
+
+
+def test_a_notice_the_mr_has_moved_on_from_is_dropped_not_told(
+    ctx: WorkflowContext, store: Store, make_mr: MakeMR, gitlab: DownGitLab
+) -> None:
+    _testing_batch(store, make_mr, [1])
+    release(ctx, _failed_run())
+    requeued = store.get_merge_request(PROJECT, 1)
+    store.save_merge_request(requeued.model_copy(update={"status": StatusCategory.MERGED}))
+    gitlab.up = True
+
+    assert notices.deliver_pending(gitlab, store, PROJECT) == notices.Delivered(0, 0)  # type: ignore[arg-type]
+
+    assert gitlab.told == []
+    assert store.list_notices(PROJECT) == []
+
+
+def test_a_notice_is_owed_from_before_gitlab_is_asked_until_it_took_it(
+    store: Store, make_mr: MakeMR
+) -> None:
+    state = store.save_merge_request(make_mr(1))
+    seen: list[list[str]] = []
+
+    class Watching(DownGitLab):
+        def apply_transition(self, project_id: int, iid: int, *args: Any, **kwargs: Any) -> None:
+            seen.append([notice.key for notice in store.list_notices(PROJECT)])
+
+    assert notices.tell(Watching(), store, state, Transition("hello", None, ()))  # type: ignore[arg-type]
+
+    assert seen == [[notices.notice_key(state)]]
+    assert store.list_notices(PROJECT) == []

@@ -410,4 +410,7 @@ class Notice(BaseModel):
     comment: str
     add_label: str | None = None
     remove_labels: list[str] = Field(default_factory=list)
+    # The MR's status when the notice was due: once the MR has moved on, what it says is
+    # stale (a "back in line" after "merged") and it is dropped, not delivered.
+    status: StatusCategory | None = None
     created_at: datetime = Field(default_factory=utc_now)

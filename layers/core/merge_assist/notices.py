@@ -29,6 +29,7 @@ def notice_for(state: MergeRequestState, transition: Transition) -> Notice:
         comment=transition.comment,
         add_label=transition.add_label,
         remove_labels=list(transition.remove_labels),
+        status=state.status,
     )
 
 
@@ -44,15 +45,18 @@ def tell(
     gitlab: GitLabGateway, store: Store, state: MergeRequestState, transition: Transition
 ) -> bool:
     """Tell ``state``'s change now, or keep it for later; True if GitLab took it (or the
-    MR is gone, and there is no one left to tell)."""
+    MR is gone, and there is no one left to tell). The notice is in the outbox before
+    GitLab is asked and leaves it only once GitLab took all of it, so a function that dies
+    between the note and the labels leaves the rest to the watcher."""
     notice = notice_for(state, transition)
+    store.put_notice(notice)
     try:
         gitlab.apply_transition(state.project_id, state.iid, transition, key=notice.key)
     except NotFoundError:
-        return True
+        pass
     except (GitLabRefused, Unavailable):
-        store.put_notice(notice)
         return False
+    store.delete_notice(state.project_id, notice.key)
     return True
 
 
@@ -76,6 +80,16 @@ def tell_all(
     return len(owed)
 
 
+def _stale(store: Store, notice: Notice) -> bool:
+    """The MR moved on since the notice was due (or is gone): telling it now would be
+    telling the author something no longer true."""
+    try:
+        current = store.get_merge_request(notice.project_id, notice.iid)
+    except NotFoundError:
+        return True
+    return notice.status is not None and current.status is not notice.status
+
+
 @dataclass(frozen=True)
 class Delivered:
     delivered: int
@@ -87,8 +101,12 @@ def deliver_pending(gitlab: GitLabGateway, store: Store, project_id: int) -> Del
     may have reached GitLab before (its first try got no answer), so it is looked for by
     its marker first."""
     pending = store.list_notices(project_id)
-    delivered = 0
+    delivered = dropped = 0
     for notice in pending:
+        if _stale(store, notice):
+            store.delete_notice(project_id, notice.key)
+            dropped += 1
+            continue
         try:
             gitlab.apply_transition(
                 project_id, notice.iid, _transition(notice), key=notice.key, may_exist=True
@@ -97,10 +115,10 @@ def deliver_pending(gitlab: GitLabGateway, store: Store, project_id: int) -> Del
             pass
         except (GitLabRefused, Unavailable) as error:
             if transient(error):
-                return Delivered(delivered=delivered, pending=len(pending) - delivered)
+                return Delivered(delivered, len(pending) - delivered - dropped)
             # Refused for this MR alone (e.g. the bot lost access to it): the others may go
             # through; this one stays until it expires.
             continue
         store.delete_notice(project_id, notice.key)
         delivered += 1
-    return Delivered(delivered=delivered, pending=len(pending) - delivered)
+    return Delivered(delivered, len(pending) - delivered - dropped)
