@@ -11,7 +11,7 @@ from merge_assist.recording import update_merge_request
 from tests.conftest import MakeMR
 
 WRITERS = 16
-WRITES_EACH = 5
+WRITES_EACH = 3
 
 
 def test_sixteen_writers_on_one_record_all_get_through(

@@ -18,10 +18,10 @@ from merge_assist.retrying import delay
 # making 10 writes each on one record: 4 of 160 give up (55 did with five attempts and no
 # pause), 32 writers: 71 of 320; in the queue one MR sees two or three writers at most (its
 # FIFO group's dispatcher, a workflow step, the API). ``tests/integration/
-# test_write_contention.py`` holds 16 writers x 5 writes to none giving up.
+# test_write_contention.py`` holds 16 writers x 3 writes to none giving up.
 MAX_ATTEMPTS = 20
 RETRY_BASE_SECONDS = 0.01
-RETRY_CAP_SECONDS = 0.5
+RETRY_CAP_SECONDS = 1.0
 
 
 def pause(attempt: int) -> None:
