@@ -94,6 +94,8 @@ def test_rotate_secret_moves_the_hook_to_a_new_token_without_refusals(stack: Loc
         assignees=[stack.bot_username],
     )
     assert _tracked(project.id, iid)
+    # Every delivery answered (a pipeline's may still be on its way when the MR is tracked).
+    assert gitlab.wait_idle()
     deliveries = [d for d in gitlab.store.deliveries.values() if d.hook_id == hook.id]
     assert deliveries
     assert all(d.status_code is not None and d.status_code < 400 for d in deliveries)
