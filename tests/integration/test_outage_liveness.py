@@ -171,17 +171,6 @@ def test_a_retried_release_changes_nothing_and_owes_nothing_twice(
     assert [(n.key, n.comment) for n in store.list_notices(PROJECT)] == before
 
 
-def test_telling_falls_back_to_the_outbox_after_the_first_failure(
-    store: Store, make_mr: MakeMR, gitlab: DownGitLab
-) -> None:
-    states = [store.save_merge_request(make_mr(iid)) for iid in (1, 2, 3)]
-    owed = [(state, Transition("hello", None, ())) for state in states]
-
-    assert notices.tell_all(gitlab, store, owed) == 0  # type: ignore[arg-type]
-
-    assert [notice.iid for notice in store.list_notices(PROJECT)] == [1, 2, 3]
-
-
 def test_the_watcher_releases_a_branch_whose_execution_died_holding_it(
     store: Store, make_mr: MakeMR, fake_clock: FakeClock
 ) -> None:

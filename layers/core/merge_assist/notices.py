@@ -67,19 +67,6 @@ def keep_all(store: Store, owed: list[tuple[MergeRequestState, Transition]]) -> 
         store.put_notice(notice_for(state, transition))
 
 
-def tell_all(
-    gitlab: GitLabGateway, store: Store, owed: list[tuple[MergeRequestState, Transition]]
-) -> int:
-    """Tell each in turn; after the first that GitLab cannot take, keep the rest for later
-    without trying (each try against a GitLab that is down costs the client's retries).
-    How many were told now."""
-    for told, (state, transition) in enumerate(owed):
-        if not tell(gitlab, store, state, transition):
-            keep_all(store, owed[told + 1 :])
-            return told
-    return len(owed)
-
-
 def _stale(store: Store, notice: Notice) -> bool:
     """The MR moved on since the notice was due (or is gone): telling it now would be
     telling the author something no longer true."""
