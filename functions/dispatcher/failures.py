@@ -16,7 +16,7 @@ from merge_assist.adapters.project_queues import park, redeliver_after
 from merge_assist.events import QueueEvent
 from merge_assist.metrics import Metric
 from merge_assist.ports import Meter
-from merge_assist.redelivery import Park, after_failure
+from merge_assist.redelivery import Park, Redeliver, after_failure, behind
 from merge_assist.settings import get_settings
 
 logger = Logger()
@@ -33,16 +33,23 @@ def hand_back(
     failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
     records = [SQSRecord(raw) for raw in event.get("Records", [])]
     retry: list[PartialItemFailures] = []
+    # Records come in their groups' order, so the one that raised precedes those skipped.
+    ahead: dict[str, Redeliver | Park] = {}
     for record in records:
         if record.message_id not in failed:
             continue
-        count = int(record.attributes.approximate_receive_count or 1)
-        decision = after_failure(count, failed_itself=record.message_id in raised)
+        group = record.attributes.message_group_id or ""
+        decision: Redeliver | Park
+        if record.message_id in raised or group not in ahead:
+            decision = after_failure(int(record.attributes.approximate_receive_count or 1))
+            ahead.setdefault(group, decision)
+        else:
+            decision = behind(ahead[group])
         if isinstance(decision, Park) and _parked(record):
             meter.record(Metric.EVENTS_PARKED)
             continue
         retry.append({"itemIdentifier": record.message_id})
-        if not isinstance(decision, Park):
+        if isinstance(decision, Redeliver):
             redeliver_after(record.event_source_arn, record.receipt_handle, decision.after_seconds)
     return {"batchItemFailures": retry}
 

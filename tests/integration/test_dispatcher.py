@@ -79,7 +79,9 @@ def _queue_url(name: str) -> str:
 
 
 def _sqs_event(
-    events: list[QueueEvent | str], groups: list[str] | None = None, receives: int = 1
+    events: list[QueueEvent | str],
+    groups: list[str] | None = None,
+    receives: int | list[int] = 1,
 ) -> dict[str, Any]:
     """The events sent to the project's queue and received as Lambda's poller would, as
     if for the ``receives``-th time."""
@@ -99,9 +101,10 @@ def _sqs_event(
         )
         assert got, "the queue gave back fewer messages than were sent"
         messages += got
-    for message in messages:
+    counts = receives if isinstance(receives, list) else [receives] * len(messages)
+    for message, count in zip(messages, counts, strict=True):
         # As SQS counts a message received again after its earlier tries failed.
-        message["Attributes"]["ApproximateReceiveCount"] = str(receives)
+        message["Attributes"]["ApproximateReceiveCount"] = str(count)
     return {"Records": [sqs_record(message, QUEUE_ARN, "us-east-1") for message in messages]}
 
 
@@ -247,6 +250,24 @@ def test_a_failed_message_comes_back_within_seconds_not_the_visibility_timeout(
     response = dispatcher.handler(event, _context())
 
     assert len(response["batchItemFailures"]) == 2
+    receipts = [record["receiptHandle"] for record in event["Records"]]
+    assert delays == [(receipts[0], 10), (receipts[1], 10)]
+
+
+def test_a_skipped_message_comes_back_with_the_failed_one_ahead_of_it(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    delays: list[tuple[str, int]] = []
+    monkeypatch.setattr(
+        "functions.dispatcher.failures.redeliver_after",
+        lambda arn, receipt, seconds: delays.append((receipt, seconds)),
+    )
+    # The one behind was skipped many times already; kept out for its own count, it would
+    # hold the group back long after the failed one is handled.
+    event = _sqs_event(["{broken", _mr_event("k2", iid=2)], receives=[1, 5])
+
+    dispatcher.handler(event, _context())
+
     receipts = [record["receiptHandle"] for record in event["Records"]]
     assert delays == [(receipts[0], 10), (receipts[1], 10)]
 

@@ -39,9 +39,16 @@ class Park:
     pass
 
 
-def after_failure(receive_count: int, *, failed_itself: bool) -> Redeliver | Park:
-    """``failed_itself``: the message raised (False: it was skipped behind one that did)."""
-    if failed_itself and receive_count >= PARK_AFTER_RECEIVES:
+def after_failure(receive_count: int) -> Redeliver | Park:
+    """For a message whose handling raised, received ``receive_count`` times."""
+    if receive_count >= PARK_AFTER_RECEIVES:
         return Park()
     seconds = FIRST_REDELIVERY_SECONDS * 2 ** max(receive_count - 1, 0)
     return Redeliver(after_seconds=min(seconds, MAX_REDELIVERY_SECONDS))
+
+
+def behind(ahead: Redeliver | Park) -> Redeliver:
+    """For a message skipped behind one of its group that raised: it comes back with that
+    one (at once when that one was parked), whatever its own receive count. A skipped
+    message kept out longer would hold its whole group back after the failed one is done."""
+    return ahead if isinstance(ahead, Redeliver) else Redeliver(after_seconds=0)
