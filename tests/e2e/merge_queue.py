@@ -27,7 +27,16 @@ from merge_assist.adapters.project_infra import AwsProjectInfrastructure
 from merge_assist.errors import NotFoundError
 from merge_assist.models import Batch, MergeRequestState, StatusCategory
 from merge_assist.onboarding import connect_project
+from merge_assist.redelivery import PARK_AFTER_RECEIVES, Redeliver, after_failure
 from merge_assist.workflow.start import start_project
+
+
+def _redelivery_delays() -> float:
+    delays = (after_failure(receives) for receives in range(1, PARK_AFTER_RECEIVES))
+    return sum(d.after_seconds for d in delays if isinstance(d, Redeliver))
+
+
+_DRAIN_TIMEOUT_S = 30.0 + _redelivery_delays()
 
 MAINTAINER = 40
 DEVELOPER = 30
@@ -286,6 +295,8 @@ class Scenario:
         assert self._snapshot() == before
 
     def _wait_queue_drained(self) -> None:
+        """Events that failed under an injected fault may still be out for their redelivery
+        delays before the queue is empty."""
         sqs = self.stack.client("sqs")
         url = sqs.get_queue_url(QueueName=self.stack.names.project_queue(self.project.id))[
             "QueueUrl"
@@ -301,7 +312,7 @@ class Scenario:
             )["Attributes"]
             return all(int(value) == 0 for value in attributes.values())
 
-        self.wait_for(drained, "the project queue to drain", 30)
+        self.wait_for(drained, "the project queue to drain", _DRAIN_TIMEOUT_S)
 
     def close(self) -> None:
         self.log.close()
