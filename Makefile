@@ -53,7 +53,7 @@ test: lint web chromium
 lint: install web-install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/core functions infra local tests
+	$(BIN)/mypy layers/core functions infra local cli bench tests
 	cd web && npm run typecheck && npm run api-types:check
 
 format: install

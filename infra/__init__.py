@@ -1,5 +1,5 @@
 """The CDK app of Merge Assist: one stack, one construct per concern, every name taken from
-``merge_assist.resources`` so the cloud matches the embedded local stack."""
+``merge_assist.platform.resources`` so the cloud matches the embedded local stack."""
 
 from pathlib import Path
 

@@ -3,8 +3,9 @@
 Context (``cdk synth -c key=value`` or ``cdk.json``):
 
 ``prefix``
-    Names the stack and every resource in it (default ``merge_assist.resources.DEFAULT_PREFIX``).
-    One prefix is one deployment, so several can share an account.
+    Names the stack and every resource in it (default
+    ``merge_assist.platform.resources.DEFAULT_PREFIX``). One prefix is one deployment, so
+    several can share an account.
 ``dashboardUrls``
     The URLs Cognito's hosted pages may send a user back to after sign-in and sign-out, comma
     separated (default: the dashboard's development server).
@@ -36,15 +37,15 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra import REPO_ROOT
 from infra.stack import MergeAssistStack
-from merge_assist.resources import DEFAULT_PREFIX
+from merge_assist.platform.resources import DEFAULT_PREFIX
 
 CDK_JSON = REPO_ROOT / "cdk.json"
 STACK_ID = "MergeAssistStack"
 DEFAULT_DASHBOARD_URLS = ("http://localhost:5173",)
 
 # Lowercase and free of Cognito's reserved words because it becomes part of the sign-in
-# domain; 40 characters at most, as merge_assist.settings accepts, which also keeps function
-# names within Lambda's 64.
+# domain; 40 characters at most, as merge_assist.platform.settings accepts, which also keeps
+# function names within Lambda's 64.
 _PREFIX = re.compile(r"[a-z][a-z0-9-]{0,38}[a-z0-9]|[a-z]")
 _COGNITO_DOMAIN_RESERVED = ("aws", "amazon", "cognito")
 

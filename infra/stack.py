@@ -18,7 +18,7 @@ from infra.constructs.ops import Observed, Ops, notification_parameters
 from infra.constructs.storage import Storage
 from infra.constructs.web import Web
 from infra.constructs.workflow import Workflow
-from merge_assist.resources import ENV_PREFIX, ResourceNames
+from merge_assist.platform.resources import ENV_PREFIX, ResourceNames
 
 
 class MergeAssistStack(Stack):

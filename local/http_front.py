@@ -1,7 +1,7 @@
 """Plays API Gateway (HTTP API, payload format 2.0) in front of the real handlers, and
 serves the built dashboard.
 
-Routes come from ``merge_assist.resources.ROUTES``, the list the CDK app builds the cloud's
+Routes come from ``merge_assist.platform.resources.ROUTES``, the list the CDK app builds the cloud's
 HTTP API from. Responses follow API Gateway's rules: the function's
 ``statusCode``/``headers``/``body``/``isBase64Encoded``/``cookies``, or a bare JSON value
 answered as 200 ``application/json``; a failed function is a 500 ``Internal Server Error``.
@@ -29,8 +29,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from local.authorizer import JwtAuthorizer, Unauthorized
 from local.observers import Observers
 from local.runtime import InvocationResult
-from merge_assist.dashboard import CONFIG_FILE
-from merge_assist.resources import HttpRoute
+from merge_assist.platform.dashboard import CONFIG_FILE
+from merge_assist.platform.resources import HttpRoute
 
 log = logging.getLogger(__name__)
 

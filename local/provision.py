@@ -1,4 +1,4 @@
-"""Creates the deployment's AWS resources in moto from ``merge_assist.resources``, the same
+"""Creates the deployment's AWS resources in moto from ``merge_assist.platform.resources``, the same
 list the CDK app builds from."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from local.asl import render_file
-from merge_assist.resources import (
+from merge_assist.platform.resources import (
     CONNECTIONS_TABLE,
     FUNCTIONS,
     PYTHON_RUNTIME,

@@ -32,7 +32,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from urllib3.connectionpool import HTTPConnectionPool
 
 from local.observers import Observers
-from merge_assist.resources import FunctionSpec
+from merge_assist.platform.resources import FunctionSpec
 
 log = logging.getLogger(__name__)
 

@@ -37,8 +37,8 @@ from local.scheduler import Scheduler
 from local.stream_poller import StreamPoller
 from local.websocket_front import WebSocketFront
 from merge_assist.adapters.aws import clear_caches
-from merge_assist.dashboard import dashboard_config, password_sign_in
-from merge_assist.resources import (
+from merge_assist.platform.dashboard import dashboard_config, password_sign_in
+from merge_assist.platform.resources import (
     DEFAULT_PREFIX,
     ENV_PREFIX,
     FUNCTIONS,

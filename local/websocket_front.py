@@ -1,6 +1,6 @@
 """Plays API Gateway's WebSocket API for the local stack: the dashboard's live-update socket
-at ``merge_assist.resources.WEBSOCKET_PATH`` in front of the real ``websocket`` function, and
-the management API (``@connections``) that the ``updates`` function posts to.
+at ``merge_assist.platform.resources.WEBSOCKET_PATH`` in front of the real ``websocket``
+function, and the management API (``@connections``) that the ``updates`` function posts to.
 
 As API Gateway does: an upgrade request is handed to the ``$connect`` route before it is
 accepted, and a non-2xx answer fails the handshake with that status; each message goes to
@@ -35,7 +35,7 @@ from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
 from local.runtime import InvocationResult
-from merge_assist.resources import WEBSOCKET_PATH
+from merge_assist.platform.resources import WEBSOCKET_PATH
 
 log = logging.getLogger(__name__)
 

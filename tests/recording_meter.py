@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from merge_assist.metrics import Metric, spec
+from merge_assist.platform.metrics import Metric, spec
 
 
 @dataclass

@@ -24,7 +24,7 @@ import merge_assist
 from functions.api import caller, wiring
 from functions.api.auth import authenticate
 from functions.api.routes import audit, health, projects, queue
-from merge_assist.errors import (
+from merge_assist.platform.errors import (
     ConflictError,
     Forbidden,
     GitLabRefused,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
-from merge_assist.access import Action, Principal
-from merge_assist.administration import Actor
-from merge_assist.errors import Forbidden
-from merge_assist.models import utc_now
+from merge_assist.admin.administration import Actor
+from merge_assist.platform.access import Action, Principal
+from merge_assist.platform.errors import Forbidden
+from merge_assist.platform.models import utc_now
 
 _principal: ContextVar[Principal] = ContextVar("principal")
 _request_id: ContextVar[str] = ContextVar("request_id")

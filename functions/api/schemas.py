@@ -7,7 +7,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from merge_assist.models import (
+from merge_assist.platform.models import (
     AuditEntry,
     BranchName,
     Landing,

@@ -11,8 +11,8 @@ from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway, gateway_fr
 from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
 from merge_assist.adapters.operations import AwsOperations
 from merge_assist.adapters.project_infra import AwsProjectInfrastructure
-from merge_assist.settings import get_settings
-from merge_assist.workflow.start import start_project
+from merge_assist.platform.settings import get_settings
+from merge_assist.queue.workflow.start import start_project
 
 # The API's own GitLab calls (connecting a project, its hook) count with the rest; the
 # handler flushes them with ``metrics.log_metrics``.

@@ -1,9 +1,9 @@
-"""Consumes a project's FIFO queue with ``merge_assist.dispatch``: events are recorded on the
+"""Consumes a project's FIFO queue with ``merge_assist.queue.dispatch``: events are recorded on the
 state of the MR they concern, MRs the bot is asked to merge are triaged (queued or not
 ready, and the author told), and a finished pipeline resumes the workflow execution waiting
 for it. Transient failures are retried within the invocation; a message that still fails
 is reported alone (``batchItemFailures``), comes back within seconds, and is parked in the
-dead-letter queue after a few receives (``merge_assist.redelivery``); other target branches
+dead-letter queue after a few receives (``merge_assist.queue.redelivery``); other target branches
 go on meanwhile."""
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.dispatcher import wiring
 from functions.dispatcher.failures import all_failed, hand_back
-from merge_assist.dispatch import Dispatcher
-from merge_assist.events import QueueEvent
-from merge_assist.redelivery import (
+from merge_assist.platform.events import QueueEvent
+from merge_assist.platform.retrying import retry
+from merge_assist.queue.dispatch import Dispatcher
+from merge_assist.queue.redelivery import (
     ATTEMPT_BASE_SECONDS,
     ATTEMPT_CAP_SECONDS,
     ATTEMPTS_IN_INVOCATION,
     worth_retrying,
 )
-from merge_assist.retrying import retry
 
 logger = Logger()
 tracer = Tracer()

@@ -1,4 +1,4 @@
-"""Hands failed messages back to SQS as ``merge_assist.redelivery`` decides: soon, or parked
+"""Hands failed messages back to SQS as ``merge_assist.queue.redelivery`` decides: soon, or parked
 in the project's dead-letter queue, so one bad event never holds its group for long."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from aws_lambda_powertools.utilities.batch.types import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from merge_assist.adapters.project_queues import park, redeliver_after
-from merge_assist.events import QueueEvent
-from merge_assist.metrics import Metric
-from merge_assist.ports import Meter
-from merge_assist.redelivery import Park, Redeliver, after_failure, behind
-from merge_assist.settings import get_settings
+from merge_assist.platform.events import QueueEvent
+from merge_assist.platform.metrics import Metric
+from merge_assist.platform.ports import Meter
+from merge_assist.platform.settings import get_settings
+from merge_assist.queue.redelivery import Park, Redeliver, after_failure, behind
 
 logger = Logger()
 

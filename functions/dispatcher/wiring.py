@@ -6,9 +6,9 @@ from merge_assist.adapters.aws import store_from_settings
 from merge_assist.adapters.executions import StepFunctionsExecutions
 from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway, gateway_from_settings
 from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
-from merge_assist.clock import SystemClock
-from merge_assist.dispatch import Dispatcher
-from merge_assist.settings import get_settings
+from merge_assist.platform.clock import SystemClock
+from merge_assist.platform.settings import get_settings
+from merge_assist.queue.dispatch import Dispatcher
 
 # The handler flushes these with ``metrics.log_metrics``.
 metrics = lambda_metrics()

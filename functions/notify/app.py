@@ -1,5 +1,5 @@
 """Subscribed to the alarm topic when a chat webhook is configured: posts each CloudWatch
-alarm's state change to Slack or Microsoft Teams (formatting in ``merge_assist.notify``).
+alarm's state change to Slack or Microsoft Teams (formatting in ``merge_assist.admin.notify``).
 
 The webhook URL is a credential (whoever has it can post to the channel), so it lives in a
 Secrets Manager secret and is never logged; only the HTTP status of a failed post is."""
@@ -15,8 +15,8 @@ import requests
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from merge_assist.notify import AlarmNotice, ChatKind, chat_payload
-from merge_assist.resources import ENV_PREFIX
+from merge_assist.admin.notify import AlarmNotice, ChatKind, chat_payload
+from merge_assist.platform.resources import ENV_PREFIX
 
 logger = Logger()
 

@@ -1,5 +1,5 @@
 """Secrets Manager's rotation function for the bot token: one step of the four per
-invocation (``merge_assist.token_rotation``). A step that raises fails the rotation, and
+invocation (``merge_assist.admin.token_rotation``). A step that raises fails the rotation, and
 the secret's current version stays what it was."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.rotate_bot_token import wiring
-from merge_assist.token_rotation import RotationStep
+from merge_assist.admin.token_rotation import RotationStep
 
 logger = Logger()
 metrics = wiring.metrics

@@ -9,10 +9,10 @@ from merge_assist.adapters.aws import register_cache
 from merge_assist.adapters.gitlab_gateway import GitLabAccessTokens
 from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
 from merge_assist.adapters.secret_versions import SecretsManagerVersions
-from merge_assist.clock import SystemClock
-from merge_assist.resources import BOT_TOKEN_LIFETIME_DAYS
-from merge_assist.settings import get_settings
-from merge_assist.token_rotation import BotTokenRotation
+from merge_assist.admin.token_rotation import BotTokenRotation
+from merge_assist.platform.clock import SystemClock
+from merge_assist.platform.resources import BOT_TOKEN_LIFETIME_DAYS
+from merge_assist.platform.settings import get_settings
 
 # GitLab calls count with the other functions'; the handler flushes them.
 metrics = lambda_metrics()

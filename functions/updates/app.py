@@ -1,4 +1,4 @@
-"""Consumes the state table's change stream with ``merge_assist.live``: each record's
+"""Consumes the state table's change stream with ``merge_assist.live.feed``: each record's
 event-log entries are written (once, whatever the retries) and its messages are posted to
 the dashboard's open WebSocket connections allowed to see the project. A record that fails
 is reported alone (``batchItemFailures``); Lambda retries from it, and the entries already
@@ -21,8 +21,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from merge_assist.adapters.aws import store_from_settings
 from merge_assist.adapters.live import broadcaster_from_settings, connections_from_settings
-from merge_assist.clock import SystemClock
-from merge_assist.live import LiveFeed
+from merge_assist.live.feed import LiveFeed
+from merge_assist.platform.clock import SystemClock
 
 logger = Logger()
 tracer = Tracer()

@@ -15,17 +15,17 @@ from merge_assist.adapters.gitlab_gateway import gateway_from_settings
 from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
 from merge_assist.adapters.project_queues import send_event
 from merge_assist.adapters.recovery import StepFunctionsBatchExecutions
-from merge_assist.clock import SystemClock
-from merge_assist.errors import NotFoundError
-from merge_assist.events import MergeRequestSnapshot
-from merge_assist.metrics import Metric
-from merge_assist.models import ProjectConfig
-from merge_assist.notices import deliver_pending
-from merge_assist.ports import GitLabGateway, Store
-from merge_assist.recovery import release_dead_batches
-from merge_assist.settings import get_settings
-from merge_assist.watcher import OPEN_CATEGORIES, overdue_batches, reconcile_events
-from merge_assist.workflow.start import start_project
+from merge_assist.admin.recovery import release_dead_batches
+from merge_assist.platform.clock import SystemClock
+from merge_assist.platform.errors import NotFoundError
+from merge_assist.platform.events import MergeRequestSnapshot
+from merge_assist.platform.metrics import Metric
+from merge_assist.platform.models import ProjectConfig
+from merge_assist.platform.ports import GitLabGateway, Store
+from merge_assist.platform.settings import get_settings
+from merge_assist.queue.notices import deliver_pending
+from merge_assist.queue.watcher import OPEN_CATEGORIES, overdue_batches, reconcile_events
+from merge_assist.queue.workflow.start import start_project
 
 logger = Logger()
 tracer = Tracer()

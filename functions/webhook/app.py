@@ -30,9 +30,9 @@ from functions.webhook.enqueue import QueueResult, enqueue_once, register_contex
 from functions.webhook.projects import project_config
 from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
 from merge_assist.adapters.webhook_secrets import read_webhook_secret
-from merge_assist.errors import NotFoundError
-from merge_assist.gitlab_events import EVENT_HEADERS, GitLabHook, parse_hook
-from merge_assist.intake import (
+from merge_assist.platform.errors import NotFoundError
+from merge_assist.platform.gitlab_events import EVENT_HEADERS, GitLabHook, parse_hook
+from merge_assist.platform.intake import (
     Enqueue,
     TokenMatch,
     UnreadableBody,
@@ -44,10 +44,10 @@ from merge_assist.intake import (
     project_id_hint,
     signature_valid,
 )
-from merge_assist.metrics import Metric
-from merge_assist.models import ProjectConfig, WebhookSecret, utc_now
-from merge_assist.ports import Meter
-from merge_assist.settings import get_settings
+from merge_assist.platform.metrics import Metric
+from merge_assist.platform.models import ProjectConfig, WebhookSecret, utc_now
+from merge_assist.platform.ports import Meter
+from merge_assist.platform.settings import get_settings
 
 # One route and a cold start that GitLab waits for: no router and no tracing SDK here (the
 # function's X-Ray tracing is switched on in its configuration).

@@ -23,10 +23,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from merge_assist.adapters.aws import register_cache
 from merge_assist.adapters.project_queues import send_event
-from merge_assist.events import QueueEvent
-from merge_assist.intake import variant_key
-from merge_assist.resources import TABLE
-from merge_assist.settings import get_settings
+from merge_assist.platform.events import QueueEvent
+from merge_assist.platform.intake import variant_key
+from merge_assist.platform.resources import TABLE
+from merge_assist.platform.settings import get_settings
 
 IDEMPOTENCY_DAYS = 7
 

@@ -20,9 +20,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from merge_assist.adapters.aws import store_from_settings
 from merge_assist.adapters.live import connections_from_settings
 from merge_assist.adapters.tokens import verifier_from_settings
-from merge_assist.clock import SystemClock
-from merge_assist.errors import Forbidden, Unauthenticated, Unavailable
-from merge_assist.live import open_connection
+from merge_assist.live.feed import open_connection
+from merge_assist.platform.clock import SystemClock
+from merge_assist.platform.errors import Forbidden, Unauthenticated, Unavailable
 
 logger = Logger()
 tracer = Tracer()

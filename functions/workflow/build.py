@@ -1,4 +1,4 @@
-"""Step ``BuildBatch`` (``merge_assist.workflow.build``)."""
+"""Step ``BuildBatch`` (``merge_assist.queue.workflow.build``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.workflow.wiring import metrics, workflow_context
-from merge_assist.workflow.build import build
-from merge_assist.workflow.context import BatchRef
+from merge_assist.queue.workflow.build import build
+from merge_assist.queue.workflow.context import BatchRef
 
 logger = Logger()
 tracer = Tracer()

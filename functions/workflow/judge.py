@@ -1,4 +1,4 @@
-"""Step ``JudgePipeline`` (``merge_assist.workflow.judge``)."""
+"""Step ``JudgePipeline`` (``merge_assist.queue.workflow.judge``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.workflow.wiring import metrics, workflow_context
-from merge_assist.workflow.judge import JudgeInput, judge_pipeline
+from merge_assist.queue.workflow.judge import JudgeInput, judge_pipeline
 
 logger = Logger()
 tracer = Tracer()

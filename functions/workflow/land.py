@@ -1,4 +1,4 @@
-"""Step ``LandBatch`` (``merge_assist.workflow.land``)."""
+"""Step ``LandBatch`` (``merge_assist.queue.workflow.land``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.workflow.wiring import metrics, workflow_context
-from merge_assist.workflow.context import BatchRef
-from merge_assist.workflow.land import land
+from merge_assist.queue.workflow.context import BatchRef
+from merge_assist.queue.workflow.land import land
 
 logger = Logger()
 tracer = Tracer()

@@ -1,5 +1,5 @@
 """Steps ``RebaseMergeRequest`` and ``CheckRebase`` of the serial strategy
-(``merge_assist.workflow.serial``)."""
+(``merge_assist.queue.workflow.serial``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.workflow.wiring import metrics, workflow_context
-from merge_assist.workflow.context import BatchRef
-from merge_assist.workflow.serial import check_rebase, start_rebase
+from merge_assist.queue.workflow.context import BatchRef
+from merge_assist.queue.workflow.serial import check_rebase, start_rebase
 
 logger = Logger()
 tracer = Tracer()

@@ -1,4 +1,4 @@
-"""Step ``ReleaseBatch``: the end of every execution (``merge_assist.workflow.release``)."""
+"""Step ``ReleaseBatch``: the end of every execution (``merge_assist.queue.workflow.release``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.workflow.wiring import metrics, workflow_context
-from merge_assist.workflow.context import WorkflowInput
-from merge_assist.workflow.release import release
+from merge_assist.queue.workflow.context import WorkflowInput
+from merge_assist.queue.workflow.release import release
 
 logger = Logger()
 tracer = Tracer()

@@ -1,4 +1,4 @@
-"""Step ``SelectBatch``: which MRs the next batch takes (``merge_assist.workflow.select``)."""
+"""Step ``SelectBatch``: which MRs the next batch takes (``merge_assist.queue.workflow.select``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.workflow.wiring import metrics, workflow_context
-from merge_assist.workflow.context import WorkflowInput
-from merge_assist.workflow.select import select
+from merge_assist.queue.workflow.context import WorkflowInput
+from merge_assist.queue.workflow.select import select
 
 logger = Logger()
 tracer = Tracer()

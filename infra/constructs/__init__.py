@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_cdk import aws_logs as logs
 
 # Long enough to investigate a batch from last quarter, matching how long finished batches are
-# kept in the table (merge_assist.settings.Settings.history_days).
+# kept in the table (merge_assist.platform.settings.Settings.history_days).
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
 

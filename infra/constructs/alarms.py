@@ -1,9 +1,10 @@
 """The deployment's CloudWatch alarms and its dashboard.
 
-Every alarm is named ``<prefix>-<slug>`` (``merge_assist.resources.alarm_name``); the slug is
+Every alarm is named ``<prefix>-<slug>``
+(``merge_assist.platform.resources.alarm_name``); the slug is
 its section heading in docs/runbook.md, and its description ends with the line pointing
-there, which the chat forwarder turns into a link (``merge_assist.notify``). Custom metrics
-are named from ``merge_assist.metrics``, never by string, so renaming one breaks the synth.
+there, which the chat forwarder turns into a link (``merge_assist.admin.notify``). Custom metrics
+are named from ``merge_assist.platform.metrics``, never by string, so renaming one breaks the synth.
 
 The project queues and their dead-letter queues are created at run time, when a project is
 connected, so the stack cannot name them. CloudWatch does not evaluate alarms on SEARCH
@@ -28,9 +29,9 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from merge_assist.metrics import NAMESPACE, SERVICE, Metric, spec
-from merge_assist.notify import runbook_reference
-from merge_assist.resources import (
+from merge_assist.admin.notify import runbook_reference
+from merge_assist.platform.metrics import NAMESPACE, SERVICE, Metric, spec
+from merge_assist.platform.resources import (
     MERGE_WORKFLOW,
     WATCHER_SCHEDULE_MINUTES,
     ResourceNames,
@@ -86,7 +87,7 @@ class AlarmSpec:
     evaluation_periods: int = 1
     datapoints_to_alarm: int | None = None
     missing_data: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING
-    # The custom metrics it reads (merge_assist.metrics), for the tests and the runbook.
+    # The custom metrics it reads (merge_assist.platform.metrics), for the tests and the runbook.
     custom_metrics: tuple[Metric, ...] = ()
 
 

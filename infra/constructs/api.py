@@ -1,5 +1,5 @@
 """Who may call what: the Cognito user pool of dashboard users and the HTTP API whose routes
-are ``merge_assist.resources.ROUTES``."""
+are ``merge_assist.platform.resources.ROUTES``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from constructs import Construct
 
 from infra.constructs import LOG_RETENTION
 from infra.nag import acknowledge
-from merge_assist.resources import ROUTES, USER_GROUPS, ResourceNames
+from merge_assist.platform.resources import ROUTES, USER_GROUPS, ResourceNames
 
 # Steady and burst requests per second across the API: well above what the dashboard and
 # GitLab's webhooks send, low enough to bound what a runaway client can cost.

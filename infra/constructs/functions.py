@@ -1,4 +1,5 @@
-"""The core Lambda layer and every function listed in ``merge_assist.resources.FUNCTIONS``."""
+"""The core Lambda layer and every function listed in
+``merge_assist.platform.resources.FUNCTIONS``."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from infra.constructs.state_machine_arns import (
 )
 from infra.constructs.storage import Storage
 from infra.nag import acknowledge, arn_finding
-from merge_assist.resources import (
+from merge_assist.platform.resources import (
     BOT_TOKEN_ROTATION_DAYS,
     FUNCTIONS,
     MERGE_WORKFLOW,
@@ -87,7 +88,7 @@ QUEUE_ACTIONS: Mapping[QueueAccess, tuple[str, ...]] = MappingProxyType(
 
 
 RESUME_ACTIONS = ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat")
-# Starting a batch (merge_assist.workflow.start): StartExecution on the state machine, and
+# Starting a batch (merge_assist.queue.workflow.start): StartExecution on the state machine, and
 # DescribeExecution on its executions to tell a retried start from a finished batch.
 START_ACTIONS = ("states:StartExecution",)
 DESCRIBE_EXECUTION_ACTIONS = ("states:DescribeExecution",)

@@ -20,7 +20,7 @@ from constructs import Construct, IConstruct
 from infra.constructs.state_machine_arns import named_executions_arn, named_state_machine_arn
 from infra.constructs.storage import Storage
 from infra.nag import acknowledge, stack_arn_finding
-from merge_assist.resources import MERGE_WORKFLOW, TABLE, ResourceNames
+from merge_assist.platform.resources import MERGE_WORKFLOW, TABLE, ResourceNames
 
 ONBOARDING_SECRET_ACTIONS = (
     "secretsmanager:CreateSecret",

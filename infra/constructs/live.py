@@ -1,7 +1,7 @@
 """Live: the dashboard's live updates, and the queue's side of the event log.
 
 The state table's stream feeds the ``updates`` function (an event source mapping filtered to
-the items the dashboard shows, see ``merge_assist.resources.STREAM_SUBSCRIPTIONS``), which
+the items the dashboard shows, see ``merge_assist.platform.resources.STREAM_SUBSCRIPTIONS``), which
 writes the event log's entries and posts messages to the open connections of a WebSocket
 API through its management API. The ``websocket`` function opens and closes those
 connections and keeps them in a table of their own.
@@ -29,7 +29,7 @@ from infra.constructs import LOG_RETENTION, pascal_case
 from infra.constructs.api import AccessLogSettings
 from infra.constructs.storage import Storage
 from infra.nag import acknowledge
-from merge_assist.resources import (
+from merge_assist.platform.resources import (
     CONNECTIONS_TABLE,
     ENV_PREFIX,
     STREAM_SUBSCRIPTIONS,

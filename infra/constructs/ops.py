@@ -40,8 +40,8 @@ from constructs import Construct
 
 from infra.constructs.alarms import alarm_specs, create_alarms, create_dashboard
 from infra.nag import acknowledge
-from merge_assist.notify import ChatKind
-from merge_assist.resources import (
+from merge_assist.admin.notify import ChatKind
+from merge_assist.platform.resources import (
     ENV_PREFIX,
     WATCHER_SCHEDULE_MINUTES,
     ResourceNames,

@@ -8,12 +8,14 @@ from aws_cdk import ArnFormat, Stack
 from constructs import IConstruct
 
 from infra.nag import stack_arn_finding
-from merge_assist.resources import STATE_MACHINES, ResourceNames
+from merge_assist.platform.resources import STATE_MACHINES, ResourceNames
 
 
 def _check_state_machine(key: str) -> None:
     if key not in {machine.key for machine in STATE_MACHINES}:
-        raise KeyError(f"no state machine {key!r} in merge_assist.resources.STATE_MACHINES")
+        raise KeyError(
+            f"no state machine {key!r} in merge_assist.platform.resources.STATE_MACHINES"
+        )
 
 
 def named_state_machine_arn(scope: IConstruct, names: ResourceNames, key: str) -> str:

@@ -7,7 +7,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from merge_assist.resources import TABLE, ResourceNames
+from merge_assist.platform.resources import TABLE, ResourceNames
 
 
 class Storage(Construct):

@@ -4,7 +4,7 @@ The built ``web/dist`` goes to a private S3 bucket that only CloudFront reads (o
 control). The same distribution routes ``/api/*`` to the HTTP API, so the dashboard calls its
 API on its own origin: no CORS preflight per call, and no cycle between the distribution's URL
 and the API's CORS settings. ``config.json`` is written at deploy time from the stack's own
-values (``merge_assist.dashboard``), so one build serves every deployment.
+values (``merge_assist.platform.dashboard``), so one build serves every deployment.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from constructs import Construct
 
 from infra.constructs.api import Api
 from infra.nag import acknowledge
-from merge_assist.dashboard import (
+from merge_assist.platform.dashboard import (
     API_PATH,
     CONFIG_FILE,
     dashboard_config,
     hosted_ui_sign_in,
 )
-from merge_assist.resources import ResourceNames
+from merge_assist.platform.resources import ResourceNames
 
 # Client-side routes (no file extension) are the app's index.html; everything else is a file.
 # A viewer-request function rather than a 403/404 error response, which would also turn the

@@ -1,5 +1,5 @@
-"""The Step Functions state machines of ``merge_assist.resources.STATE_MACHINES``, defined by
-the same ASL files in ``statemachines/`` that the local stack executes."""
+"""The Step Functions state machines of ``merge_assist.platform.resources.STATE_MACHINES``,
+defined by the same ASL files in ``statemachines/`` that the local stack executes."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from constructs import Construct
 from infra import REPO_ROOT
 from infra.constructs import LOG_RETENTION, pascal_case
 from infra.nag import acknowledge
-from merge_assist.resources import STATE_MACHINES, ResourceNames, StateMachineSpec
+from merge_assist.platform.resources import STATE_MACHINES, ResourceNames, StateMachineSpec
 
 STATEMACHINES_DIR = REPO_ROOT / "statemachines"
 
@@ -36,7 +36,7 @@ def check_placeholders(spec: StateMachineSpec, definition: Path) -> None:
     if in_file != declared:
         raise ValueError(
             f"{definition.name}: placeholders {sorted(in_file)} do not match "
-            f"merge_assist.resources.STATE_MACHINES[{spec.key!r}].function_placeholders "
+            f"merge_assist.platform.resources.STATE_MACHINES[{spec.key!r}].function_placeholders "
             f"{sorted(declared)}"
         )
 

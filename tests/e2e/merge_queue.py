@@ -24,11 +24,11 @@ from merge_assist.adapters.aws import store_from_settings
 from merge_assist.adapters.executions import StepFunctionsExecutions
 from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway
 from merge_assist.adapters.project_infra import AwsProjectInfrastructure
-from merge_assist.errors import NotFoundError
-from merge_assist.models import Batch, MergeRequestState, StatusCategory
-from merge_assist.onboarding import connect_project
-from merge_assist.redelivery import PARK_AFTER_RECEIVES, Redeliver, after_failure
-from merge_assist.workflow.start import start_project
+from merge_assist.admin.onboarding import connect_project
+from merge_assist.platform.errors import NotFoundError
+from merge_assist.platform.models import Batch, MergeRequestState, StatusCategory
+from merge_assist.queue.redelivery import PARK_AFTER_RECEIVES, Redeliver, after_failure
+from merge_assist.queue.workflow.start import start_project
 
 
 def _redelivery_delays() -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from local.bench_queue import (
+from bench.merge_queue import (
     Change,
     ContenderResult,
     Workload,

@@ -23,7 +23,7 @@ def test_local_command_serves_writes_endpoints_and_stops_on_ctrl_c(tmp_path: Pat
         [
             sys.executable,
             "-m",
-            "merge_assist.cli",
+            "cli.main",
             "local",
             "--port",
             "0",
@@ -85,7 +85,7 @@ def test_a_busy_port_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "merge_assist.cli",
+                "cli.main",
                 "local",
                 "--port",
                 str(port),

@@ -51,8 +51,8 @@ from dulwich.objects import ObjectID
 from local.gitlab_sim import GitLabSimulator
 from local.runtime import make_context
 from local.stack import LocalStack
-from merge_assist.models import BatchState, StatusCategory
-from merge_assist.resources import WATCHER_SCHEDULE_MINUTES, function_spec
+from merge_assist.platform.models import BatchState, StatusCategory
+from merge_assist.platform.resources import WATCHER_SCHEDULE_MINUTES, function_spec
 from tests.e2e.merge_queue import Scenario
 
 pytestmark = pytest.mark.e2e

@@ -15,9 +15,9 @@ import pytest
 
 from local.stack import LocalStack
 from merge_assist.adapters.aws import store_from_settings
-from merge_assist.errors import NotFoundError
-from merge_assist.models import MergeRequestState, StatusCategory
-from merge_assist.resources import (
+from merge_assist.platform.errors import NotFoundError
+from merge_assist.platform.models import MergeRequestState, StatusCategory
+from merge_assist.platform.resources import (
     PROJECT_ALARM_SLUGS,
     PROJECT_DEAD_LETTERS_ALARM,
     PROJECT_QUEUE_AGE_ALARM,
@@ -34,7 +34,7 @@ def _cli(stack: LocalStack, *args: str) -> Any:
         [
             sys.executable,
             "-m",
-            "merge_assist.cli",
+            "cli.main",
             "project",
             *args,
             "--local",

@@ -14,8 +14,8 @@ from dulwich.objects import Commit
 
 from local.invariants import untested_landings
 from local.stack import LocalStack
-from merge_assist.errors import ConflictError
-from merge_assist.models import (
+from merge_assist.platform.errors import ConflictError
+from merge_assist.platform.models import (
     Batch,
     BatchState,
     BatchStepKind,
@@ -26,7 +26,7 @@ from merge_assist.models import (
     StatusCategory,
     Strategy,
 )
-from merge_assist.queue import queue_order
+from merge_assist.queue.queue import queue_order
 from tests.e2e.merge_queue import Scenario
 
 pytestmark = pytest.mark.e2e

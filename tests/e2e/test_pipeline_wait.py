@@ -14,7 +14,7 @@ from local.stack import ACCOUNT_ID, LocalStack
 from merge_assist.adapters.aws import store_from_settings
 from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway
 from merge_assist.adapters.project_infra import AwsProjectInfrastructure
-from merge_assist.onboarding import connect_project
+from merge_assist.admin.onboarding import connect_project
 
 pytestmark = pytest.mark.e2e
 

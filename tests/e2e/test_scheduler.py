@@ -10,7 +10,7 @@ import pytest
 from local.provision import rate_expression
 from local.scheduler import Scheduler, rate_seconds
 from local.stack import ACCOUNT_ID, LocalStack
-from merge_assist.resources import PYTHON_RUNTIME, WATCHER_SCHEDULE_MINUTES, FunctionSpec
+from merge_assist.platform.resources import PYTHON_RUNTIME, WATCHER_SCHEDULE_MINUTES, FunctionSpec
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from local.stack import LocalStack
-from merge_assist.resources import PYTHON_RUNTIME, FunctionSpec
+from merge_assist.platform.resources import PYTHON_RUNTIME, FunctionSpec
 
 pytestmark = pytest.mark.e2e
 

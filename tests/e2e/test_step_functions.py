@@ -13,7 +13,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from local.stack import LocalStack
 from merge_assist.adapters.aws import store_from_settings
-from merge_assist.models import (
+from merge_assist.platform.models import (
     BatchState,
     MergeRequestState,
     ProjectConfig,

@@ -12,8 +12,8 @@ import requests
 
 from local.stack import LocalStack
 from merge_assist.adapters.gitlab_gateway import gateway_from_settings
-from merge_assist.resources import BOT_TOKEN_LIFETIME_DAYS, BOT_TOKEN_ROTATION_DAYS
-from merge_assist.token_rotation import RotationStep
+from merge_assist.admin.token_rotation import RotationStep
+from merge_assist.platform.resources import BOT_TOKEN_LIFETIME_DAYS, BOT_TOKEN_ROTATION_DAYS
 
 pytestmark = pytest.mark.e2e
 

@@ -8,9 +8,9 @@ import time
 import pytest
 from botocore.endpoint import Endpoint
 
+from bench.usage import OUTSIDE, metered
 from local.stack import LocalStack
-from local.usage import OUTSIDE, metered
-from merge_assist.models import StatusCategory
+from merge_assist.platform.models import StatusCategory
 from tests.e2e.merge_queue import Scenario
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,7 @@ import pytest
 
 from local.stack import LocalStack
 from merge_assist.adapters.aws import store_from_settings
-from merge_assist.errors import NotFoundError
+from merge_assist.platform.errors import NotFoundError
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +28,7 @@ def _cli(stack: LocalStack, *args: str) -> Any:
         [
             sys.executable,
             "-m",
-            "merge_assist.cli",
+            "cli.main",
             "project",
             *args,
             "--local",

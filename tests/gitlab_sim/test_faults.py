@@ -14,7 +14,7 @@ import requests
 
 from local.gitlab_sim import GitLabSimulator
 from local.runtime import LambdaRuntime, SandboxCrash, SideEffectCrashes
-from merge_assist.resources import FunctionSpec
+from merge_assist.platform.resources import FunctionSpec
 from tests.gitlab_sim.conftest import HookReceiver
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from local import marge_runner
+from bench import marge_runner
 from local.gitlab_sim import GitLabSimulator
 
 pytest.importorskip("marge.app", reason="marge-bot is not installed")

@@ -24,7 +24,7 @@ from infra.bundling import (
     requirement_name,
     runtime_requirements,
 )
-from merge_assist.resources import FUNCTIONS, PYTHON_RUNTIME, FunctionSpec
+from merge_assist.platform.resources import FUNCTIONS, PYTHON_RUNTIME, FunctionSpec
 
 pytestmark = pytest.mark.infra
 
@@ -100,7 +100,7 @@ def test_core_package_goes_where_lambda_looks_for_layer_code(tmp_path: Path) -> 
     target = copy_core_package(core, tmp_path)
 
     assert target == tmp_path / "python" / "merge_assist"
-    assert (target / "resources.py").is_file()
+    assert (target / "platform" / "resources.py").is_file()
     assert not list(target.rglob("*.pyc"))
 
 

@@ -14,8 +14,8 @@ from aws_cdk.assertions import Template
 from infra import REPO_ROOT
 from infra.app import cdk_json_context, create_app
 from merge_assist.adapters import gitlab_gateway
-from merge_assist.resources import DEFAULT_PREFIX, ENV_PREFIX, ResourceNames
-from merge_assist.settings import Settings
+from merge_assist.platform.resources import DEFAULT_PREFIX, ENV_PREFIX, ResourceNames
+from merge_assist.platform.settings import Settings
 from tests.infra.test_synth import app_functions
 
 pytestmark = pytest.mark.infra

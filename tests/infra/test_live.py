@@ -10,7 +10,7 @@ import pytest
 
 from infra.constructs.live import MANAGEMENT_METHODS
 from local.stream_poller import matches
-from merge_assist.resources import (
+from merge_assist.platform.resources import (
     CONNECTIONS_TABLE,
     ENV_PREFIX,
     STREAM_SUBSCRIPTIONS,

@@ -12,9 +12,9 @@ import pytest
 from infra import REPO_ROOT
 from infra.constructs.alarms import QUEUE_AGE_THRESHOLD
 from infra.constructs.ops import NOTIFY_FUNCTION
-from merge_assist.metrics import CATALOGUE, NAMESPACE, SERVICE
-from merge_assist.notify import ChatKind, runbook_reference, runbook_section
-from merge_assist.resources import (
+from merge_assist.admin.notify import ChatKind, runbook_reference, runbook_section
+from merge_assist.platform.metrics import CATALOGUE, NAMESPACE, SERVICE
+from merge_assist.platform.resources import (
     ENV_PREFIX,
     FUNCTIONS,
     MERGE_WORKFLOW,

@@ -1,4 +1,5 @@
-"""The synthesized stack: built from ``merge_assist.resources``, clean under cdk-nag and cfn-lint.
+"""The synthesized stack: built from ``merge_assist.platform.resources``, clean under cdk-nag
+and cfn-lint.
 
 The app is synthesized once for the module, with asset bundling switched off (no pip download,
 no file copies) and with the context of cdk.json, so the feature flags match ``cdk synth``.
@@ -39,7 +40,7 @@ from infra.constructs.workflow import STATEMACHINES_DIR, check_placeholders
 from infra.nag import MIN_REASON_WORDS
 from infra.stack import MergeAssistStack
 from local.asl import placeholders, render
-from merge_assist.resources import (
+from merge_assist.platform.resources import (
     DEFAULT_PREFIX,
     ENV_PREFIX,
     FUNCTIONS,
@@ -351,7 +352,7 @@ def test_the_named_state_machine_arn_is_the_deployed_one(
     machine = state_machines[MERGE_WORKFLOW]
 
     assert machine["StateMachineName"] == MERGE_BATCH
-    # The local stack builds the same ARN with merge_assist.resources (aws partition only).
+    # The local stack builds the same ARN with merge_assist.platform.resources (aws partition only).
     assert MERGE_BATCH_ARN.replace("${AWS::Partition}", "aws") == state_machine_arn(
         NAMES, MERGE_WORKFLOW, region="${AWS::Region}", account="${AWS::AccountId}"
     )

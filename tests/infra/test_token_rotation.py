@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from merge_assist.metrics import NAMESPACE, SERVICE, Metric
-from merge_assist.resources import BOT_TOKEN_ROTATION_DAYS, FUNCTIONS, alarm_name
+from merge_assist.platform.metrics import NAMESPACE, SERVICE, Metric
+from merge_assist.platform.resources import BOT_TOKEN_ROTATION_DAYS, FUNCTIONS, alarm_name
 from tests.infra.test_synth import NAMES, Synthesized, _bot_token, _role_grants, synthesized
 
 pytestmark = pytest.mark.infra

@@ -16,7 +16,7 @@ import pytest
 from aws_cdk import App, Stack
 
 from infra.constructs.web import SPA_ROUTING_FUNCTION, DashboardNotBuilt, Web
-from merge_assist.dashboard import API_PATH, CONFIG_FILE
+from merge_assist.platform.dashboard import API_PATH, CONFIG_FILE
 from tests.infra.test_synth import Synthesized, synthesized
 
 pytestmark = pytest.mark.infra

@@ -31,8 +31,8 @@ from local.runtime import make_context
 from merge_assist.adapters.aws import clear_caches
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
 from merge_assist.adapters.operations import Depth
-from merge_assist.errors import NotFoundError
-from merge_assist.models import (
+from merge_assist.platform.errors import NotFoundError
+from merge_assist.platform.models import (
     AuditAction,
     AuditEntry,
     Batch,

@@ -12,8 +12,8 @@ from moto import mock_aws
 
 from local.provision import create_table
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
-from merge_assist.ports import Clock
-from merge_assist.resources import ResourceNames
+from merge_assist.platform.ports import Clock
+from merge_assist.platform.resources import ResourceNames
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table

@@ -9,7 +9,7 @@ import pytest
 from functions.api.openapi import render
 from local.provision import REPO_ROOT
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
-from merge_assist.models import (
+from merge_assist.platform.models import (
     QUEUE_ACTOR,
     AuditAction,
     AuditEntry,

@@ -26,8 +26,8 @@ from local.authorizer import JwtAuthorizer
 from local.http_front import HttpFront, compile_route
 from local.runtime import InvocationResult, make_context
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
-from merge_assist.models import Grant, Role
-from merge_assist.resources import ROUTES
+from merge_assist.platform.models import Grant, Role
+from merge_assist.platform.resources import ROUTES
 from tests.conftest import MakeMR
 from tests.integration.api_harness import (
     ACCOUNT_ID,

@@ -26,12 +26,12 @@ from merge_assist.adapters.gitlab_gateway import (
     gateway_from_settings,
 )
 from merge_assist.adapters.repositories import repository_for
-from merge_assist.batch_plan import branch_ref
-from merge_assist.errors import GitLabRefused
-from merge_assist.metrics import Metric
-from merge_assist.models import ProjectConfig
-from merge_assist.resources import ENV_PREFIX
-from merge_assist.settings import Settings
+from merge_assist.platform.errors import GitLabRefused
+from merge_assist.platform.metrics import Metric
+from merge_assist.platform.models import ProjectConfig
+from merge_assist.platform.resources import ENV_PREFIX
+from merge_assist.platform.settings import Settings
+from merge_assist.queue.batch_plan import branch_ref
 from tests.recording_meter import RecordingMeter
 
 SECRET = "test/gitlab-bot-token"

@@ -12,10 +12,8 @@ from moto import mock_aws
 
 from local.provision import create_table
 from merge_assist.adapters.aws import clear_caches, store_from_settings
-from merge_assist.comments import Transition
-from merge_assist.dispatch import Dispatcher
-from merge_assist.events import EventKind, MergeRequestSnapshot, QueueEvent
-from merge_assist.models import (
+from merge_assist.platform.events import EventKind, MergeRequestSnapshot, QueueEvent
+from merge_assist.platform.models import (
     Batch,
     BatchState,
     ProjectConfig,
@@ -23,8 +21,10 @@ from merge_assist.models import (
     StatusCategory,
     Strategy,
 )
-from merge_assist.readiness import MergeRequestFacts
-from merge_assist.resources import ResourceNames
+from merge_assist.platform.resources import ResourceNames
+from merge_assist.queue.comments import Transition
+from merge_assist.queue.dispatch import Dispatcher
+from merge_assist.queue.readiness import MergeRequestFacts
 
 BOT = 99
 SHA = "a" * 40

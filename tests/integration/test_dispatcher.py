@@ -16,11 +16,16 @@ from local.provision import create_table
 from local.runtime import make_context
 from merge_assist.adapters import project_queues
 from merge_assist.adapters.aws import clear_caches, store_from_settings
-from merge_assist.dispatch import Dispatched
-from merge_assist.errors import GitLabUnavailable, NotFoundError
-from merge_assist.events import EventKind, MergeRequestSnapshot, PipelineSnapshot, QueueEvent
-from merge_assist.recording import record_event
-from merge_assist.resources import ResourceNames
+from merge_assist.platform.errors import GitLabUnavailable, NotFoundError
+from merge_assist.platform.events import (
+    EventKind,
+    MergeRequestSnapshot,
+    PipelineSnapshot,
+    QueueEvent,
+)
+from merge_assist.platform.resources import ResourceNames
+from merge_assist.queue.dispatch import Dispatched
+from merge_assist.queue.recording import record_event
 
 NAMES = ResourceNames("test")
 
@@ -219,7 +224,7 @@ class FlakyDispatcher:
 
 @pytest.fixture
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("merge_assist.retrying.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("merge_assist.platform.retrying.time.sleep", lambda seconds: None)
 
 
 def test_transient_errors_are_retried_within_the_invocation(

@@ -13,8 +13,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
-from merge_assist.errors import AlreadyExistsError, ConflictError, LockHeldError, NotFoundError
-from merge_assist.models import (
+from merge_assist.platform.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    LockHeldError,
+    NotFoundError,
+)
+from merge_assist.platform.models import (
     Batch,
     BatchState,
     Landing,
@@ -26,9 +31,9 @@ from merge_assist.models import (
     StatusCategory,
     Strategy,
 )
-from merge_assist.ports import Clock, Store
-from merge_assist.queue import queue_order
-from merge_assist.resources import TABLE
+from merge_assist.platform.ports import Clock, Store
+from merge_assist.platform.resources import TABLE
+from merge_assist.queue.queue import queue_order
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table

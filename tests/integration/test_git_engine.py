@@ -25,7 +25,7 @@ from merge_assist.adapters.git_engine import (
     RefNotFound,
     RemoteMoved,
 )
-from merge_assist.batch_plan import (
+from merge_assist.queue.batch_plan import (
     BatchBuild,
     BatchMember,
     GitIdentity,
@@ -280,7 +280,7 @@ def test_a_refused_update_is_push_rejected_with_the_servers_reason(scene: Scene)
 
 @pytest.fixture
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("merge_assist.retrying.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("merge_assist.platform.retrying.time.sleep", lambda seconds: None)
 
 
 def test_a_fetch_the_transport_fails_is_tried_again(

@@ -14,18 +14,18 @@ import pytest
 
 from local.gitlab_sim import GitLabSimulator
 from local.gitlab_sim.models import Project
-from merge_assist import comments
 from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway
-from merge_assist.errors import (
+from merge_assist.platform.errors import (
     ConflictError,
     GitLabRefused,
     GitLabUnavailable,
     NotFoundError,
     NotMergeableError,
 )
-from merge_assist.metrics import Metric
-from merge_assist.models import ProjectConfig, ReasonCode
-from merge_assist.readiness import not_ready_reasons
+from merge_assist.platform.metrics import Metric
+from merge_assist.platform.models import ProjectConfig, ReasonCode
+from merge_assist.queue import comments
+from merge_assist.queue.readiness import not_ready_reasons
 from tests.recording_meter import RecordingMeter
 
 # A simulated minute in 60 ms: pipelines and rebases finish within a few scheduler ticks.

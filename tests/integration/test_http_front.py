@@ -17,7 +17,7 @@ from local.http_front import (
     translate,
 )
 from local.runtime import InvocationResult
-from merge_assist.resources import HttpRoute
+from merge_assist.platform.resources import HttpRoute
 
 
 def _routes() -> list[Any]:

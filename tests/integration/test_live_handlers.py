@@ -30,9 +30,15 @@ from local.stream_poller import stream_record
 from merge_assist.adapters.aws import clear_caches
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
 from merge_assist.adapters.live import DynamoDBConnections
-from merge_assist.live import Connection
-from merge_assist.models import Grant, MergeRequestState, ProjectConfig, Role, StatusCategory
-from merge_assist.resources import ResourceNames
+from merge_assist.live.feed import Connection
+from merge_assist.platform.models import (
+    Grant,
+    MergeRequestState,
+    ProjectConfig,
+    Role,
+    StatusCategory,
+)
+from merge_assist.platform.resources import ResourceNames
 from tests.conftest import MakeMR
 from tests.integration.api_harness import (
     CLIENT_ID,

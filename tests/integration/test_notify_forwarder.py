@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from functions.notify import app
 from local.runtime import make_context
-from merge_assist.notify import ChatKind, runbook_reference
+from merge_assist.admin.notify import ChatKind, runbook_reference
 
 SECRET = "merge-assist/chat-webhook-url"
 # The path carries the webhook's credential, as Slack's and Teams' URLs do.

@@ -9,25 +9,25 @@ from typing import Any
 
 import pytest
 
-from merge_assist import notices
-from merge_assist.batch_plan import GitIdentity
-from merge_assist.comments import Transition
-from merge_assist.dispatch import Dispatcher
-from merge_assist.errors import GitLabUnavailable, NotFoundError
-from merge_assist.events import EventKind, MergeRequestSnapshot, QueueEvent
-from merge_assist.models import (
+from merge_assist.admin.recovery import release_dead_batches
+from merge_assist.platform.errors import GitLabUnavailable, NotFoundError
+from merge_assist.platform.events import EventKind, MergeRequestSnapshot, QueueEvent
+from merge_assist.platform.models import (
     Batch,
     BatchState,
     ProjectConfig,
     StatusCategory,
     Strategy,
 )
-from merge_assist.ports import Store
-from merge_assist.readiness import MergeRequestFacts
-from merge_assist.recovery import release_dead_batches
-from merge_assist.triage import GONE
-from merge_assist.workflow.context import WorkflowContext, WorkflowInput
-from merge_assist.workflow.release import release
+from merge_assist.platform.ports import Store
+from merge_assist.queue import notices
+from merge_assist.queue.batch_plan import GitIdentity
+from merge_assist.queue.comments import Transition
+from merge_assist.queue.dispatch import Dispatcher
+from merge_assist.queue.readiness import MergeRequestFacts
+from merge_assist.queue.triage import GONE
+from merge_assist.queue.workflow.context import WorkflowContext, WorkflowInput
+from merge_assist.queue.workflow.release import release
 from tests.conftest import MakeMR
 from tests.integration.conftest import FakeClock
 

@@ -1,4 +1,4 @@
-"""``merge_assist.recovery`` against moto: dead letters moved back to their FIFO queue, and
+"""``merge_assist.admin.recovery`` against moto: dead letters moved back to their FIFO queue, and
 batches retried and cancelled by hand, each safe to run twice."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import pytest
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
 from merge_assist.adapters.project_infra import AwsProjectInfrastructure
 from merge_assist.adapters.recovery import SqsMessageQueues, StepFunctionsBatchExecutions
-from merge_assist.models import (
+from merge_assist.admin.recovery import RUNNING, Refused, cancel_batch, redrive, retry_batch
+from merge_assist.platform.models import (
     Batch,
     BatchState,
     BatchStepKind,
@@ -22,10 +23,9 @@ from merge_assist.models import (
     StatusCategory,
     Strategy,
 )
-from merge_assist.ports import Clock
-from merge_assist.recovery import RUNNING, Refused, cancel_batch, redrive, retry_batch
-from merge_assist.resources import ResourceNames
-from merge_assist.workflow.start import batch_id_for
+from merge_assist.platform.ports import Clock
+from merge_assist.platform.resources import ResourceNames
+from merge_assist.queue.workflow.start import batch_id_for
 from tests.conftest import T0, MakeMR
 from tests.integration.conftest import Advance
 

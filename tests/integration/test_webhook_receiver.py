@@ -17,20 +17,21 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from cli import main as cli
+from cli import project as cli_project
 from functions.webhook import app as webhook
 from functions.webhook import enqueue
 from functions.webhook.projects import clear_config_cache
-from local import gitlab_payloads as payloads
 from local.http_front import http_api_event
 from local.provision import create_table
 from local.runtime import make_context
-from merge_assist import cli, cli_project
 from merge_assist.adapters import webhook_secrets
 from merge_assist.adapters.aws import clear_caches, store_from_settings
 from merge_assist.adapters.project_infra import AwsProjectInfrastructure
 from merge_assist.adapters.project_queues import send_event
-from merge_assist.models import ProjectConfig, ProjectRef
-from merge_assist.resources import ResourceNames
+from merge_assist.platform.models import ProjectConfig, ProjectRef
+from merge_assist.platform.resources import ResourceNames
+from tests.fixtures import gitlab_payloads as payloads
 
 PROJECT = 7
 TOKEN = "s3cret-token-for-project-7"

@@ -11,12 +11,9 @@ import pytest
 
 from functions.watcher import app as watcher
 from local.runtime import make_context
-from merge_assist.batch_plan import BatchBuild, GitIdentity, IncludedMergeRequest
-from merge_assist.comments import Transition
-from merge_assist.dispatch import Dispatcher
-from merge_assist.events import EventKind, MergeRequestSnapshot, QueueEvent
-from merge_assist.metrics import Metric
-from merge_assist.models import (
+from merge_assist.platform.events import EventKind, MergeRequestSnapshot, QueueEvent
+from merge_assist.platform.metrics import Metric
+from merge_assist.platform.models import (
     Batch,
     BatchState,
     BatchStep,
@@ -27,14 +24,17 @@ from merge_assist.models import (
     StatusCategory,
     Strategy,
 )
-from merge_assist.ports import Store
-from merge_assist.readiness import MergeRequestFacts
-from merge_assist.watcher import overdue_batches
-from merge_assist.workflow import members
-from merge_assist.workflow.context import BatchRef, WorkflowContext, WorkflowInput, lock_ttl
-from merge_assist.workflow.land import land
-from merge_assist.workflow.release import release
-from merge_assist.workflow.select import select
+from merge_assist.platform.ports import Store
+from merge_assist.queue.batch_plan import BatchBuild, GitIdentity, IncludedMergeRequest
+from merge_assist.queue.comments import Transition
+from merge_assist.queue.dispatch import Dispatcher
+from merge_assist.queue.readiness import MergeRequestFacts
+from merge_assist.queue.watcher import overdue_batches
+from merge_assist.queue.workflow import members
+from merge_assist.queue.workflow.context import BatchRef, WorkflowContext, WorkflowInput, lock_ttl
+from merge_assist.queue.workflow.land import land
+from merge_assist.queue.workflow.release import release
+from merge_assist.queue.workflow.select import select
 from tests.conftest import MakeMR
 from tests.integration.conftest import START, Advance, FakeClock
 from tests.recording_meter import RecordingMeter

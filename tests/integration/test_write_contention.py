@@ -6,8 +6,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
-from merge_assist.models import MergeRequestState
-from merge_assist.recording import update_merge_request
+from merge_assist.platform.models import MergeRequestState
+from merge_assist.queue.recording import update_merge_request
 from tests.conftest import MakeMR
 
 WRITERS = 16

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from merge_assist.access import Action, groups_from_claims, principal
-from merge_assist.models import Grant, Role
-from merge_assist.resources import USER_GROUPS
+from merge_assist.platform.access import Action, groups_from_claims, principal
+from merge_assist.platform.models import Grant, Role
+from merge_assist.platform.resources import USER_GROUPS
 
 
 def _grant(username: str, project_id: int, *roles: Role) -> Grant:

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from merge_assist.workflow.context import WorkflowInput
-from merge_assist.workflow.start import batch_id_for, next_batch_id
+from merge_assist.queue.workflow.context import WorkflowInput
+from merge_assist.queue.workflow.start import batch_id_for, next_batch_id
 
 EXECUTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 

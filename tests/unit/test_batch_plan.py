@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from pydantic import ValidationError
 
-from merge_assist.batch_plan import (
+from merge_assist.queue.batch_plan import (
     BatchBuild,
     BatchMember,
     Bisection,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from local.bench_faults import FaultBench, metric_totals
+from bench.faults import FaultBench, metric_totals
 
 
 def test_metric_totals_sum_emf_values_and_skip_what_is_not_a_document() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from local.bench_queue import (
+from bench.merge_queue import (
     Change,
     ContenderResult,
     MergeRequestRecord,
@@ -24,9 +24,9 @@ from local.bench_queue import (
     untested_commits,
     wrongly_rejected,
 )
-from local.bench_report import write
-from local.bench_webhook import WebhookBenchmark
-from merge_assist.cli import build_parser
+from bench.report import write
+from bench.webhook import WebhookBenchmark
+from cli.main import build_parser
 
 
 def test_the_same_seed_gives_the_same_workload_and_another_seed_another() -> None:

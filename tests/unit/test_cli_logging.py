@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from merge_assist.cli import configure_logging
+from cli.main import configure_logging
 
 TOKEN = "glpat-Abcdefghijklmnop1234"
 WEBHOOK_SECRET = "s3cr3t-webhook-token-0123456789"

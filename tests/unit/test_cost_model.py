@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from local.bench_cost import PRICES, cost, cost_report
-from local.usage import (
+from bench.cost import PRICES, cost, cost_report
+from bench.usage import (
     ApiCalls,
     FunctionUsage,
     Usage,

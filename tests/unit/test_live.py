@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from merge_assist.errors import Forbidden, Unavailable
-from merge_assist.live import (
+from merge_assist.live.feed import (
     Connection,
     LiveFeed,
     UpdateType,
     changes,
     open_connection,
 )
-from merge_assist.models import (
+from merge_assist.platform.errors import Forbidden, Unavailable
+from merge_assist.platform.models import (
     QUEUE_ACTOR,
     AuditAction,
     AuditEntry,

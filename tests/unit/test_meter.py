@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
-from merge_assist.metrics import Metric
+from merge_assist.platform.metrics import Metric
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import merge_assist
-from merge_assist.metrics import CATALOGUE, Metric
+from merge_assist.platform.metrics import CATALOGUE, Metric
 
 ROOT = Path(merge_assist.__file__).resolve().parents[3]
 CATALOGUE_FILE = Path(merge_assist.__file__).resolve().parent / "metrics.py"

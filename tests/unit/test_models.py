@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from merge_assist.models import (
+from merge_assist.platform.models import (
     Batch,
     BatchState,
     Landing,

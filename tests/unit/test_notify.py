@@ -1,4 +1,4 @@
-"""Alarm notifications as Slack and Teams messages (``merge_assist.notify``)."""
+"""Alarm notifications as Slack and Teams messages (``merge_assist.admin.notify``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from merge_assist.notify import (
+from merge_assist.admin.notify import (
     ADAPTIVE_CARD_CONTENT_TYPE,
     ADAPTIVE_CARD_VERSION,
     AlarmNotice,

@@ -81,7 +81,11 @@ def violations(path: Path) -> list[str]:
 
 def test_the_domain_modules_are_found() -> None:
     names = {module_name(path) for path in domain_modules()}
-    assert {"merge_assist.models", "merge_assist.queue", "merge_assist.ports"} <= names
+    assert {
+        "merge_assist.platform.models",
+        "merge_assist.queue.queue",
+        "merge_assist.platform.ports",
+    } <= names
     assert not any(".adapters" in name for name in names)
 
 
@@ -114,7 +118,11 @@ def test_the_check_catches_each_way_of_importing(source: str) -> None:
 
 
 def test_the_check_lets_the_allowed_imports_through() -> None:
-    source = "import pydantic\nfrom merge_assist.models import Batch\nfrom .ports import Store\n"
+    source = (
+        "import pydantic\n"
+        "from merge_assist.platform.models import Batch\n"
+        "from .ports import Store\n"
+    )
     found = [
         module for _, module in imported_modules(source, "merge_assist") if is_forbidden(module)
     ]

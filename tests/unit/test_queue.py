@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from merge_assist.models import MergeRequestState, ProjectConfig, StatusCategory, Strategy
-from merge_assist.queue import queue_order, select_batch
+from merge_assist.platform.models import MergeRequestState, ProjectConfig, StatusCategory, Strategy
+from merge_assist.queue.queue import queue_order, select_batch
 
 MakeMR = Callable[..., MergeRequestState]
 T0 = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)

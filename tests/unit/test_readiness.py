@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from merge_assist import comments
-from merge_assist.models import ProjectConfig, Reason, ReasonCode, Strategy
-from merge_assist.readiness import MergeRequestFacts, concerns_bot, not_ready_reasons
+from merge_assist.platform.models import ProjectConfig, Reason, ReasonCode, Strategy
+from merge_assist.queue import comments
+from merge_assist.queue.readiness import MergeRequestFacts, concerns_bot, not_ready_reasons
 
 BOT = 99
 CONFIG = ProjectConfig(project_id=1, target_branches=["main", "release"])

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from merge_assist.resources import (
+from merge_assist.platform.resources import (
     FUNCTIONS,
     ROUTES,
     STATE_MACHINES,

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from pydantic import ValidationError
 
-from merge_assist.resources import ENV_PREFIX, ResourceNames, function_environment
-from merge_assist.settings import Settings, get_settings
+from merge_assist.platform.resources import ENV_PREFIX, ResourceNames, function_environment
+from merge_assist.platform.settings import Settings, get_settings
 
 
 @pytest.fixture(autouse=True)

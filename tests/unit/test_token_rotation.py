@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from merge_assist.token_rotation import (
+from merge_assist.admin.token_rotation import (
     CURRENT,
     PENDING,
     BotTokenRotation,

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from merge_assist.models import (
+from merge_assist.platform.models import (
     MergeRequestState,
     ProjectConfig,
     Reason,
     ReasonCode,
     StatusCategory,
 )
-from merge_assist.readiness import MergeRequestFacts
-from merge_assist.triage import MAX_STRIKES, triage
+from merge_assist.queue.readiness import MergeRequestFacts
+from merge_assist.queue.triage import MAX_STRIKES, triage
 
 BOT = 99
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from merge_assist.intake import (
+from merge_assist.platform.intake import (
     MAX_JSON_DEPTH,
     ROTATION_GRACE,
     TokenMatch,
@@ -20,7 +20,7 @@ from merge_assist.intake import (
     project_id_hint,
     variant_key,
 )
-from merge_assist.models import WebhookSecret
+from merge_assist.platform.models import WebhookSecret
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 OLD = "old-token-0123456789abcdef"

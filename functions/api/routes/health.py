@@ -12,10 +12,10 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 import merge_assist
 from functions.api import caller, wiring
 from functions.api.schemas import GitLabHealth, Health, ProjectHealth, QueueHealth
-from merge_assist.access import Action
 from merge_assist.adapters.aws import register_cache
-from merge_assist.models import ProjectConfig, utc_now
-from merge_assist.settings import get_settings
+from merge_assist.platform.access import Action
+from merge_assist.platform.models import ProjectConfig, utc_now
+from merge_assist.platform.settings import get_settings
 
 logger = Logger(child=True)
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]

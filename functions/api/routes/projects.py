@@ -17,12 +17,12 @@ from functions.api.schemas import (
     ProjectId,
     ProjectView,
 )
-from merge_assist import administration
-from merge_assist.access import Action
-from merge_assist.models import ProjectConfig, StatusCategory
-from merge_assist.onboarding import connect_project, disconnect_project
-from merge_assist.queue import for_the_queue
-from merge_assist.settings import get_settings
+from merge_assist.admin import administration
+from merge_assist.admin.onboarding import connect_project, disconnect_project
+from merge_assist.platform.access import Action
+from merge_assist.platform.models import ProjectConfig, StatusCategory
+from merge_assist.platform.settings import get_settings
+from merge_assist.queue.queue import for_the_queue
 
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
 

@@ -16,11 +16,11 @@ from functions.api.schemas import (
     PriorityChange,
     ProjectId,
 )
-from merge_assist import administration
-from merge_assist.access import Action
-from merge_assist.errors import NotFoundError
-from merge_assist.models import Batch, BranchName, MergeRequestState, StatusCategory
-from merge_assist.queue import for_the_queue, queue_order
+from merge_assist.admin import administration
+from merge_assist.platform.access import Action
+from merge_assist.platform.errors import NotFoundError
+from merge_assist.platform.models import Batch, BranchName, MergeRequestState, StatusCategory
+from merge_assist.queue.queue import for_the_queue, queue_order
 
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
 

@@ -1,5 +1,5 @@
 /** What the signed-in user may do on a project, from `GET /me`: the same rules the API
- * enforces (`merge_assist/access.py`), so the UI offers only what will be accepted. */
+ * enforces (`merge_assist/platform/access.py`), so the UI offers only what will be accepted. */
 import { createContext, useContext } from "react";
 import type { Me, Role } from "../api/client";
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import boto3
 
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
-from merge_assist.settings import Settings, get_settings
+from merge_assist.platform.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table

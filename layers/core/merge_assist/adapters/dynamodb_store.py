@@ -31,9 +31,14 @@ from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from merge_assist.clock import SystemClock
-from merge_assist.errors import AlreadyExistsError, ConflictError, LockHeldError, NotFoundError
-from merge_assist.models import (
+from merge_assist.platform.clock import SystemClock
+from merge_assist.platform.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    LockHeldError,
+    NotFoundError,
+)
+from merge_assist.platform.models import (
     AuditEntry,
     Batch,
     BranchLock,
@@ -43,9 +48,9 @@ from merge_assist.models import (
     ProjectConfig,
     StatusCategory,
 )
-from merge_assist.ports import Clock
-from merge_assist.resources import TABLE
-from merge_assist.stored import fields, load
+from merge_assist.platform.ports import Clock
+from merge_assist.platform.resources import TABLE
+from merge_assist.platform.stored import fields, load
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -72,7 +77,7 @@ def mr_index_pk(project_id: int, status: StatusCategory) -> str:
 
 
 def mr_index_sk(mr: MergeRequestState) -> str:
-    """Sorts like ``merge_assist.queue.queue_order`` within one branch."""
+    """Sorts like ``merge_assist.queue.queue.queue_order`` within one branch."""
     when = _sortable(mr.placed_at or mr.ready_since or mr.updated_at)
     hotfix = 0 if mr.hotfix else 1
     return f"{branch_key(mr.target_branch)}#{hotfix}#{1000 - mr.priority:04d}#{when}#{mr.iid:010d}"

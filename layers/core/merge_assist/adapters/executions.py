@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from merge_assist.adapters.aws import register_cache
-from merge_assist.settings import get_settings
+from merge_assist.platform.settings import get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient

@@ -21,7 +21,9 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 from dulwich.walk import ORDER_TOPO
 
-from merge_assist.batch_plan import (
+from merge_assist.platform.errors import GitError, PushRejected, RefNotFound, RemoteMoved
+from merge_assist.platform.retrying import retry
+from merge_assist.queue.batch_plan import (
     BatchBuild,
     BatchMember,
     GitIdentity,
@@ -31,8 +33,6 @@ from merge_assist.batch_plan import (
     branch_ref,
     merge_commit_message,
 )
-from merge_assist.errors import GitError, PushRejected, RefNotFound, RemoteMoved
-from merge_assist.retrying import retry
 
 
 class GitEngineError(GitError):

@@ -22,8 +22,8 @@ from gitlab.exceptions import (
 from gitlab.v4.objects import Project, ProjectMergeRequestManager
 
 from merge_assist.adapters.aws import register_cache
-from merge_assist.comments import Transition
-from merge_assist.errors import (
+from merge_assist.admin.token_rotation import TokenDetails
+from merge_assist.platform.errors import (
     ConflictError,
     GitLabRefused,
     GitLabUnavailable,
@@ -31,13 +31,13 @@ from merge_assist.errors import (
     NotFoundError,
     NotMergeableError,
 )
-from merge_assist.events import MergeRequestSnapshot, PipelineSnapshot
-from merge_assist.metrics import Metric, NullMeter
-from merge_assist.models import ProjectRef
-from merge_assist.ports import Meter
-from merge_assist.readiness import MergeRequestFacts
-from merge_assist.settings import Settings, get_settings
-from merge_assist.token_rotation import TokenDetails
+from merge_assist.platform.events import MergeRequestSnapshot, PipelineSnapshot
+from merge_assist.platform.metrics import Metric, NullMeter
+from merge_assist.platform.models import ProjectRef
+from merge_assist.platform.ports import Meter
+from merge_assist.platform.settings import Settings, get_settings
+from merge_assist.queue.comments import Transition
+from merge_assist.queue.readiness import MergeRequestFacts
 
 HOOK_EVENTS = {
     "merge_requests_events": True,

@@ -24,10 +24,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from merge_assist.adapters.aws import dynamodb_table, register_cache
-from merge_assist.errors import Unavailable
-from merge_assist.live import Connection
-from merge_assist.resources import CONNECTIONS_TABLE
-from merge_assist.settings import Settings, get_settings
+from merge_assist.live.feed import Connection
+from merge_assist.platform.errors import Unavailable
+from merge_assist.platform.resources import CONNECTIONS_TABLE
+from merge_assist.platform.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient

@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
     AmazonCloudWatchEMFProvider,
 )
 
-from merge_assist.metrics import NAMESPACE, SERVICE, Metric, NullMeter, spec
+from merge_assist.platform.metrics import NAMESPACE, SERVICE, Metric, NullMeter, spec
 
 __all__ = ["NullMeter", "PowertoolsMeter", "lambda_metrics"]
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from merge_assist.adapters.executions import stepfunctions_client
 from merge_assist.adapters.project_queues import queue_url, sqs_client
-from merge_assist.resources import ResourceNames
-from merge_assist.settings import get_settings
+from merge_assist.platform.resources import ResourceNames
+from merge_assist.platform.settings import get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.literals import ExecutionStatusType

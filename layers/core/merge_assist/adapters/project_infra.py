@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.exceptions import ClientError
 
-from merge_assist.errors import NotFoundError
-from merge_assist.models import WebhookSecret
-from merge_assist.resources import (
+from merge_assist.platform.errors import NotFoundError
+from merge_assist.platform.models import WebhookSecret
+from merge_assist.platform.resources import (
     PROJECT_DEAD_LETTERS_ALARM,
     PROJECT_QUEUE_AGE_ALARM,
     PROJECT_QUEUE_AGE_SECONDS,
@@ -21,7 +21,7 @@ from merge_assist.resources import (
     function_spec,
     project_alarm_name,
 )
-from merge_assist.settings import get_settings
+from merge_assist.platform.settings import get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient

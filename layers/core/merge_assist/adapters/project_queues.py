@@ -9,9 +9,9 @@ import boto3
 from botocore.exceptions import ClientError
 
 from merge_assist.adapters.aws import register_cache
-from merge_assist.errors import NotFoundError
-from merge_assist.events import QueueEvent
-from merge_assist.resources import ResourceNames
+from merge_assist.platform.errors import NotFoundError
+from merge_assist.platform.events import QueueEvent
+from merge_assist.platform.resources import ResourceNames
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -1,4 +1,4 @@
-"""What ``merge_assist.recovery`` needs of AWS: the SQS calls of a redrive, the merge
+"""What ``merge_assist.admin.recovery`` needs of AWS: the SQS calls of a redrive, the merge
 workflow's executions by name (status, stop), and the stack's outputs the CLI reads."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 from merge_assist.adapters.executions import StepFunctionsExecutions
-from merge_assist.errors import NotFoundError
-from merge_assist.recovery import QueuedMessage
+from merge_assist.admin.recovery import QueuedMessage
+from merge_assist.platform.errors import NotFoundError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

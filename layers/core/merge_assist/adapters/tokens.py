@@ -14,8 +14,8 @@ from typing import Any
 import jwt
 
 from merge_assist.adapters.aws import register_cache
-from merge_assist.errors import Unauthenticated, Unavailable
-from merge_assist.settings import Settings, get_settings
+from merge_assist.platform.errors import Unauthenticated, Unavailable
+from merge_assist.platform.settings import Settings, get_settings
 
 ALGORITHM = "RS256"
 # Keys rotate rarely; a cached set also spares the JWKS endpoint from a request per call.

@@ -14,9 +14,9 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from botocore.exceptions import ClientError
 
 from merge_assist.adapters.aws import register_cache
-from merge_assist.errors import NotFoundError
-from merge_assist.models import WebhookSecret
-from merge_assist.resources import ResourceNames
+from merge_assist.platform.errors import NotFoundError
+from merge_assist.platform.models import WebhookSecret
+from merge_assist.platform.resources import ResourceNames
 
 SECRET_CACHE_SECONDS = 300
 # A refused token may mean the secret was rotated since it was cached, so the receiver reads

@@ -1,0 +1,294 @@
+"""``merge-assist project add|list|remove|config|rotate-secret``: connecting GitLab projects.
+
+Against the cloud the commands use the caller's AWS credentials, the deployment prefix and
+the stack's outputs; with ``--local DATA`` they talk to the local stack described in
+``DATA/endpoints.json``. Either way the GitLab calls are made with the bot's token from the
+bot secret, as the functions make them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from merge_assist.platform.intake import ROTATION_GRACE
+from merge_assist.platform.models import Landing, ProjectConfig, Strategy
+from merge_assist.platform.resources import DEFAULT_PREFIX, ResourceNames
+
+MIN_GRACE_MINUTES = 10
+
+
+@dataclass(frozen=True)
+class AdminContext:
+    names: ResourceNames
+    webhook_url: str
+    gitlab_url: str
+
+
+def _local_context(data_dir: Path) -> AdminContext:
+    endpoints_file = data_dir / "endpoints.json"
+    try:
+        endpoints = json.loads(endpoints_file.read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"no local stack at {data_dir}: {endpoints_file} does not exist") from None
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoints["aws_endpoint"],
+            "AWS_DEFAULT_REGION": endpoints["region"],
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+            "MERGE_ASSIST_RESOURCE_PREFIX": endpoints["resource_prefix"],
+        }
+    )
+    return AdminContext(
+        names=ResourceNames(endpoints["resource_prefix"]),
+        webhook_url=endpoints["webhook"],
+        gitlab_url=endpoints["gitlab"],
+    )
+
+
+def _cloud_context(args: argparse.Namespace) -> AdminContext:
+    import boto3
+
+    names = ResourceNames(args.prefix)
+    os.environ["MERGE_ASSIST_RESOURCE_PREFIX"] = names.prefix
+    # The stack is named after the prefix; its ApiUrl output ends with a slash.
+    stack = boto3.client("cloudformation").describe_stacks(StackName=names.prefix)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    webhook_url = args.webhook_url or outputs["ApiUrl"].rstrip("/") + "/webhook/gitlab"
+    if "AlarmTopicArn" in outputs:
+        # A connected project's queue alarms notify the deployment's alarm topic.
+        os.environ["MERGE_ASSIST_ALARM_TOPIC_ARN"] = outputs["AlarmTopicArn"]
+    gitlab_url = args.gitlab_url or os.environ.get("MERGE_ASSIST_GITLAB_URL")
+    if not gitlab_url:
+        raise SystemExit("give --gitlab-url (or set MERGE_ASSIST_GITLAB_URL)")
+    return AdminContext(names=names, webhook_url=webhook_url, gitlab_url=gitlab_url)
+
+
+def _services(context: AdminContext) -> tuple[Any, Any, Any]:
+    import boto3
+
+    from merge_assist.adapters.aws import clear_caches, store_from_settings
+    from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway
+    from merge_assist.adapters.project_infra import AwsProjectInfrastructure
+
+    clear_caches()
+    # A deployment given BotTokenSecretArn reads the token from that secret; so does this,
+    # told by MERGE_ASSIST_BOT_TOKEN_SECRET.
+    secret_id = os.environ.get("MERGE_ASSIST_BOT_TOKEN_SECRET") or context.names.bot_token_secret
+    secret = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)
+    gitlab = PythonGitLabGateway(context.gitlab_url, secret["SecretString"])
+    return store_from_settings(), AwsProjectInfrastructure(context.names), gitlab
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    chosen = {
+        "target_branches": args.target_branch,
+        "strategy": args.strategy,
+        "batch_size": args.batch_size,
+        "landing": args.landing,
+        "ci_timeout_minutes": args.ci_timeout,
+        "trigger_label": args.trigger_label,
+    }
+    settings = {name: value for name, value in chosen.items() if value is not None}
+    if getattr(args, "pause", None) is not None:
+        settings["paused"] = args.pause
+    return settings
+
+
+def _project_ref(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
+
+
+def _emit(args: argparse.Namespace, document: Any, text: str) -> None:
+    print(json.dumps(document, indent=2, default=str) if args.json else text)
+
+
+def _config_text(config: ProjectConfig) -> str:
+    state = "paused" if config.paused else "active"
+    return (
+        f"{config.project_id:>8}  {config.path or '-':<40} {config.strategy.value:<6} "
+        f"batch {config.batch_size:<3} {config.landing.value:<10} "
+        f"{','.join(config.target_branches)}  {state}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from merge_assist.admin.onboarding import connect_project, disconnect_project, update_project
+
+    context = _local_context(Path(args.local)) if args.local else _cloud_context(args)
+    store, infrastructure, gitlab = _services(context)
+    if args.action == "add":
+        connected = connect_project(
+            store,
+            infrastructure,
+            gitlab,
+            _project_ref(args.project),
+            webhook_url=context.webhook_url,
+            settings=_settings(args),
+        )
+        _emit(
+            args,
+            {
+                "project_id": connected.project.id,
+                "path": connected.project.path_with_namespace,
+                "webhook_url": connected.webhook_url,
+                "secret_token": connected.secret_token,
+                "hook_id": connected.hook_id,
+                "created": connected.created,
+                "config": connected.config.model_dump(mode="json"),
+            },
+            f"{'Connected' if connected.created else 'Already connected'}: "
+            f"{connected.project.path_with_namespace} (id {connected.project.id}); "
+            f"GitLab hook {connected.hook_id} posts to {connected.webhook_url}",
+        )
+    elif args.action == "list":
+        projects = store.list_projects()
+        _emit(
+            args,
+            [config.model_dump(mode="json") for config in projects],
+            "\n".join(_config_text(config) for config in projects) or "No projects connected.",
+        )
+    elif args.action == "rotate-secret":
+        _rotate_secret(args, context, infrastructure, gitlab)
+    elif args.action == "remove":
+        project = gitlab.find_project(_project_ref(args.project))
+        disconnect_project(
+            store, infrastructure, gitlab, project.id, webhook_url=context.webhook_url
+        )
+        _emit(args, {"removed": project.id}, f"Disconnected {project.path_with_namespace}.")
+    else:
+        project = gitlab.find_project(_project_ref(args.project))
+        changes = _settings(args)
+        config = (
+            update_project(store, project.id, changes) if changes else store.get_project(project.id)
+        )
+        if changes and not config.paused:
+            # Resumed, or a queue setting changed: MRs already waiting need not wait for an
+            # event or the watcher.
+            _start_queues(context, store, project.id)
+        _emit(args, config.model_dump(mode="json"), _config_text(config))
+    return 0
+
+
+def _rotate_secret(
+    args: argparse.Namespace, context: AdminContext, infrastructure: Any, gitlab: Any
+) -> None:
+    from datetime import timedelta
+
+    from merge_assist.admin.onboarding import rotate_webhook_secret
+    from merge_assist.platform.models import utc_now
+
+    project = gitlab.find_project(_project_ref(args.project))
+    rotated = rotate_webhook_secret(
+        infrastructure,
+        gitlab,
+        project.id,
+        webhook_url=context.webhook_url,
+        now=utc_now(),
+        grace=timedelta(minutes=args.grace_minutes),
+        restart=args.restart,
+    )
+    until = rotated.previous_valid_until.isoformat(timespec="seconds")
+    done = (
+        "Finished the rotation begun earlier" if rotated.resumed else "Rotated the webhook secret"
+    )
+    _emit(
+        args,
+        {
+            "project_id": project.id,
+            "path": project.path_with_namespace,
+            "hook_id": rotated.hook_id,
+            "secret_token": rotated.secret_token,
+            "previous_valid_until": until,
+            "resumed": rotated.resumed,
+        },
+        f"{done} of {project.path_with_namespace} (id {project.id}): GitLab hook "
+        f"{rotated.hook_id} sends the new token; the previous one is accepted until {until}.",
+    )
+
+
+def _grace_minutes(value: str) -> int:
+    minutes = int(value)
+    # The receivers cache a secret for five minutes; a shorter grace would refuse GitLab.
+    if minutes < MIN_GRACE_MINUTES:
+        raise argparse.ArgumentTypeError(f"at least {MIN_GRACE_MINUTES} minutes")
+    return minutes
+
+
+def _start_queues(context: AdminContext, store: Any, project_id: int) -> None:
+    import uuid
+
+    import boto3
+
+    from merge_assist.adapters.executions import StepFunctionsExecutions
+    from merge_assist.platform.resources import MERGE_WORKFLOW, state_machine_arn
+    from merge_assist.platform.settings import get_settings
+    from merge_assist.queue.workflow.start import start_project
+
+    session = boto3.session.Session()
+    arn = state_machine_arn(
+        context.names,
+        MERGE_WORKFLOW,
+        region=session.region_name or "us-east-1",
+        account=session.client("sts").get_caller_identity()["Account"],
+    )
+    settings = get_settings()
+    start_project(
+        store,
+        StepFunctionsExecutions(state_machine_arn=arn),
+        project_id,
+        f"cli:{uuid.uuid4()}",
+        pipeline_poll_seconds=settings.pipeline_poll_seconds,
+        rebase_poll_seconds=settings.rebase_poll_seconds,
+    )
+
+
+def add_parser(commands: Any) -> None:
+    project = commands.add_parser("project", help="connect, list, configure or remove projects")
+    actions = project.add_subparsers(dest="action", required=True)
+    for action, help_text in (
+        ("add", "connect a GitLab project (repeating it changes nothing)"),
+        ("list", "the connected projects"),
+        ("remove", "disconnect a project and remove what connecting it created"),
+        ("config", "show or change a project's queue settings"),
+        ("rotate-secret", "give the project's hook a new secret token, without downtime"),
+    ):
+        parser = actions.add_parser(action, help=help_text)
+        if action != "list":
+            parser.add_argument("project", help="GitLab project id or group/path")
+        parser.add_argument("--json", action="store_true", help="print JSON")
+        parser.add_argument("--local", metavar="DATA", help="use the local stack in DATA")
+        parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="deployment prefix")
+        parser.add_argument("--gitlab-url", help="GitLab base URL (cloud)")
+        parser.add_argument("--webhook-url", help="webhook URL (default: the stack's ApiUrl)")
+        if action in ("add", "config"):
+            parser.add_argument(
+                "--target-branch", action="append", help="a target branch (repeatable)"
+            )
+            parser.add_argument("--strategy", choices=[s.value for s in Strategy])
+            parser.add_argument("--batch-size", type=int)
+            parser.add_argument("--landing", choices=[landing.value for landing in Landing])
+            parser.add_argument("--ci-timeout", type=int, help="minutes")
+            parser.add_argument("--trigger-label", help="queue MRs carrying this label too")
+        if action == "rotate-secret":
+            parser.add_argument(
+                "--grace-minutes",
+                type=_grace_minutes,
+                default=int(ROTATION_GRACE.total_seconds() // 60),
+                help="how long the previous token is still accepted (default %(default)s)",
+            )
+            parser.add_argument(
+                "--restart",
+                action="store_true",
+                help="begin a new rotation even while the last one's grace period runs "
+                "(the token before the current one is no longer accepted)",
+            )
+        if action == "config":
+            pause = parser.add_mutually_exclusive_group()
+            pause.add_argument("--pause", dest="pause", action="store_true", default=None)
+            pause.add_argument("--resume", dest="pause", action="store_false")
+        parser.set_defaults(run=run)

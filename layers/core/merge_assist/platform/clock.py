@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from merge_assist.platform.models import utc_now
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return utc_now()

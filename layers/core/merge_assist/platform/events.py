@@ -1,0 +1,124 @@
+"""The normalized event: what the webhook receiver (and the watcher) put on a project's
+queue. Small and self-contained: a GitLab payload can reach 25 MB, an SQS message 256 KiB."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from merge_assist.platform.models import utc_now
+
+NOTE_EXCERPT_CHARS = 4000
+
+
+class EventKind(StrEnum):
+    MERGE_REQUEST = "merge_request"
+    NOTE = "note"
+    PIPELINE = "pipeline"
+    PUSH = "push"
+    JOB = "job"
+    RECONCILE = "reconcile"
+
+
+class MergeRequestSnapshot(BaseModel):
+    """An MR as the event saw it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    iid: int
+    title: str = ""
+    state: str | None = None
+    sha: str | None = None
+    source_branch: str | None = None
+    target_branch: str | None = None
+    draft: bool = False
+    labels: list[str] = Field(default_factory=list)
+    assignee_ids: list[int] = Field(default_factory=list)
+    reviewer_ids: list[int] = Field(default_factory=list)
+    detailed_merge_status: str | None = None
+    merge_status: str | None = None
+    blocking_discussions_resolved: bool | None = None
+    head_pipeline_id: int | None = None
+    web_url: str | None = None
+    action: str | None = None
+
+
+class PipelineSnapshot(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    sha: str
+    ref: str | None = None
+    status: str
+    source: str | None = None
+    web_url: str | None = None
+
+
+class NoteSnapshot(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    body: str = Field(max_length=NOTE_EXCERPT_CHARS)
+    system: bool = False
+
+
+class PushSnapshot(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    branch: str
+    before: str | None = None
+    after: str | None = None
+
+
+class JobSnapshot(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    name: str | None = None
+    stage: str | None = None
+    status: str
+    pipeline_id: int | None = None
+    sha: str | None = None
+    ref: str | None = None
+    allow_failure: bool = False
+
+
+class QueueEvent(BaseModel):
+    """One event for the dispatcher, keyed for idempotency end to end."""
+
+    kind: EventKind
+    idempotency_key: str = Field(min_length=1, max_length=128)
+    project_id: int = Field(gt=0)
+    target_branch: str | None = None
+    merge_request: MergeRequestSnapshot | None = None
+    pipeline: PipelineSnapshot | None = None
+    note: NoteSnapshot | None = None
+    push: PushSnapshot | None = None
+    job: JobSnapshot | None = None
+    actor: str | None = None
+    received_at: datetime = Field(default_factory=utc_now)
+
+    @property
+    def mr_iid(self) -> int | None:
+        return self.merge_request.iid if self.merge_request else None
+
+    @property
+    def message_group_id(self) -> str:
+        """One FIFO group per project and target branch: events for one queue are handled
+        in order, different queues in parallel."""
+        return fifo_token(f"{self.project_id}:{self.target_branch or '*'}")
+
+
+# SQS accepts 1..128 characters of ASCII letters, digits and punctuation in group and
+# deduplication ids; a branch name may hold anything git allows.
+_FIFO_SAFE = re.compile(r"^[!-~]{1,128}$")
+
+
+def fifo_token(value: str) -> str:
+    if _FIFO_SAFE.match(value):
+        return value
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()

@@ -1,0 +1,248 @@
+"""The dispatcher's decision for one MR: queued or not ready (and why), and what to tell
+the author. Batching and testing belong to the workflow; triage never takes an MR out of
+a running batch unless the MR changed in a way that voids what the batch tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from merge_assist.platform.models import (
+    MergeRequestState,
+    ProjectConfig,
+    Reason,
+    ReasonCode,
+    StatusCategory,
+)
+from merge_assist.queue import comments
+from merge_assist.queue.comments import Transition
+from merge_assist.queue.readiness import MergeRequestFacts, concerns_bot, not_ready_reasons
+
+# After this many rejections of the same commit the MR waits for its author to push.
+MAX_STRIKES = 3
+IN_FLIGHT = (StatusCategory.BATCHING, StatusCategory.TESTING)
+
+
+@dataclass(frozen=True)
+class Triage:
+    state: MergeRequestState
+    transition: Transition | None
+    # The batch the MR was just taken out of: its workflow must rebuild without it.
+    left_batch: str | None = None
+
+
+def triage(
+    state: MergeRequestState,
+    facts: MergeRequestFacts,
+    config: ProjectConfig,
+    bot_user_id: int,
+    now: datetime,
+    *,
+    head_sha: str,
+    queue_position: int,
+) -> Triage:
+    """``head_sha``: the MR's head as GitLab reports it; ``queue_position``: where it would
+    stand (1-based) if queued now, for the comment."""
+    judged = state.judged_sha or state.sha
+    if state.status in IN_FLIGHT and state.rebasing and head_sha != judged:
+        # The serial workflow's own rebase: the new head is the one it will test.
+        state = state.model_copy(update={"judged_sha": head_sha, "rebasing": False})
+        judged = head_sha
+    pushed = head_sha != judged
+    seen = state.model_copy(
+        update={
+            "sha": head_sha,
+            "judged_sha": head_sha,
+            "bot_assigned": bot_user_id in facts.assignee_ids,
+            "gitlab_state": facts.state,
+            "draft": facts.draft,
+            "labels": facts.labels,
+            "assignee_ids": facts.assignee_ids,
+            "target_branch": facts.target_branch,
+        }
+    )
+    if state.status in IN_FLIGHT:
+        leaving = leave_reasons(state, facts, config, bot_user_id, pushed=pushed)
+        if not leaving:
+            return Triage(seen, None)  # the workflow owns it, merged by the batch included
+        return _leave_batch(
+            state,
+            seen,
+            facts,
+            config,
+            bot_user_id=bot_user_id,
+            now=now,
+            leaving=leaving,
+            queue_position=queue_position,
+        )
+    if facts.state == "merged":
+        return Triage(seen.model_copy(update={"status": StatusCategory.MERGED}), None)
+    if _stays(state, facts, bot_user_id, pushed=pushed):
+        return Triage(seen, None)
+    if pushed:
+        seen = seen.model_copy(update={"strikes": 0})
+    reasons = not_ready_reasons(facts, config, bot_user_id)
+    if not reasons:
+        return _queue(state, seen, config, now, queue_position)
+    return _hold_back(state, seen, config, reasons)
+
+
+GONE = Reason(code=ReasonCode.CLOSED, message="GitLab no longer has it (deleted, or moved away)")
+
+
+def gone(state: MergeRequestState) -> Triage:
+    """GitLab answers 404 for the MR: it is out of the queue and of any batch, for good,
+    with nobody to tell. Recorded, so its events stop costing GitLab calls and retries."""
+    left = state.batch_id if state.status in IN_FLIGHT else None
+    out = state.model_copy(
+        update={
+            "status": StatusCategory.NOT_READY,
+            "reasons": [GONE],
+            "gitlab_state": "deleted",
+            "batch_id": None,
+            "ready_since": None,
+            "placed_at": None,
+            "rebasing": False,
+        }
+    )
+    return Triage(out, None, left_batch=left)
+
+
+def leave_reasons(
+    state: MergeRequestState,
+    facts: MergeRequestFacts,
+    config: ProjectConfig,
+    bot_user_id: int,
+    *,
+    pushed: bool,
+) -> list[Reason]:
+    """Why an MR in a running batch has to leave it: what was tested is no longer what
+    its author wants merged. Empty when it stays."""
+    reasons = []
+    if pushed:
+        reasons.append(Reason(code=ReasonCode.CHANGED, message="new commits were pushed"))
+    if facts.state == "closed":
+        reasons.append(Reason(code=ReasonCode.CLOSED, message="it was closed"))
+    if facts.draft:
+        reasons.append(Reason(code=ReasonCode.DRAFT, message="it was marked as draft"))
+    if not concerns_bot(facts, config, bot_user_id):
+        reasons.append(Reason(code=ReasonCode.NOT_ASSIGNED, message="Merge Assist was unassigned"))
+    if facts.target_branch != state.target_branch:
+        reasons.append(
+            Reason(code=ReasonCode.TARGET_BRANCH, message="its target branch was changed")
+        )
+    return reasons
+
+
+def _leave_batch(
+    state: MergeRequestState,
+    seen: MergeRequestState,
+    facts: MergeRequestFacts,
+    config: ProjectConfig,
+    *,
+    bot_user_id: int,
+    now: datetime,
+    leaving: list[Reason],
+    queue_position: int,
+) -> Triage:
+    """Out of the batch, then judged as any MR outside one; one comment says both."""
+    batch_id = state.batch_id or "?"
+    outside = seen.model_copy(
+        update={
+            "status": StatusCategory.NOT_READY,
+            "batch_id": None,
+            "ready_since": None,
+            "placed_at": None,
+        }
+    )
+    if any(reason.code is ReasonCode.CHANGED for reason in leaving):
+        outside = outside.model_copy(update={"strikes": 0})
+    reasons = not_ready_reasons(facts, config, bot_user_id)
+    dropped = comments.dropped(config, batch_id, leaving)
+    if reasons:
+        after = outside.model_copy(update={"reasons": reasons})
+        then = comments.not_ready(config, reasons)
+    else:
+        after = outside.model_copy(
+            update={
+                "status": StatusCategory.QUEUED,
+                "reasons": [],
+                "ready_since": now,
+                "placed_at": None,
+            }
+        )
+        then = comments.recognised(config, after.target_branch, queue_position)
+    transition = Transition(
+        comment=f"{dropped.comment}\n\n{then.comment}",
+        add_label=then.add_label,
+        remove_labels=then.remove_labels,
+    )
+    return Triage(after, transition, left_batch=batch_id)
+
+
+def _stays(
+    state: MergeRequestState, facts: MergeRequestFacts, bot_user_id: int, *, pushed: bool
+) -> bool:
+    """Whether triage leaves the MR's status alone: the workflow owns MRs in a batch, merged
+    is final, and a rejected MR waits for its author to push (or, under the strike limit,
+    to assign the bot again)."""
+    if state.status in IN_FLIGHT or state.status is StatusCategory.MERGED:
+        return True
+    if state.status is not StatusCategory.REJECTED or pushed:
+        return False
+    return state.strikes >= MAX_STRIKES or not _reassigned(state, facts, bot_user_id)
+
+
+def _queue(
+    state: MergeRequestState,
+    seen: MergeRequestState,
+    config: ProjectConfig,
+    now: datetime,
+    queue_position: int,
+) -> Triage:
+    already = state.status is StatusCategory.QUEUED
+    queued = seen.model_copy(
+        update={
+            "status": StatusCategory.QUEUED,
+            "reasons": [],
+            "ready_since": state.ready_since if already else now,
+            "placed_at": state.placed_at if already else None,
+        }
+    )
+    if already:
+        return Triage(queued, None)  # already told; a push keeps its place in line
+    return Triage(queued, comments.recognised(config, seen.target_branch, queue_position))
+
+
+def _hold_back(
+    state: MergeRequestState, seen: MergeRequestState, config: ProjectConfig, reasons: list[Reason]
+) -> Triage:
+    waiting = seen.model_copy(
+        update={
+            "status": StatusCategory.NOT_READY,
+            "reasons": reasons,
+            "ready_since": None,
+            "placed_at": None,
+        }
+    )
+    unchanged = state.status is StatusCategory.NOT_READY and _codes(state.reasons) == _codes(
+        reasons
+    )
+    if unchanged or not _asked_to_merge(reasons, state):
+        return Triage(waiting, None)
+    return Triage(waiting, comments.not_ready(config, reasons))
+
+
+def _codes(reasons: list[Reason]) -> list[ReasonCode]:
+    return [reason.code for reason in reasons]
+
+
+def _asked_to_merge(reasons: list[Reason], state: MergeRequestState) -> bool:
+    """Speak only to MRs the bot was asked to merge, or that it had queued before."""
+    if all(reason.code is not ReasonCode.NOT_ASSIGNED for reason in reasons):
+        return True
+    return state.status in (StatusCategory.QUEUED, StatusCategory.REJECTED)
+
+
+def _reassigned(state: MergeRequestState, facts: MergeRequestFacts, bot_user_id: int) -> bool:
+    return bot_user_id in facts.assignee_ids and not state.bot_assigned

@@ -1,0 +1,125 @@
+"""What a batch's pipeline result means: land, test a smaller prefix, or give up.
+
+The workflow's decisions, apart from its I/O: after each pipeline the state machine asks
+``judge`` and does what the verdict says. A red batch is bisected by prefixes
+(``batch_plan.Bisection``), so every commit that lands is exactly one that passed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from merge_assist.platform.models import Reason, ReasonCode
+from merge_assist.queue.batch_plan import Bisection, InconsistentResult
+
+PASSED = "success"
+FAILED = "failed"
+# Set by the workflow, not by GitLab: no pipeline finished before the project's CI timeout.
+TIMED_OUT = "timeout"
+# Set by the dispatcher: an MR of the batch changed, the batch is rebuilt without it.
+CHANGED = "changed"
+# Canceled: someone stopped the pipeline; nobody is to blame, everyone goes back in line.
+CANCELED = "canceled"
+# Skipped: CI declined to test the batch, so it can never land; nobody is to blame either,
+# but queueing the same MRs again would skip again.
+SKIPPED = "skipped"
+
+
+class Action(StrEnum):
+    TEST = "test"  # run the pipeline of the prefix of ``test_length``
+    LAND = "land"  # fast-forward the target to the prefix of ``land_length``
+    RELEASE = "release"  # nothing (more) lands; end the batch
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Action
+    test_length: int | None = None
+    land_length: int = 0
+    rejected: dict[int, Reason] = field(default_factory=dict)
+    requeued: tuple[int, ...] = ()
+    bisection: Bisection | None = None
+    # The next test runs the same prefix again: a flaky retry of the isolated culprit.
+    retry: bool = False
+
+
+def judge(
+    members: Sequence[int],
+    tested_length: int,
+    status: str,
+    *,
+    bisection: Bisection | None,
+    retries_left: int,
+    retrying: bool = False,
+    pipeline_url: str | None = None,
+) -> Verdict:
+    """``members``: the batch's MRs in merge order; ``tested_length``: the prefix the
+    pipeline tested (the whole batch at first); ``retries_left``: flaky retries the project
+    still allows before the isolated culprit is rejected; ``retrying``: the pipeline was
+    such a retry."""
+    everyone = tuple(members)
+    if status == PASSED and bisection is None:
+        return Verdict(Action.LAND, land_length=tested_length)
+    if status == CANCELED:
+        return Verdict(Action.RELEASE, requeued=everyone)
+    if status == SKIPPED:
+        reason = Reason(
+            code=ReasonCode.PIPELINE_SKIPPED,
+            message=_with_link(
+                "CI skipped the batch's pipeline, and only tested commits are merged; "
+                "check the CI rules for the batch branch",
+                pipeline_url,
+            ),
+        )
+        return Verdict(Action.RELEASE, rejected=dict.fromkeys(everyone, reason))
+    passed = status == PASSED
+    if retrying and passed and bisection is not None and tested_length == bisection.bad:
+        # The culprit's prefix passed on its second run: the first failure was a flake and
+        # this exact commit is green. The rest was never tested on top of it.
+        return Verdict(
+            Action.LAND,
+            land_length=tested_length,
+            requeued=everyone[tested_length:],
+            bisection=bisection,
+        )
+    bisection = bisection or Bisection.start(everyone)
+    try:
+        bisection = bisection.record(tested_length, passed)
+    except InconsistentResult:
+        # A prefix passed after a longer one failed, or the reverse: a flaky pipeline.
+        # Nothing can be trusted, nobody is rejected.
+        return Verdict(Action.RELEASE, requeued=everyone)
+    culprit = bisection.culprit
+    if culprit is None:
+        return Verdict(Action.TEST, test_length=bisection.next_length, bisection=bisection)
+    if retries_left > 0:
+        return Verdict(Action.TEST, test_length=bisection.bad, bisection=bisection, retry=True)
+    landable = len(bisection.landable)
+    return Verdict(
+        Action.LAND if landable else Action.RELEASE,
+        land_length=landable,
+        rejected={culprit: _culprit_reason(status, pipeline_url, alone=len(everyone) == 1)},
+        requeued=bisection.untested,
+        bisection=bisection,
+    )
+
+
+def _culprit_reason(status: str, pipeline_url: str | None, *, alone: bool) -> Reason:
+    where = "" if alone else " on top of the merge requests ahead of it in its batch"
+    if status == TIMED_OUT:
+        return Reason(
+            code=ReasonCode.CI_TIMEOUT,
+            message=_with_link(
+                f"its pipeline{where} did not finish within the project's CI timeout",
+                pipeline_url,
+            ),
+        )
+    return Reason(
+        code=ReasonCode.CI_FAILED,
+        message=_with_link(f"the pipeline failed with this merge request{where}", pipeline_url),
+    )
+
+
+def _with_link(message: str, pipeline_url: str | None) -> str:
+    return f"{message} ({pipeline_url})" if pipeline_url else message

@@ -1,0 +1,54 @@
+"""Reading and saving a batch's record from a step: the lock is renewed on the way in, and
+a save that lost a race (a retried step running twice) is applied again on the fresh copy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from merge_assist.platform.errors import ConflictError
+from merge_assist.platform.metrics import Metric
+from merge_assist.platform.models import Batch, BatchStep, BatchStepKind, ProjectConfig
+from merge_assist.queue.recording import MAX_ATTEMPTS, pause
+from merge_assist.queue.workflow.context import WorkflowContext, lock_ttl
+
+
+def open_batch(ctx: WorkflowContext, batch_id: str) -> tuple[Batch, ProjectConfig]:
+    """The batch and its project's config (read at every step, so a change made at run time
+    applies from the next batch on: the batch itself keeps what it was started with)."""
+    batch = ctx.store.get_batch(batch_id)
+    config = ctx.store.get_project(batch.project_id)
+    if not batch.state.is_final:
+        # LockHeldError here means the lock expired and another batch took the branch: this
+        # one must stop, and the state machine's catch releases what it still holds.
+        ctx.store.acquire_branch_lock(
+            batch.project_id, batch.target_branch, batch.id, lock_ttl(config)
+        )
+    return batch, config
+
+
+def save(
+    ctx: WorkflowContext, batch: Batch, change: Callable[[Batch], Batch], *steps: BatchStep
+) -> Batch:
+    for attempt in range(MAX_ATTEMPTS):
+        changed = change(batch)
+        if steps:
+            changed = changed.model_copy(update={"steps": [*changed.steps, *steps]})
+        try:
+            return ctx.store.save_batch(changed)
+        except ConflictError:
+            pause(attempt)
+            batch = ctx.store.get_batch(batch.id)
+    raise ConflictError(f"batch {batch.id} kept changing")
+
+
+def record_end(ctx: WorkflowContext, batch: Batch) -> None:
+    """The batch just became final (landed by LandBatch, failed or cancelled by
+    ReleaseBatch): how much testing it took, from its record. A batch that never got a
+    pipeline's answer tested nothing and says nothing about bisection."""
+    pipelines = sum(1 for step in batch.steps if step.kind is BatchStepKind.TESTED)
+    if pipelines == 0:
+        return
+    rounds = sum(1 for step in batch.steps if step.kind is BatchStepKind.BISECTED)
+    ctx.meter.record(Metric.BISECTION_DEPTH, rounds)
+    if batch.landed:
+        ctx.meter.record(Metric.PIPELINES_PER_MERGED_MR, pipelines / len(batch.landed))

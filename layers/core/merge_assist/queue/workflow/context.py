@@ -1,0 +1,78 @@
+"""What the workflow's steps work with, and what they hand the state machine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from merge_assist.platform.metrics import NullMeter
+from merge_assist.platform.models import BranchName, ProjectConfig
+from merge_assist.platform.ports import Clock, Executions, GitLabGateway, Meter, Repository, Store
+from merge_assist.queue.batch_plan import GitIdentity
+
+
+@dataclass(frozen=True)
+class WorkflowContext:
+    store: Store
+    gitlab: GitLabGateway
+    executions: Executions
+    clock: Clock
+    identity: GitIdentity
+    # The project's repository, fetched into a work directory the Lambda keeps while warm.
+    repository: Callable[[ProjectConfig], Repository]
+    meter: Meter = field(default_factory=NullMeter)
+
+
+class WorkflowInput(BaseModel):
+    """An execution's input; the starter sets the timings from its settings, so a test run
+    can wait seconds where production waits minutes."""
+
+    project_id: int = Field(gt=0)
+    target_branch: BranchName
+    batch_id: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+$")
+    pipeline_poll_seconds: int = Field(default=300, ge=1, le=3600)
+    rebase_poll_seconds: int = Field(default=5, ge=1, le=600)
+    failed: bool = False
+
+
+class BatchRef(BaseModel):
+    project_id: int = Field(gt=0)
+    batch_id: str = Field(min_length=1, max_length=80)
+
+
+class Next(StrEnum):
+    """What the state machine does after a step (its ``AfterStep`` choice)."""
+
+    TEST = "test"  # wait for the pipeline of ``sha``
+    LAND = "land"
+    REBUILD = "rebuild"  # build the batch again from the target's head
+    REBASE = "rebase"  # serial: rebase the MR again
+    WAIT_REBASE = "wait_rebase"  # serial: GitLab's rebase is still running
+    RELEASE = "release"  # end the batch
+
+
+class StepResult(BaseModel):
+    """Every key is always present: the state machine's ``ResultSelector`` names them all."""
+
+    next: Next
+    sha: str | None = None
+    ref: str | None = None
+    deadline: datetime | None = None
+
+
+def lock_ttl(config: ProjectConfig) -> timedelta:
+    """Each step renews the lock, so it only has to outlast the longest step: a pipeline
+    wait, bounded by the CI timeout."""
+    return timedelta(minutes=config.ci_timeout_minutes + 30)
+
+
+def pipeline_deadline(now: datetime, config: ProjectConfig) -> datetime:
+    return now + timedelta(minutes=config.ci_timeout_minutes)
+
+
+def batch_branch(target_branch: str) -> str:
+    return f"merge-assist/batch/{target_branch}"

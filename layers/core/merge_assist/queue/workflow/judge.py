@@ -1,0 +1,197 @@
+"""Step ``JudgePipeline``: what the awaited pipeline means for the batch (``verdict.judge``),
+done: MRs rejected or put back in line, the next prefix pushed for bisection, or landing."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from merge_assist.platform.models import (
+    Batch,
+    BatchState,
+    BatchStep,
+    BatchStepKind,
+    ProjectConfig,
+    Strategy,
+)
+from merge_assist.queue import verdict as verdicts
+from merge_assist.queue.pipeline_wait import PipelineOutcome
+from merge_assist.queue.verdict import Action
+from merge_assist.queue.workflow import members
+from merge_assist.queue.workflow.batch_record import open_batch, save
+from merge_assist.queue.workflow.context import Next, StepResult, WorkflowContext, pipeline_deadline
+
+
+class JudgeInput(BaseModel):
+    project_id: int = Field(gt=0)
+    batch_id: str = Field(min_length=1, max_length=80)
+    pipeline: PipelineOutcome
+
+
+def judge_pipeline(ctx: WorkflowContext, request: JudgeInput) -> StepResult:
+    batch, config = open_batch(ctx, request.batch_id)
+    result = request.pipeline
+    if batch.state is not BatchState.TESTING:
+        # A retried step whose first run already acted: carry on from where the batch is.
+        return _resume_from(ctx, batch, config)
+    tested = batch.tested
+    gone = [iid for iid in tested if members.current(ctx, batch, iid) is None]
+    if result.status == verdicts.CHANGED or gone:
+        # An MR under test changed: what was tested is not what would land.
+        return _rebuild(ctx, batch, gone)
+    if result.sha != batch.testing_sha or _older(result, batch.pipeline_floor):
+        # The answer to an earlier wait, or the first run's answer (again) while its flaky
+        # retry runs: the current wait goes on.
+        return _resume_from(ctx, batch, config)
+
+    tested_step = BatchStep(
+        kind=BatchStepKind.TESTED,
+        sha=result.sha,
+        merge_requests=tested,
+        pipeline_id=result.pipeline_id,
+        pipeline_url=result.web_url,
+        status=result.status,
+    )
+    assert batch.tested_length is not None
+    # Bisection narrows down to the shortest red prefix; its pipeline shows the failure.
+    passed = result.status == verdicts.PASSED
+    red_url = batch.red_pipeline_url if passed else result.web_url
+    green_url = result.web_url if passed else batch.green_pipeline_url
+    decided = verdicts.judge(
+        batch.order,
+        batch.tested_length,
+        result.status,
+        bisection=batch.bisection,
+        retries_left=batch.retries_left,
+        retrying=batch.retrying,
+        pipeline_url=red_url,
+    )
+    for iid, reason in decided.rejected.items():
+        members.reject(ctx, config, batch, iid, reason)
+    why = None
+    if result.status == verdicts.CANCELED:
+        why = "its batch's pipeline was canceled, so nothing was tested"
+    members.requeue_all(ctx, config, batch, list(decided.requeued), why)
+    gone_now = {
+        "rejected": [*batch.rejected, *decided.rejected],
+        "requeued": [*batch.requeued, *decided.requeued],
+        "bisection": decided.bisection,
+        "pipeline_id": result.pipeline_id,
+        "pipeline_url": result.web_url,
+        "red_pipeline_url": red_url,
+        "green_pipeline_url": green_url,
+    }
+    steps = [tested_step]
+    if decided.rejected:
+        steps.append(
+            BatchStep(
+                kind=BatchStepKind.REJECTED,
+                merge_requests=list(decided.rejected),
+                pipeline_url=red_url,
+                note="; ".join(reason.message for reason in decided.rejected.values()),
+            )
+        )
+
+    if decided.action is Action.LAND:
+        save(
+            ctx,
+            batch,
+            lambda b: b.model_copy(
+                update={
+                    **gone_now,
+                    "land_length": decided.land_length,
+                    "state": BatchState.LANDING,
+                }
+            ),
+            *steps,
+        )
+        return StepResult(next=Next.LAND)
+    if decided.action is Action.RELEASE:
+        save(ctx, batch, lambda b: b.model_copy(update=gone_now), *steps)
+        return StepResult(next=Next.RELEASE)
+
+    assert decided.test_length is not None
+    length = decided.test_length
+    sha = _prefix_sha(batch, length)
+    ref = _test_ref(batch)
+    floor = None
+    if decided.retry:
+        # The same commit again: a new pipeline for it, not a push.
+        floor = ctx.gitlab.create_pipeline(batch.project_id, ref).id
+        steps.append(BatchStep(kind=BatchStepKind.RETRIED, sha=sha, note="flaky retry"))
+    else:
+        ctx.repository(config).push(ref, sha, expected_old_sha=None, force=True)
+        steps.append(
+            BatchStep(
+                kind=BatchStepKind.BISECTED,
+                sha=sha,
+                merge_requests=batch.order[:length],
+                note=f"testing the first {length} of {len(batch.order)}",
+            )
+        )
+    save(
+        ctx,
+        batch,
+        lambda b: b.model_copy(
+            update={
+                **gone_now,
+                "tested_length": length,
+                "testing_sha": sha,
+                "retrying": decided.retry,
+                "pipeline_floor": floor,
+                "retries_left": b.retries_left - (1 if decided.retry else 0),
+            }
+        ),
+        *steps,
+    )
+    return StepResult(
+        next=Next.TEST, sha=sha, ref=ref, deadline=pipeline_deadline(ctx.clock.now(), config)
+    )
+
+
+def _older(result: PipelineOutcome, floor: int | None) -> bool:
+    return floor is not None and result.pipeline_id is not None and result.pipeline_id < floor
+
+
+def _prefix_sha(batch: Batch, length: int) -> str:
+    if batch.build is None:
+        assert batch.sha is not None
+        return batch.sha
+    return batch.build.prefix_sha(length)
+
+
+def _test_ref(batch: Batch) -> str:
+    assert batch.test_ref is not None
+    return batch.test_ref
+
+
+def _rebuild(ctx: WorkflowContext, batch: Batch, gone: list[int]) -> StepResult:
+    save(
+        ctx,
+        batch,
+        lambda b: b.model_copy(
+            update={
+                "dropped": [*b.dropped, *gone],
+                "rebuilds": b.rebuilds + 1,
+                "state": BatchState.BUILDING,
+            }
+        ),
+        BatchStep(kind=BatchStepKind.REBUILT, merge_requests=gone, note="a merge request changed"),
+    )
+    if batch.strategy is Strategy.SERIAL:
+        return StepResult(next=Next.RELEASE)
+    return StepResult(next=Next.REBUILD)
+
+
+def _resume_from(ctx: WorkflowContext, batch: Batch, config: ProjectConfig) -> StepResult:
+    if batch.state is BatchState.LANDING:
+        return StepResult(next=Next.LAND)
+    if batch.state is BatchState.BUILDING:
+        return StepResult(next=Next.REBASE if batch.strategy is Strategy.SERIAL else Next.REBUILD)
+    if batch.state is BatchState.TESTING and batch.testing_sha:
+        return StepResult(
+            next=Next.TEST,
+            sha=batch.testing_sha,
+            ref=batch.test_ref,
+            deadline=pipeline_deadline(ctx.clock.now(), config),
+        )
+    return StepResult(next=Next.RELEASE)

@@ -1,0 +1,82 @@
+"""Step ``ReleaseBatch``: the end of every execution, normal or not. MRs still held by the
+batch go back in line, the branch lock is released, and the next batch starts at once if
+MRs are waiting, so the queue never waits for another webhook.
+
+Release must always release: it often runs because GitLab failed (the execution's other
+steps end here on any error), so everything up to the lock and the next start touches the
+store alone, and the authors are told last, best effort (``notices``: what GitLab cannot
+take waits in the outbox for the watcher)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from merge_assist.platform.errors import NotFoundError
+from merge_assist.platform.models import (
+    Batch,
+    BatchState,
+    BatchStep,
+    BatchStepKind,
+    MergeRequestState,
+)
+from merge_assist.queue import comments, notices
+from merge_assist.queue.comments import Transition
+from merge_assist.queue.workflow import members
+from merge_assist.queue.workflow.batch_record import record_end, save
+from merge_assist.queue.workflow.context import WorkflowContext, WorkflowInput
+from merge_assist.queue.workflow.start import next_batch_id, start_batch
+
+STOPPED_ON_ERROR = "its batch stopped on an error; it keeps its place"
+
+
+class Released(BaseModel):
+    state: BatchState | None
+    next_batch: str | None
+
+
+def release(ctx: WorkflowContext, run: WorkflowInput) -> Released:
+    try:
+        batch: Batch | None = ctx.store.get_batch(run.batch_id)
+    except NotFoundError:
+        batch = None
+    owed: list[tuple[MergeRequestState, Transition]] = []
+    if batch is not None and not batch.state.is_final:
+        config = ctx.store.get_project(batch.project_id)
+        for iid in batch.merge_requests:
+            saved = members.requeue(ctx, batch, iid)
+            if saved is not None and run.failed:
+                owed.append((saved, comments.requeued(config, STOPPED_ON_ERROR)))
+        final = (
+            BatchState.LANDED
+            if batch.landed
+            else BatchState.FAILED
+            if run.failed or batch.rejected
+            else BatchState.CANCELLED
+        )
+        batch = save(
+            ctx,
+            batch,
+            lambda b: b.model_copy(update={"state": final}),
+            BatchStep(kind=BatchStepKind.RELEASED, note="on an error" if run.failed else ""),
+        )
+        # Only a batch this call made final: a retried release finds it final and skips.
+        record_end(ctx, batch)
+    ctx.store.release_branch_lock(run.project_id, run.target_branch, run.batch_id)
+    state = batch.state if batch else None
+    if run.failed:
+        # Starting again at once could fail the same way in a loop; the watcher's next run
+        # (or the next event) starts the queue again. GitLab is the likely cause of the
+        # failure: the notices wait for the watcher rather than for its retries here.
+        notices.keep_all(ctx.store, owed)
+        return Released(state=state, next_batch=None)
+    following = next_batch_id(run.batch_id, run.project_id, run.target_branch)
+    started = start_batch(
+        ctx.store,
+        ctx.executions,
+        run.project_id,
+        run.target_branch,
+        following,
+        pipeline_poll_seconds=run.pipeline_poll_seconds,
+        rebase_poll_seconds=run.rebase_poll_seconds,
+    )
+    return Released(state=state, next_batch=following if started else None)

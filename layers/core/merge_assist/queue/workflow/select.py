@@ -1,0 +1,104 @@
+"""Step ``SelectBatch``: the next batch of a queue, recorded, its MRs taken out of line."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from merge_assist.platform.errors import ConflictError, LockHeldError, NotFoundError
+from merge_assist.platform.metrics import Metric
+from merge_assist.platform.models import (
+    Batch,
+    BatchStep,
+    BatchStepKind,
+    MergeRequestState,
+    StatusCategory,
+    Strategy,
+)
+from merge_assist.queue.queue import select_batch
+from merge_assist.queue.workflow import members
+from merge_assist.queue.workflow.context import (
+    WorkflowContext,
+    WorkflowInput,
+    batch_branch,
+    lock_ttl,
+)
+
+
+class Selection(BaseModel):
+    empty: bool
+    strategy: Strategy
+    merge_requests: list[int]
+
+
+def select(ctx: WorkflowContext, run: WorkflowInput) -> Selection:
+    config = ctx.store.get_project(run.project_id)
+    try:
+        batch = ctx.store.get_batch(run.batch_id)
+    except NotFoundError:
+        batch = None
+    created = False
+    if batch is None:
+        try:
+            ctx.store.acquire_branch_lock(
+                run.project_id, run.target_branch, run.batch_id, lock_ttl(config)
+            )
+        except LockHeldError:
+            return Selection(empty=True, strategy=config.strategy, merge_requests=[])
+        _reclaim(ctx, run)
+        queued = ctx.store.list_merge_requests(
+            run.project_id, StatusCategory.QUEUED, run.target_branch
+        )
+        chosen = [mr.iid for mr in select_batch(config, queued, run.target_branch)]
+        if not chosen:
+            return Selection(empty=True, strategy=config.strategy, merge_requests=[])
+        batch = Batch(
+            id=run.batch_id,
+            project_id=run.project_id,
+            target_branch=run.target_branch,
+            strategy=config.strategy,
+            landing=config.landing,
+            merge_requests=chosen,
+            batch_branch=(
+                batch_branch(run.target_branch) if config.strategy is Strategy.BATCH else None
+            ),
+            retries_left=config.flaky_retries,
+            execution_name=run.batch_id,
+            steps=[BatchStep(kind=BatchStepKind.SELECTED, merge_requests=chosen)],
+            created_at=ctx.clock.now(),
+        )
+        try:
+            batch = ctx.store.save_batch(batch)
+            created = True
+        except ConflictError:  # a retried step created it already
+            batch = ctx.store.get_batch(run.batch_id)
+    if batch.state.is_final:
+        return Selection(empty=True, strategy=batch.strategy, merge_requests=[])
+    # Taken one by one: an MR that changed since it was listed stays where it is.
+    taken = [iid for iid in batch.members if members.take(ctx, batch, iid) is not None]
+    if created and taken:
+        # Only the call that created the batch counts it: a retried select does not.
+        ctx.meter.record(Metric.BATCH_SIZE, len(taken))
+    return Selection(empty=not taken, strategy=batch.strategy, merge_requests=taken)
+
+
+def _reclaim(ctx: WorkflowContext, run: WorkflowInput) -> None:
+    """MRs still held by a batch that is gone (its execution died without releasing them,
+    and its lock expired) go back in line: this batch holds the branch now, so no other
+    batch of the branch can be running."""
+    for status in (StatusCategory.BATCHING, StatusCategory.TESTING):
+        for held in ctx.store.list_merge_requests(run.project_id, status, run.target_branch):
+            if held.batch_id == run.batch_id:
+                continue
+
+            def back(
+                state: MergeRequestState, owner: str | None = held.batch_id
+            ) -> MergeRequestState | None:
+                if state.status not in (StatusCategory.BATCHING, StatusCategory.TESTING):
+                    return None
+                if state.batch_id != owner:
+                    return None
+                return state.model_copy(
+                    update={"status": StatusCategory.QUEUED, "batch_id": None, "rebasing": False}
+                )
+
+            members.update(ctx, run.project_id, held.iid, back)

@@ -1,0 +1,100 @@
+"""Starting a batch: one execution per project and target branch at a time.
+
+The branch lock is taken with a conditional write before the execution starts, and the
+execution is named after the batch, whose id is derived from what caused the start (an
+event's idempotency key, the batch before it, a watcher run). A retried start therefore
+takes the lock it already holds and finds its execution running: never two batches."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from merge_assist.platform.errors import LockHeldError, NotFoundError
+from merge_assist.platform.models import StatusCategory
+from merge_assist.platform.ports import Executions, Store
+from merge_assist.queue.workflow.context import WorkflowInput, lock_ttl
+
+# Step Functions execution names: at most 80 characters of [A-Za-z0-9_-].
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def batch_id_for(project_id: int, target_branch: str, cause: str) -> str:
+    digest = hashlib.sha256(f"{project_id}\0{target_branch}\0{cause}".encode()).hexdigest()
+    slug = _UNSAFE.sub("-", target_branch).strip("-")[:32] or "branch"
+    return f"{project_id}-{slug}-{digest[:16]}"
+
+
+def next_batch_id(batch_id: str, project_id: int, target_branch: str) -> str:
+    return batch_id_for(project_id, target_branch, f"after:{batch_id}")
+
+
+def start_batch(
+    store: Store,
+    executions: Executions,
+    project_id: int,
+    target_branch: str,
+    batch_id: str,
+    *,
+    pipeline_poll_seconds: int,
+    rebase_poll_seconds: int,
+) -> bool:
+    """Start a batch if the branch has queued MRs and none runs; True if one now runs
+    under ``batch_id``."""
+    try:
+        config = store.get_project(project_id)
+    except NotFoundError:
+        return False
+    if config.paused or target_branch not in config.target_branches:
+        return False
+    if not store.list_merge_requests(project_id, StatusCategory.QUEUED, target_branch):
+        return False
+    try:
+        store.acquire_branch_lock(project_id, target_branch, batch_id, lock_ttl(config))
+    except LockHeldError:
+        return False  # a batch runs; when it ends it starts the next one
+    started = executions.start(
+        batch_id,
+        WorkflowInput(
+            project_id=project_id,
+            target_branch=target_branch,
+            batch_id=batch_id,
+            pipeline_poll_seconds=pipeline_poll_seconds,
+            rebase_poll_seconds=rebase_poll_seconds,
+        ).model_dump(mode="json"),
+    )
+    if not started:
+        # That execution already ran to its end: the lock it left would block the branch.
+        store.release_branch_lock(project_id, target_branch, batch_id)
+    return started
+
+
+def start_project(
+    store: Store,
+    executions: Executions,
+    project_id: int,
+    cause: str,
+    *,
+    pipeline_poll_seconds: int,
+    rebase_poll_seconds: int,
+) -> list[str]:
+    """Start a batch on every target branch of the project that has queued MRs and none
+    running (after a resume, a config change, or by the watcher); the batches started."""
+    try:
+        branches = store.get_project(project_id).target_branches
+    except NotFoundError:
+        return []
+    started = []
+    for branch in branches:
+        batch_id = batch_id_for(project_id, branch, cause)
+        if start_batch(
+            store,
+            executions,
+            project_id,
+            branch,
+            batch_id,
+            pipeline_poll_seconds=pipeline_poll_seconds,
+            rebase_poll_seconds=rebase_poll_seconds,
+        ):
+            started.append(batch_id)
+    return started
