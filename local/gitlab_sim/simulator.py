@@ -163,9 +163,11 @@ class GitLabSimulator:
 
     def _sync_listener(self) -> None:
         """Closes the listener while an outage refuses connections, opens it after."""
-        outage = self.faults.outage()
-        refusing = outage is not None and outage.refuse
         with self._listener_lock:
+            # Read under the lock: a scheduler tick that read the outage before it ended
+            # would otherwise close the listener ``end_outage`` had just opened again.
+            outage = self.faults.outage()
+            refusing = outage is not None and outage.refuse
             if self._stop.is_set() or self._app is None:
                 return
             if refusing and self._server is not None:
