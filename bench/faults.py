@@ -100,7 +100,7 @@ def run(mrs: int = 100, seed: int = 1, progress: Any = print) -> FaultBench:  # 
     from merge_assist.adapters.project_infra import AwsProjectInfrastructure
     from merge_assist.admin.onboarding import connect_project
     from merge_assist.platform.errors import NotFoundError
-    from merge_assist.platform.models import StatusCategory
+    from merge_assist.queue.models import StatusCategory
 
     with contextlib.ExitStack() as stack_exit:
         data = Path(stack_exit.enter_context(tempfile.TemporaryDirectory(prefix="bench-faults-")))

@@ -477,7 +477,7 @@ def run_merge_assist(
     from merge_assist.adapters.project_infra import AwsProjectInfrastructure
     from merge_assist.admin.onboarding import connect_project
     from merge_assist.platform.errors import NotFoundError
-    from merge_assist.platform.models import StatusCategory
+    from merge_assist.queue.models import StatusCategory
 
     gitlab = stack.gitlab
     if gitlab is None:
@@ -660,7 +660,7 @@ def run_benchmark(
     import tempfile
 
     from local.stack import LocalStack
-    from merge_assist.platform.models import ProjectConfig
+    from merge_assist.platform.config import ProjectConfig
 
     workload = generate_workload(SIZES[size], seed)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")

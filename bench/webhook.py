@@ -114,7 +114,7 @@ def measure_handler(iterations: int) -> dict[str, list[float]]:
     from local.provision import create_table
     from local.runtime import make_context
     from merge_assist.adapters.aws import clear_caches, store_from_settings
-    from merge_assist.platform.models import ProjectConfig
+    from merge_assist.platform.config import ProjectConfig
     from merge_assist.platform.resources import ResourceNames
     from tests.fixtures import gitlab_payloads as payloads
 

@@ -104,7 +104,7 @@ def _bench_cost(args: argparse.Namespace) -> str:
     from bench import merge_queue as bench_queue
     from bench.usage import metered
     from local.stack import LocalStack
-    from merge_assist.platform.models import ProjectConfig
+    from merge_assist.platform.config import ProjectConfig
 
     workload = bench_queue.generate_workload(bench_queue.SIZES[args.size], args.seed)
     default_batch = ProjectConfig(project_id=1).batch_size

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from merge_assist.platform.config import Landing, ProjectConfig, Strategy
 from merge_assist.platform.intake import ROTATION_GRACE
-from merge_assist.platform.models import Landing, ProjectConfig, Strategy
 from merge_assist.platform.resources import DEFAULT_PREFIX, ResourceNames
 
 MIN_GRACE_MINUTES = 10
@@ -180,7 +180,7 @@ def _rotate_secret(
     from datetime import timedelta
 
     from merge_assist.admin.onboarding import rotate_webhook_secret
-    from merge_assist.platform.models import utc_now
+    from merge_assist.platform.clock import utc_now
 
     project = gitlab.find_project(_project_ref(args.project))
     rotated = rotate_webhook_secret(

@@ -27,8 +27,9 @@ from merge_assist.adapters.executions import StepFunctionsExecutions
 from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway
 from merge_assist.adapters.project_infra import AwsProjectInfrastructure
 from merge_assist.admin.onboarding import connect_project
+from merge_assist.platform.access import Grant, Role
 from merge_assist.platform.errors import NotFoundError
-from merge_assist.platform.models import Batch, Grant, MergeRequestState, Role, StatusCategory
+from merge_assist.queue.models import Batch, MergeRequestState, StatusCategory
 from merge_assist.queue.workflow.start import start_project
 
 MAINTAINER = 40

@@ -17,7 +17,7 @@ from dulwich.objects import Commit, ObjectID
 
 from local.gitlab_sim import GitLabSimulator
 from local.gitlab_sim.store import Event, now_iso
-from merge_assist.platform.models import MergeRequestState, StatusCategory
+from merge_assist.queue.models import MergeRequestState, StatusCategory
 
 ZERO_SHA = "0" * 40
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from local import moto_atomic
-from merge_assist.platform.models import MergeRequestState, StatusCategory
+from merge_assist.queue.models import MergeRequestState, StatusCategory
 
 # A fractional second on purpose: stores that truncate timestamps must show it in tests.
 T0 = datetime(2025, 3, 14, 9, 26, 53, 589_793, tzinfo=UTC)

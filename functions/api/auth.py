@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from merge_assist.adapters.tokens import verifier_from_settings
+from merge_assist.admin.ports import Store
 from merge_assist.platform.access import Principal, groups_from_claims, principal
 from merge_assist.platform.errors import Forbidden, Unauthenticated
-from merge_assist.platform.ports import Store
 
 
 def authenticate(authorization: str | None, store: Store) -> Principal:

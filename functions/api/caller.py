@@ -6,8 +6,8 @@ from contextvars import ContextVar
 
 from merge_assist.admin.administration import Actor
 from merge_assist.platform.access import Action, Principal
+from merge_assist.platform.clock import utc_now
 from merge_assist.platform.errors import Forbidden
-from merge_assist.platform.models import utc_now
 
 _principal: ContextVar[Principal] = ContextVar("principal")
 _request_id: ContextVar[str] = ContextVar("request_id")

@@ -7,19 +7,10 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from merge_assist.platform.models import (
-    AuditEntry,
-    BranchName,
-    Landing,
-    MergeRequestState,
-    Priority,
-    ProjectConfig,
-    ProjectRole,
-    QueueLabels,
-    Role,
-    StatusCategory,
-    Strategy,
-)
+from merge_assist.audit.models import AuditEntry
+from merge_assist.platform.access import ProjectRole, Role
+from merge_assist.platform.config import BranchName, Landing, ProjectConfig, QueueLabels, Strategy
+from merge_assist.queue.models import MergeRequestState, Priority, StatusCategory
 
 ProjectId = Annotated[int, Field(gt=0, le=2**53)]
 Iid = Annotated[int, Field(gt=0, le=2**53)]

@@ -15,15 +15,16 @@ from merge_assist.adapters.gitlab_gateway import gateway_from_settings
 from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
 from merge_assist.adapters.project_queues import send_event
 from merge_assist.adapters.recovery import StepFunctionsBatchExecutions
+from merge_assist.admin.ports import Store
 from merge_assist.admin.recovery import release_dead_batches
 from merge_assist.platform.clock import SystemClock
+from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.errors import NotFoundError
 from merge_assist.platform.events import MergeRequestSnapshot
 from merge_assist.platform.metrics import Metric
-from merge_assist.platform.models import ProjectConfig
-from merge_assist.platform.ports import GitLabGateway, Store
 from merge_assist.platform.settings import get_settings
 from merge_assist.queue.notices import deliver_pending
+from merge_assist.queue.ports import GitLabGateway
 from merge_assist.queue.watcher import OPEN_CATEGORIES, overdue_batches, reconcile_events
 from merge_assist.queue.workflow.start import start_project
 

@@ -30,6 +30,8 @@ from functions.webhook.enqueue import QueueResult, enqueue_once, register_contex
 from functions.webhook.projects import project_config
 from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
 from merge_assist.adapters.webhook_secrets import read_webhook_secret
+from merge_assist.platform.clock import utc_now
+from merge_assist.platform.config import ProjectConfig, WebhookSecret
 from merge_assist.platform.errors import NotFoundError
 from merge_assist.platform.gitlab_events import EVENT_HEADERS, GitLabHook, parse_hook
 from merge_assist.platform.intake import (
@@ -45,7 +47,6 @@ from merge_assist.platform.intake import (
     signature_valid,
 )
 from merge_assist.platform.metrics import Metric
-from merge_assist.platform.models import ProjectConfig, WebhookSecret, utc_now
 from merge_assist.platform.ports import Meter
 from merge_assist.platform.settings import get_settings
 

@@ -8,7 +8,7 @@ import threading
 import time
 
 from merge_assist.adapters.aws import register_cache, store_from_settings
-from merge_assist.platform.models import ProjectConfig
+from merge_assist.platform.config import ProjectConfig
 
 CONFIG_CACHE_SECONDS = 30.0
 

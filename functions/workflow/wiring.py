@@ -8,10 +8,10 @@ from merge_assist.adapters.gitlab_gateway import gateway_from_settings
 from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
 from merge_assist.adapters.repositories import repository_for
 from merge_assist.platform.clock import SystemClock
-from merge_assist.platform.models import ProjectConfig
-from merge_assist.platform.ports import Repository
+from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.settings import get_settings
 from merge_assist.queue.batch_plan import GitIdentity
+from merge_assist.queue.ports import Repository
 from merge_assist.queue.workflow.context import WorkflowContext
 
 # Every step's handler flushes these with ``metrics.log_metrics``.

@@ -26,7 +26,7 @@ from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway
 from merge_assist.adapters.project_infra import AwsProjectInfrastructure
 from merge_assist.admin.onboarding import connect_project
 from merge_assist.platform.errors import NotFoundError
-from merge_assist.platform.models import Batch, MergeRequestState, StatusCategory
+from merge_assist.queue.models import Batch, MergeRequestState, StatusCategory
 from merge_assist.queue.redelivery import PARK_AFTER_RECEIVES, Redeliver, after_failure
 from merge_assist.queue.workflow.start import start_project
 

@@ -16,13 +16,13 @@ import pytest
 from local.stack import LocalStack
 from merge_assist.adapters.aws import store_from_settings
 from merge_assist.platform.errors import NotFoundError
-from merge_assist.platform.models import MergeRequestState, StatusCategory
 from merge_assist.platform.resources import (
     PROJECT_ALARM_SLUGS,
     PROJECT_DEAD_LETTERS_ALARM,
     PROJECT_QUEUE_AGE_ALARM,
     project_alarm_name,
 )
+from merge_assist.queue.models import MergeRequestState, StatusCategory
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,8 @@ from local.stack import LocalStack
 from local.stream_poller import first_failure, matches
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
 from merge_assist.adapters.live import connections_from_settings
-from merge_assist.platform.models import MergeRequestState, ProjectConfig, StatusCategory
+from merge_assist.platform.config import ProjectConfig
+from merge_assist.queue.models import MergeRequestState, StatusCategory
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import gitlab as python_gitlab
 import pytest
 
 from local.stack import LocalStack
-from merge_assist.platform.models import BatchState, ReasonCode, StatusCategory
+from merge_assist.queue.models import BatchState, ReasonCode, StatusCategory
 from tests.e2e.merge_queue import Scenario
 
 pytestmark = pytest.mark.e2e

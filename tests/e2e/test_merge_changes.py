@@ -15,7 +15,7 @@ import pytest
 
 from local.gitlab_sim import GitLabSimulator
 from local.stack import LocalStack
-from merge_assist.platform.models import Batch, BatchState, BatchStep, ReasonCode, StatusCategory
+from merge_assist.queue.models import Batch, BatchState, BatchStep, ReasonCode, StatusCategory
 from tests.e2e.merge_queue import Scenario
 
 pytestmark = pytest.mark.e2e

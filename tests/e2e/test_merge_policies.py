@@ -14,17 +14,15 @@ from dulwich.objects import Commit
 
 from local.invariants import untested_landings
 from local.stack import LocalStack
+from merge_assist.platform.config import Landing, ProjectConfig, Strategy
 from merge_assist.platform.errors import ConflictError
-from merge_assist.platform.models import (
+from merge_assist.queue.models import (
     Batch,
     BatchState,
     BatchStepKind,
-    Landing,
     MergeRequestState,
-    ProjectConfig,
     ReasonCode,
     StatusCategory,
-    Strategy,
 )
 from merge_assist.queue.queue import queue_order
 from tests.e2e.merge_queue import Scenario

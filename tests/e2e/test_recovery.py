@@ -12,8 +12,8 @@ from cli.main import main
 from local.stack import LocalStack
 from merge_assist.platform.gitlab_events import parse_hook
 from merge_assist.platform.intake import Enqueue, decide
-from merge_assist.platform.models import BatchState, StatusCategory
 from merge_assist.platform.resources import MERGE_WORKFLOW
+from merge_assist.queue.models import BatchState, StatusCategory
 from merge_assist.queue.workflow.start import batch_id_for
 from tests.e2e.merge_queue import Scenario
 

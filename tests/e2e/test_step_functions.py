@@ -13,13 +13,8 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from local.stack import LocalStack
 from merge_assist.adapters.aws import store_from_settings
-from merge_assist.platform.models import (
-    BatchState,
-    MergeRequestState,
-    ProjectConfig,
-    StatusCategory,
-    Strategy,
-)
+from merge_assist.platform.config import ProjectConfig, Strategy
+from merge_assist.queue.models import BatchState, MergeRequestState, StatusCategory
 
 pytestmark = pytest.mark.e2e
 

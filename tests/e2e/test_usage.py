@@ -10,7 +10,7 @@ from botocore.endpoint import Endpoint
 
 from bench.usage import OUTSIDE, metered
 from local.stack import LocalStack
-from merge_assist.platform.models import StatusCategory
+from merge_assist.queue.models import StatusCategory
 from tests.e2e.merge_queue import Scenario
 
 pytestmark = pytest.mark.e2e

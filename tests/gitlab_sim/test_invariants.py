@@ -12,7 +12,7 @@ import pytest
 
 from local.gitlab_sim import GitLabSimulator
 from local.invariants import LandingLog, landed_merges, unaccounted, untested_landings
-from merge_assist.platform.models import MergeRequestState, Reason, ReasonCode, StatusCategory
+from merge_assist.queue.models import MergeRequestState, Reason, ReasonCode, StatusCategory
 
 MAINTAINER = 40
 

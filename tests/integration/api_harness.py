@@ -31,20 +31,10 @@ from local.runtime import make_context
 from merge_assist.adapters.aws import clear_caches
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
 from merge_assist.adapters.operations import Depth
+from merge_assist.audit.models import AuditAction, AuditEntry
+from merge_assist.platform.config import ProjectConfig, ProjectRef, Strategy, WebhookSecret
 from merge_assist.platform.errors import NotFoundError
-from merge_assist.platform.models import (
-    AuditAction,
-    AuditEntry,
-    Batch,
-    BatchState,
-    BatchStep,
-    BatchStepKind,
-    ProjectConfig,
-    ProjectRef,
-    StatusCategory,
-    Strategy,
-    WebhookSecret,
-)
+from merge_assist.queue.models import Batch, BatchState, BatchStep, BatchStepKind, StatusCategory
 from tests.conftest import T0, MakeMR
 
 REGION = "eu-west-1"

@@ -9,17 +9,10 @@ import pytest
 from functions.api.openapi import render
 from local.provision import REPO_ROOT
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
-from merge_assist.platform.models import (
-    QUEUE_ACTOR,
-    AuditAction,
-    AuditEntry,
-    Grant,
-    ProjectConfig,
-    Reason,
-    ReasonCode,
-    Role,
-    StatusCategory,
-)
+from merge_assist.audit.models import QUEUE_ACTOR, AuditAction, AuditEntry
+from merge_assist.platform.access import Grant, Role
+from merge_assist.platform.config import ProjectConfig
+from merge_assist.queue.models import Reason, ReasonCode, StatusCategory
 from tests.conftest import T0, MakeMR
 from tests.integration.api_harness import (
     ApiCaller,

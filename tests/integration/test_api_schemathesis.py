@@ -26,7 +26,7 @@ from local.authorizer import JwtAuthorizer
 from local.http_front import HttpFront, compile_route
 from local.runtime import InvocationResult, make_context
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
-from merge_assist.platform.models import Grant, Role
+from merge_assist.platform.access import Grant, Role
 from merge_assist.platform.resources import ROUTES
 from tests.conftest import MakeMR
 from tests.integration.api_harness import (

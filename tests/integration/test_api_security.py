@@ -34,10 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from functions.api import app as app_module
 from functions.api.app import openapi_document
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
-from merge_assist.platform.models import (
-    Grant,
-    Role,
-)
+from merge_assist.platform.access import Grant, Role
 from merge_assist.platform.resources import TABLE
 from tests.conftest import MakeMR
 from tests.integration.api_harness import (

@@ -26,9 +26,9 @@ from merge_assist.adapters.gitlab_gateway import (
     gateway_from_settings,
 )
 from merge_assist.adapters.repositories import repository_for
+from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.errors import GitLabRefused
 from merge_assist.platform.metrics import Metric
-from merge_assist.platform.models import ProjectConfig
 from merge_assist.platform.resources import ENV_PREFIX
 from merge_assist.platform.settings import Settings
 from merge_assist.queue.batch_plan import branch_ref

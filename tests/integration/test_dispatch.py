@@ -12,18 +12,12 @@ from moto import mock_aws
 
 from local.provision import create_table
 from merge_assist.adapters.aws import clear_caches, store_from_settings
+from merge_assist.platform.config import ProjectConfig, Strategy
 from merge_assist.platform.events import EventKind, MergeRequestSnapshot, QueueEvent
-from merge_assist.platform.models import (
-    Batch,
-    BatchState,
-    ProjectConfig,
-    ReasonCode,
-    StatusCategory,
-    Strategy,
-)
 from merge_assist.platform.resources import ResourceNames
 from merge_assist.queue.comments import Transition
 from merge_assist.queue.dispatch import Dispatcher
+from merge_assist.queue.models import Batch, BatchState, ReasonCode, StatusCategory
 from merge_assist.queue.readiness import MergeRequestFacts
 
 BOT = 99

@@ -13,26 +13,24 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
+from merge_assist.admin.ports import Store
+from merge_assist.platform.config import Landing, ProjectConfig, QueueLabels, Strategy
 from merge_assist.platform.errors import (
     AlreadyExistsError,
     ConflictError,
     LockHeldError,
     NotFoundError,
 )
-from merge_assist.platform.models import (
+from merge_assist.platform.ports import Clock
+from merge_assist.platform.resources import TABLE
+from merge_assist.queue.models import (
     Batch,
     BatchState,
-    Landing,
     MergeRequestState,
-    ProjectConfig,
-    QueueLabels,
     Reason,
     ReasonCode,
     StatusCategory,
-    Strategy,
 )
-from merge_assist.platform.ports import Clock, Store
-from merge_assist.platform.resources import TABLE
 from merge_assist.queue.queue import queue_order
 
 if TYPE_CHECKING:

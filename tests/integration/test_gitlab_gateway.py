@@ -15,6 +15,7 @@ import pytest
 from local.gitlab_sim import GitLabSimulator
 from local.gitlab_sim.models import Project
 from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway
+from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.errors import (
     ConflictError,
     GitLabRefused,
@@ -23,8 +24,8 @@ from merge_assist.platform.errors import (
     NotMergeableError,
 )
 from merge_assist.platform.metrics import Metric
-from merge_assist.platform.models import ProjectConfig, ReasonCode
 from merge_assist.queue import comments
+from merge_assist.queue.models import ReasonCode
 from merge_assist.queue.readiness import not_ready_reasons
 from tests.recording_meter import RecordingMeter
 

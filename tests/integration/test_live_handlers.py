@@ -31,14 +31,10 @@ from merge_assist.adapters.aws import clear_caches
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
 from merge_assist.adapters.live import DynamoDBConnections
 from merge_assist.live.feed import Connection
-from merge_assist.platform.models import (
-    Grant,
-    MergeRequestState,
-    ProjectConfig,
-    Role,
-    StatusCategory,
-)
+from merge_assist.platform.access import Grant, Role
+from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.resources import ResourceNames
+from merge_assist.queue.models import MergeRequestState, StatusCategory
 from tests.conftest import MakeMR
 from tests.integration.api_harness import (
     CLIENT_ID,

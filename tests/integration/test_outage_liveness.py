@@ -9,21 +9,16 @@ from typing import Any
 
 import pytest
 
+from merge_assist.admin.ports import Store
 from merge_assist.admin.recovery import release_dead_batches
+from merge_assist.platform.config import ProjectConfig, Strategy
 from merge_assist.platform.errors import GitLabUnavailable, NotFoundError
 from merge_assist.platform.events import EventKind, MergeRequestSnapshot, QueueEvent
-from merge_assist.platform.models import (
-    Batch,
-    BatchState,
-    ProjectConfig,
-    StatusCategory,
-    Strategy,
-)
-from merge_assist.platform.ports import Store
 from merge_assist.queue import notices
 from merge_assist.queue.batch_plan import GitIdentity
 from merge_assist.queue.comments import Transition
 from merge_assist.queue.dispatch import Dispatcher
+from merge_assist.queue.models import Batch, BatchState, StatusCategory
 from merge_assist.queue.readiness import MergeRequestFacts
 from merge_assist.queue.triage import GONE
 from merge_assist.queue.workflow.context import WorkflowContext, WorkflowInput

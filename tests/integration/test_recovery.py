@@ -15,16 +15,10 @@ from merge_assist.adapters.dynamodb_store import DynamoDBStore
 from merge_assist.adapters.project_infra import AwsProjectInfrastructure
 from merge_assist.adapters.recovery import SqsMessageQueues, StepFunctionsBatchExecutions
 from merge_assist.admin.recovery import RUNNING, Refused, cancel_batch, redrive, retry_batch
-from merge_assist.platform.models import (
-    Batch,
-    BatchState,
-    BatchStepKind,
-    ProjectConfig,
-    StatusCategory,
-    Strategy,
-)
+from merge_assist.platform.config import ProjectConfig, Strategy
 from merge_assist.platform.ports import Clock
 from merge_assist.platform.resources import ResourceNames
+from merge_assist.queue.models import Batch, BatchState, BatchStepKind, StatusCategory
 from merge_assist.queue.workflow.start import batch_id_for
 from tests.conftest import T0, MakeMR
 from tests.integration.conftest import Advance

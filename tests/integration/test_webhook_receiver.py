@@ -29,7 +29,7 @@ from merge_assist.adapters import webhook_secrets
 from merge_assist.adapters.aws import clear_caches, store_from_settings
 from merge_assist.adapters.project_infra import AwsProjectInfrastructure
 from merge_assist.adapters.project_queues import send_event
-from merge_assist.platform.models import ProjectConfig, ProjectRef
+from merge_assist.platform.config import ProjectConfig, ProjectRef
 from merge_assist.platform.resources import ResourceNames
 from tests.fixtures import gitlab_payloads as payloads
 

@@ -11,23 +11,22 @@ import pytest
 
 from functions.watcher import app as watcher
 from local.runtime import make_context
+from merge_assist.admin.ports import Store
+from merge_assist.platform.config import ProjectConfig, Strategy
 from merge_assist.platform.events import EventKind, MergeRequestSnapshot, QueueEvent
 from merge_assist.platform.metrics import Metric
-from merge_assist.platform.models import (
+from merge_assist.queue.batch_plan import BatchBuild, GitIdentity, IncludedMergeRequest
+from merge_assist.queue.comments import Transition
+from merge_assist.queue.dispatch import Dispatcher
+from merge_assist.queue.models import (
     Batch,
     BatchState,
     BatchStep,
     BatchStepKind,
-    ProjectConfig,
     Reason,
     ReasonCode,
     StatusCategory,
-    Strategy,
 )
-from merge_assist.platform.ports import Store
-from merge_assist.queue.batch_plan import BatchBuild, GitIdentity, IncludedMergeRequest
-from merge_assist.queue.comments import Transition
-from merge_assist.queue.dispatch import Dispatcher
 from merge_assist.queue.readiness import MergeRequestFacts
 from merge_assist.queue.watcher import overdue_batches
 from merge_assist.queue.workflow import members

@@ -6,7 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
-from merge_assist.platform.models import MergeRequestState
+from merge_assist.queue.models import MergeRequestState
 from merge_assist.queue.recording import update_merge_request
 from tests.conftest import MakeMR
 

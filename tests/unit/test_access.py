@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from merge_assist.platform.access import Action, groups_from_claims, principal
-from merge_assist.platform.models import Grant, Role
+from merge_assist.platform.access import Action, Grant, Role, groups_from_claims, principal
 from merge_assist.platform.resources import USER_GROUPS
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from merge_assist.audit.models import QUEUE_ACTOR, AuditAction, AuditEntry
 from merge_assist.live.feed import (
     Connection,
     LiveFeed,
@@ -18,22 +19,17 @@ from merge_assist.live.feed import (
     changes,
     open_connection,
 )
+from merge_assist.platform.access import Grant, Role
+from merge_assist.platform.config import ProjectConfig, Strategy
 from merge_assist.platform.errors import Forbidden, Unavailable
-from merge_assist.platform.models import (
-    QUEUE_ACTOR,
-    AuditAction,
-    AuditEntry,
+from merge_assist.queue.models import (
     Batch,
     BatchStep,
     BatchStepKind,
-    Grant,
     MergeRequestState,
-    ProjectConfig,
     Reason,
     ReasonCode,
-    Role,
     StatusCategory,
-    Strategy,
 )
 
 T0 = datetime(2025, 3, 14, 9, 26, 53, 589_793, tzinfo=UTC)

@@ -9,17 +9,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from merge_assist.platform.models import (
+from merge_assist.platform.config import Landing, ProjectConfig, QueueLabels, Strategy
+from merge_assist.queue.models import (
     Batch,
     BatchState,
-    Landing,
     MergeRequestState,
-    ProjectConfig,
-    QueueLabels,
     Reason,
     ReasonCode,
     StatusCategory,
-    Strategy,
 )
 
 MakeMR = Callable[..., MergeRequestState]

@@ -1,9 +1,12 @@
-"""House rule: domain logic speaks only to interfaces. Outside ``merge_assist.adapters`` (and
-the CLI, which wires adapters), no core module imports an AWS, GitLab or HTTP client."""
+"""House rules: domain logic speaks only to interfaces, and each bounded context keeps to its
+room. Outside ``merge_assist.adapters`` no core module imports an AWS, GitLab or HTTP
+client. The kernel (``merge_assist.platform``) imports no context; a context imports the
+kernel, its own modules, and another context only by the public names of its package."""
 
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +17,13 @@ import merge_assist
 
 FORBIDDEN = frozenset({"boto3", "botocore", "gitlab", "moto", "requests"})
 PACKAGE = Path(merge_assist.__file__).resolve().parent
+KERNEL = "platform"
+CONTEXTS = frozenset({"queue", "live", "audit", "admin"})
 
 
 def domain_modules() -> list[Path]:
     return sorted(
-        path
-        for path in PACKAGE.rglob("*.py")
-        if path.relative_to(PACKAGE).parts[0]
-        not in {"adapters", "cli.py", "cli_project.py", "cli_recovery.py"}
+        path for path in PACKAGE.rglob("*.py") if path.relative_to(PACKAGE).parts[0] != "adapters"
     )
 
 
@@ -79,14 +81,100 @@ def violations(path: Path) -> list[str]:
     ]
 
 
+def room_of(module: str) -> str | None:
+    """The kernel or context a core module belongs to (None: not a core module)."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "merge_assist" and len(parts) > 1 else None
+
+
+def public_names(context: str) -> frozenset[str]:
+    return frozenset(getattr(importlib.import_module(f"merge_assist.{context}"), "__all__", ()))
+
+
+def imported_names(source: str) -> list[tuple[int, str, list[str]]]:
+    """``from X import a, b`` statements, absolute ones only, as (line, X, [a, b])."""
+    return [
+        (node.lineno, node.module, [alias.name for alias in node.names])
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level
+    ]
+
+
+def crossings(module: str, source: str, public: dict[str, frozenset[str]]) -> list[str]:
+    """The imports of ``module`` that leave its room by another door than a context's
+    public names."""
+    own = room_of(module)
+    found: list[str] = []
+    for line, imported in imported_modules(source, module.rpartition(".")[0]):
+        other = room_of(imported)
+        if other is None or other in (own, KERNEL, "adapters"):
+            continue
+        if own == KERNEL:
+            found.append(f"{line}: the kernel imports {imported}")
+        elif imported != f"merge_assist.{other}":
+            found.append(f"{line}: {imported} is inside another context")
+    for line, imported, names in imported_names(source):
+        other = room_of(imported)
+        if imported == f"merge_assist.{other}" and other in CONTEXTS and other != own:
+            hidden = [name for name in names if name not in public[other]]
+            if hidden:
+                found.append(f"{line}: {hidden} are not public names of {imported}")
+    return found
+
+
 def test_the_domain_modules_are_found() -> None:
     names = {module_name(path) for path in domain_modules()}
     assert {
-        "merge_assist.platform.models",
+        "merge_assist.platform.config",
         "merge_assist.queue.queue",
+        "merge_assist.queue.verdict",
         "merge_assist.platform.ports",
     } <= names
     assert not any(".adapters" in name for name in names)
+
+
+def test_every_core_module_lives_in_a_room() -> None:
+    rooms = {KERNEL, "adapters", *CONTEXTS}
+    loose = [
+        path.name
+        for path in PACKAGE.iterdir()
+        if path.name not in {"__init__.py", "py.typed", "__pycache__"} and path.name not in rooms
+    ]
+    assert loose == []
+
+
+@pytest.mark.parametrize("path", domain_modules(), ids=module_name)
+def test_a_context_keeps_to_its_room(path: Path) -> None:
+    public = {context: public_names(context) for context in CONTEXTS}
+    assert crossings(module_name(path), path.read_text(encoding="utf-8"), public) == []
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("merge_assist.platform.config", "from merge_assist.queue import Batch"),
+        ("merge_assist.platform.config", "import merge_assist.queue.models"),
+        ("merge_assist.live.feed", "from merge_assist.queue.models import Batch"),
+        ("merge_assist.live.feed", "from merge_assist.queue import comments"),
+        ("merge_assist.admin.recovery", "from merge_assist.audit.ports import AuditStore"),
+        ("merge_assist.admin.recovery", "from ..queue.workflow import start"),
+    ],
+)
+def test_the_room_check_catches_each_way_out(module: str, source: str) -> None:
+    public = {"queue": frozenset({"Batch"}), "audit": frozenset({"AuditStore"})}
+    public |= {context: frozenset() for context in CONTEXTS - public.keys()}
+    assert crossings(module, source, public), f"{source!r} slipped out of {module}"
+
+
+def test_the_room_check_lets_the_doors_through() -> None:
+    public = {context: frozenset({"Batch"}) for context in CONTEXTS}
+    source = (
+        "from merge_assist.platform.config import ProjectConfig\n"
+        "from merge_assist.live.feed import LiveFeed\n"
+        "from merge_assist.queue import Batch\n"
+        "from .feed import Update\n"
+    )
+    assert crossings("merge_assist.live.dashboard", source, public) == []
 
 
 @pytest.mark.parametrize("path", domain_modules(), ids=module_name)
@@ -119,9 +207,7 @@ def test_the_check_catches_each_way_of_importing(source: str) -> None:
 
 def test_the_check_lets_the_allowed_imports_through() -> None:
     source = (
-        "import pydantic\n"
-        "from merge_assist.platform.models import Batch\n"
-        "from .ports import Store\n"
+        "import pydantic\nfrom merge_assist.queue.models import Batch\nfrom .ports import Store\n"
     )
     found = [
         module for _, module in imported_modules(source, "merge_assist") if is_forbidden(module)

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from merge_assist.platform.models import MergeRequestState, ProjectConfig, StatusCategory, Strategy
+from merge_assist.platform.config import ProjectConfig, Strategy
+from merge_assist.queue.models import MergeRequestState, StatusCategory
 from merge_assist.queue.queue import queue_order, select_batch
 
 MakeMR = Callable[..., MergeRequestState]

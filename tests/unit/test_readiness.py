@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from merge_assist.platform.models import ProjectConfig, Reason, ReasonCode, Strategy
+from merge_assist.platform.config import ProjectConfig, Strategy
 from merge_assist.queue import comments
+from merge_assist.queue.models import Reason, ReasonCode
 from merge_assist.queue.readiness import MergeRequestFacts, concerns_bot, not_ready_reasons
 
 BOT = 99

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from merge_assist.platform.models import (
-    MergeRequestState,
-    ProjectConfig,
-    Reason,
-    ReasonCode,
-    StatusCategory,
-)
+from merge_assist.platform.config import ProjectConfig
+from merge_assist.queue.models import MergeRequestState, Reason, ReasonCode, StatusCategory
 from merge_assist.queue.readiness import MergeRequestFacts
 from merge_assist.queue.triage import MAX_STRIKES, triage
 

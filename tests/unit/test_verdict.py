@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from merge_assist.platform.models import ReasonCode
+from merge_assist.queue.models import ReasonCode
 from merge_assist.queue.verdict import Action, Verdict, judge
 
 BATCH = (11, 12, 13, 14, 15)

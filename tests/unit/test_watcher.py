@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.events import EventKind, MergeRequestSnapshot
-from merge_assist.platform.models import MergeRequestState, ProjectConfig, StatusCategory
+from merge_assist.queue.models import MergeRequestState, StatusCategory
 from merge_assist.queue.watcher import differs, reconcile_events, reconcile_key
 
 CONFIG = ProjectConfig(project_id=3)

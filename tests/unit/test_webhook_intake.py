@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from merge_assist.platform.config import WebhookSecret
 from merge_assist.platform.intake import (
     MAX_JSON_DEPTH,
     ROTATION_GRACE,
@@ -20,7 +21,6 @@ from merge_assist.platform.intake import (
     project_id_hint,
     variant_key,
 )
-from merge_assist.platform.models import WebhookSecret
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 OLD = "old-token-0123456789abcdef"

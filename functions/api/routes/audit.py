@@ -12,8 +12,7 @@ from pydantic import Field
 from functions.api import caller, wiring
 from functions.api.schemas import EventPage, GrantRoles, Iid, ProjectId
 from merge_assist.admin import administration
-from merge_assist.platform.access import Action
-from merge_assist.platform.models import Grant, Username
+from merge_assist.platform.access import Action, Grant, Username
 
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
 

@@ -14,7 +14,8 @@ from functions.api import caller, wiring
 from functions.api.schemas import GitLabHealth, Health, ProjectHealth, QueueHealth
 from merge_assist.adapters.aws import register_cache
 from merge_assist.platform.access import Action
-from merge_assist.platform.models import ProjectConfig, utc_now
+from merge_assist.platform.clock import utc_now
+from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.settings import get_settings
 
 logger = Logger(child=True)

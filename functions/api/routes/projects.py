@@ -20,8 +20,9 @@ from functions.api.schemas import (
 from merge_assist.admin import administration
 from merge_assist.admin.onboarding import connect_project, disconnect_project
 from merge_assist.platform.access import Action
-from merge_assist.platform.models import ProjectConfig, StatusCategory
+from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.settings import get_settings
+from merge_assist.queue.models import StatusCategory
 from merge_assist.queue.queue import for_the_queue
 
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]

@@ -18,8 +18,9 @@ from functions.api.schemas import (
 )
 from merge_assist.admin import administration
 from merge_assist.platform.access import Action
+from merge_assist.platform.config import BranchName
 from merge_assist.platform.errors import NotFoundError
-from merge_assist.platform.models import Batch, BranchName, MergeRequestState, StatusCategory
+from merge_assist.queue.models import Batch, MergeRequestState, StatusCategory
 from merge_assist.queue.queue import for_the_queue, queue_order
 
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]

@@ -31,26 +31,20 @@ from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
+from merge_assist.audit import AuditEntry
+from merge_assist.platform.access import Grant
 from merge_assist.platform.clock import SystemClock
+from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.errors import (
     AlreadyExistsError,
     ConflictError,
     LockHeldError,
     NotFoundError,
 )
-from merge_assist.platform.models import (
-    AuditEntry,
-    Batch,
-    BranchLock,
-    Grant,
-    MergeRequestState,
-    Notice,
-    ProjectConfig,
-    StatusCategory,
-)
 from merge_assist.platform.ports import Clock
 from merge_assist.platform.resources import TABLE
 from merge_assist.platform.stored import fields, load
+from merge_assist.queue import Batch, BranchLock, MergeRequestState, Notice, StatusCategory
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table

@@ -23,6 +23,7 @@ from gitlab.v4.objects import Project, ProjectMergeRequestManager
 
 from merge_assist.adapters.aws import register_cache
 from merge_assist.admin.token_rotation import TokenDetails
+from merge_assist.platform.config import ProjectRef
 from merge_assist.platform.errors import (
     ConflictError,
     GitLabRefused,
@@ -33,7 +34,6 @@ from merge_assist.platform.errors import (
 )
 from merge_assist.platform.events import MergeRequestSnapshot, PipelineSnapshot
 from merge_assist.platform.metrics import Metric, NullMeter
-from merge_assist.platform.models import ProjectRef
 from merge_assist.platform.ports import Meter
 from merge_assist.platform.settings import Settings, get_settings
 from merge_assist.queue.comments import Transition

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.exceptions import ClientError
 
+from merge_assist.platform.config import WebhookSecret
 from merge_assist.platform.errors import NotFoundError
-from merge_assist.platform.models import WebhookSecret
 from merge_assist.platform.resources import (
     PROJECT_DEAD_LETTERS_ALARM,
     PROJECT_QUEUE_AGE_ALARM,

@@ -13,10 +13,11 @@ from typing import TypeVar
 from merge_assist.adapters.aws import register_cache
 from merge_assist.adapters.git_engine import GitCredentialsRefused, GitEngine
 from merge_assist.adapters.gitlab_gateway import TokenSource, bot_token_source
+from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.metrics import Metric, NullMeter
-from merge_assist.platform.models import ProjectConfig
-from merge_assist.platform.ports import GitLabGateway, Meter
+from merge_assist.platform.ports import Meter
 from merge_assist.platform.settings import get_settings
+from merge_assist.queue import GitLabGateway
 from merge_assist.queue.batch_plan import BatchBuild, BatchMember, GitIdentity, MergeMethod
 
 T = TypeVar("T")

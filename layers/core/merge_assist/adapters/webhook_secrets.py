@@ -14,8 +14,8 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from botocore.exceptions import ClientError
 
 from merge_assist.adapters.aws import register_cache
+from merge_assist.platform.config import WebhookSecret
 from merge_assist.platform.errors import NotFoundError
-from merge_assist.platform.models import WebhookSecret
 from merge_assist.platform.resources import ResourceNames
 
 SECRET_CACHE_SECONDS = 300

@@ -1,0 +1,1 @@
+"""Administration: connecting projects, grants, configuration changes and recovery."""

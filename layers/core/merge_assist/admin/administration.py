@@ -13,18 +13,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from merge_assist.admin.onboarding import update_project
+from merge_assist.admin.ports import Store
+from merge_assist.audit import AuditAction, AuditEntry
+from merge_assist.platform.access import Grant, Role
+from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.errors import ConflictError, NotFoundError
-from merge_assist.platform.models import (
-    AuditAction,
-    AuditEntry,
-    Grant,
-    MergeRequestState,
-    ProjectConfig,
-    Role,
-    StatusCategory,
-)
-from merge_assist.platform.ports import Store
-from merge_assist.queue.queue import queue_order
+from merge_assist.queue import MergeRequestState, StatusCategory, queue_order
 
 MAX_ATTEMPTS = 5
 # How far a placed MR stands from its neighbour when there is no MR on its other side.

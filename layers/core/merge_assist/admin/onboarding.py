@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from merge_assist.admin.ports import ProjectInfrastructure, Store
+from merge_assist.platform.config import ProjectConfig, ProjectRef
 from merge_assist.platform.errors import NotFoundError
 from merge_assist.platform.intake import ROTATION_GRACE
-from merge_assist.platform.models import ProjectConfig, ProjectRef
-from merge_assist.platform.ports import GitLabGateway, ProjectInfrastructure, Store, WebhookSecrets
+from merge_assist.platform.ports import WebhookSecrets
+from merge_assist.queue import GitLabGateway
 
 
 @dataclass(frozen=True)

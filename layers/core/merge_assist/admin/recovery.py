@@ -14,20 +14,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from merge_assist.admin.ports import Store
 from merge_assist.platform.errors import ConflictError, MergeAssistError, NotFoundError
-from merge_assist.platform.models import (
+from merge_assist.platform.ports import Clock
+from merge_assist.platform.resources import ResourceNames
+from merge_assist.queue import (
+    IN_FLIGHT,
+    MAX_ATTEMPTS,
     Batch,
     BatchState,
     BatchStep,
     BatchStepKind,
+    Executions,
     MergeRequestState,
     StatusCategory,
+    batch_id_for,
+    start_batch,
+    update_merge_request,
 )
-from merge_assist.platform.ports import Clock, Executions, Store
-from merge_assist.platform.resources import ResourceNames
-from merge_assist.queue.recording import MAX_ATTEMPTS, update_merge_request
-from merge_assist.queue.triage import IN_FLIGHT
-from merge_assist.queue.workflow.start import batch_id_for, start_batch
 
 # What ``Batches.status`` says of a Step Functions execution that still runs.
 RUNNING = "RUNNING"

@@ -24,21 +24,14 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from merge_assist.platform.access import Action, groups_from_claims, principal
+from merge_assist.audit import QUEUE_ACTOR, AuditAction, AuditEntry
+from merge_assist.platform.access import Action, Grant, groups_from_claims, principal
+from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.errors import Forbidden, Unauthenticated, Unavailable
-from merge_assist.platform.models import (
-    QUEUE_ACTOR,
-    AuditAction,
-    AuditEntry,
-    Batch,
-    BatchStep,
-    Grant,
-    MergeRequestState,
-    ProjectConfig,
-)
 from merge_assist.platform.ports import Clock
 from merge_assist.platform.resources import LIVE_KINDS
 from merge_assist.platform.stored import fields, load
+from merge_assist.queue import Batch, BatchStep, MergeRequestState
 
 # Written on every save, whatever changed: images equal but for these hold the same state.
 _BOOKKEEPING = frozenset(

@@ -10,10 +10,50 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from merge_assist.platform.models import Grant, Role
+from pydantic import BaseModel, Field, field_validator
+
+from merge_assist.platform.clock import utc_now
+
+
+class Role(StrEnum):
+    """A dashboard user's role; the Cognito group of the same name grants it."""
+
+    ADMIN = "admin"
+    PROJECT_OWNER = "project_owner"
+    PRIORITY_MANAGER = "priority_manager"
+    VIEWER = "viewer"
+
+
+# Cognito usernames: up to 128 characters without whitespace; "/", "#" and "%" are refused
+# because they would be taken for parts of a path or a key.
+Username = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s/#%]+$")]
+
+
+ProjectRole = Annotated[Role, Field(description="admin is a group, never a grant")]
+
+
+class Grant(BaseModel):
+    """What a user may be on one project: the roles among these that the user also holds as
+    Cognito groups."""
+
+    username: Username
+    project_id: int = Field(gt=0)
+    roles: list[ProjectRole] = Field(min_length=1, max_length=3)
+    granted_by: str
+    granted_at: datetime = Field(default_factory=utc_now)
+
+    @field_validator("roles")
+    @classmethod
+    def _project_roles(cls, roles: list[Role]) -> list[Role]:
+        if Role.ADMIN in roles:
+            raise ValueError("admin is granted by the Cognito group, not per project")
+        if len(set(roles)) != len(roles):
+            raise ValueError("a role appears twice")
+        return sorted(roles)
 
 
 class Action(StrEnum):

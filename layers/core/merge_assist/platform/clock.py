@@ -1,8 +1,12 @@
+"""The time the core reads: UTC, and a clock ports can be given instead of the system's."""
+
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
-from merge_assist.platform.models import utc_now
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class SystemClock:

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from merge_assist.platform.models import utc_now
+from merge_assist.platform.clock import utc_now
 
 NOTE_EXCERPT_CHARS = 4000
 

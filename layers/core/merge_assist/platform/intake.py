@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from merge_assist.platform.config import ProjectConfig, WebhookSecret
 from merge_assist.platform.events import (
     NOTE_EXCERPT_CHARS,
     EventKind,
@@ -35,7 +36,6 @@ from merge_assist.platform.gitlab_events import (
     PipelineHook,
     PushHook,
 )
-from merge_assist.platform.models import ProjectConfig, WebhookSecret
 
 # Standard Webhooks (which GitLab's signing tokens follow) allow this much clock skew.
 SIGNATURE_TOLERANCE_SECONDS = 300

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from merge_assist.platform.models import ProjectConfig, Reason
+from merge_assist.platform.config import ProjectConfig
+from merge_assist.queue.models import Reason
 
 
 @dataclass(frozen=True)

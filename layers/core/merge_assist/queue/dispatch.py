@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.errors import ConflictError, NotFoundError
 from merge_assist.platform.events import EventKind, QueueEvent
 from merge_assist.platform.metrics import Metric, NullMeter
-from merge_assist.platform.models import MergeRequestState, ProjectConfig, StatusCategory
-from merge_assist.platform.ports import Clock, Executions, GitLabGateway, Meter, Store
+from merge_assist.platform.ports import Clock, Meter
 from merge_assist.queue import notices
+from merge_assist.queue.models import MergeRequestState, StatusCategory
 from merge_assist.queue.pipeline_wait import PipelineOutcome, outcome, resume_waiting
+from merge_assist.queue.ports import Executions, GitLabGateway, QueueStore
 from merge_assist.queue.queue import queue_order
 from merge_assist.queue.readiness import MergeRequestFacts
 from merge_assist.queue.recording import MAX_ATTEMPTS, pause, record_event
@@ -48,7 +50,7 @@ def _concerns_bot(state: MergeRequestState, config: ProjectConfig, bot_user_id: 
     return config.trigger_label is not None and config.trigger_label in state.labels
 
 
-def queue_position(store: Store, state: MergeRequestState) -> int:
+def queue_position(store: QueueStore, state: MergeRequestState) -> int:
     """Where the MR stands (1-based) in its branch's queue, counting itself."""
     queued = [
         mr
@@ -64,7 +66,7 @@ def queue_position(store: Store, state: MergeRequestState) -> int:
 
 @dataclass(frozen=True)
 class Dispatcher:
-    store: Store
+    store: QueueStore
     gitlab: GitLabGateway
     executions: Executions
     clock: Clock

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from merge_assist.platform.errors import GitLabRefused, NotFoundError, Unavailable, transient
-from merge_assist.platform.models import MergeRequestState, Notice
-from merge_assist.platform.ports import GitLabGateway, Store
 from merge_assist.queue.comments import Transition
+from merge_assist.queue.models import MergeRequestState, Notice
+from merge_assist.queue.ports import GitLabGateway, QueueStore
 
 
 def notice_key(state: MergeRequestState) -> str:
@@ -42,7 +42,7 @@ def _transition(notice: Notice) -> Transition:
 
 
 def tell(
-    gitlab: GitLabGateway, store: Store, state: MergeRequestState, transition: Transition
+    gitlab: GitLabGateway, store: QueueStore, state: MergeRequestState, transition: Transition
 ) -> bool:
     """Tell ``state``'s change now, or keep it for later; True if GitLab took it (or the
     MR is gone, and there is no one left to tell). The notice is in the outbox before
@@ -60,14 +60,14 @@ def tell(
     return True
 
 
-def keep_all(store: Store, owed: list[tuple[MergeRequestState, Transition]]) -> None:
+def keep_all(store: QueueStore, owed: list[tuple[MergeRequestState, Transition]]) -> None:
     """Put every notice in the outbox without trying GitLab: for a caller that already
     knows GitLab is not answering."""
     for state, transition in owed:
         store.put_notice(notice_for(state, transition))
 
 
-def _stale(store: Store, notice: Notice) -> bool:
+def _stale(store: QueueStore, notice: Notice) -> bool:
     """The MR moved on since the notice was due (or is gone): telling it now would be
     telling the author something no longer true."""
     try:
@@ -83,7 +83,7 @@ class Delivered:
     pending: int
 
 
-def deliver_pending(gitlab: GitLabGateway, store: Store, project_id: int) -> Delivered:
+def deliver_pending(gitlab: GitLabGateway, store: QueueStore, project_id: int) -> Delivered:
     """Deliver the project's outbox, oldest first, until GitLab fails to take one. Each
     may have reached GitLab before (its first try got no answer), so it is looked for by
     its marker first."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from merge_assist.platform.events import EventKind, PipelineSnapshot, QueueEvent
-from merge_assist.platform.ports import Executions, Store
+from merge_assist.queue.ports import Executions, QueueStore
 
 FINISHED_STATUSES = frozenset({"success", "failed", "canceled", "skipped"})
 
@@ -37,7 +37,7 @@ def outcome(pipeline: PipelineSnapshot) -> PipelineOutcome | None:
     )
 
 
-def resume_waiting(store: Store, executions: Executions, event: QueueEvent) -> bool:
+def resume_waiting(store: QueueStore, executions: Executions, event: QueueEvent) -> bool:
     """Resume the execution waiting for this pipeline's sha, if any; True if one was."""
     if event.kind is not EventKind.PIPELINE or event.pipeline is None:
         return False

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from merge_assist.platform.models import MergeRequestState, ProjectConfig, StatusCategory
+from merge_assist.platform.config import ProjectConfig
+from merge_assist.queue.models import MergeRequestState, StatusCategory
 
 
 def queue_order(mr: MergeRequestState) -> tuple[bool, int, datetime, int]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from merge_assist.platform.models import ProjectConfig, Reason, ReasonCode
+from merge_assist.platform.config import ProjectConfig
+from merge_assist.queue.models import Reason, ReasonCode
 
 GREEN_PIPELINE_STATUSES = frozenset({"success"})
 # Statuses of a pipeline that may still turn green.

@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 from merge_assist.platform.errors import ConflictError, NotFoundError
 from merge_assist.platform.events import MergeRequestSnapshot, QueueEvent
-from merge_assist.platform.models import MergeRequestState
-from merge_assist.platform.ports import Store
 from merge_assist.platform.retrying import delay
+from merge_assist.queue.models import MergeRequestState
+from merge_assist.queue.ports import QueueStore
 
 # Racing writers read again after a jittered pause (``retrying.delay``). On moto, 16 writers
 # making 10 writes each on one record: 4 of 160 give up (55 did with five attempts and no
@@ -33,7 +33,7 @@ Change = Callable[[MergeRequestState], MergeRequestState | None]
 
 
 def update_merge_request(
-    store: Store, project_id: int, iid: int, change: Change
+    store: QueueStore, project_id: int, iid: int, change: Change
 ) -> MergeRequestState | None:
     """Apply ``change`` (None: leave it) to the stored state until the write sticks, reading
     again after every lost race; the saved state if it changed, None if not (or untracked)."""
@@ -52,7 +52,7 @@ def update_merge_request(
     raise ConflictError(f"!{iid} of project {project_id} kept changing")
 
 
-def record_event(store: Store, event: QueueEvent) -> MergeRequestState | None:
+def record_event(store: QueueStore, event: QueueEvent) -> MergeRequestState | None:
     """The MR's stored state after the event, or None when the event concerns no MR the
     store tracks or can start tracking."""
     snapshot = event.merge_request

@@ -7,15 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from merge_assist.platform.models import (
-    MergeRequestState,
-    ProjectConfig,
-    Reason,
-    ReasonCode,
-    StatusCategory,
-)
+from merge_assist.platform.config import ProjectConfig
 from merge_assist.queue import comments
 from merge_assist.queue.comments import Transition
+from merge_assist.queue.models import MergeRequestState, Reason, ReasonCode, StatusCategory
 from merge_assist.queue.readiness import MergeRequestFacts, concerns_bot, not_ready_reasons
 
 # After this many rejections of the same commit the MR waits for its author to push.

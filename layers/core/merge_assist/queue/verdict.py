@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from merge_assist.platform.models import Reason, ReasonCode
 from merge_assist.queue.batch_plan import Bisection, InconsistentResult
+from merge_assist.queue.models import Reason, ReasonCode
 
 PASSED = "success"
 FAILED = "failed"

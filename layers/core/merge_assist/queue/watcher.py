@@ -12,15 +12,11 @@ import json
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
+from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.errors import NotFoundError
 from merge_assist.platform.events import EventKind, MergeRequestSnapshot, QueueEvent
-from merge_assist.platform.models import (
-    BranchLock,
-    MergeRequestState,
-    ProjectConfig,
-    StatusCategory,
-)
-from merge_assist.platform.ports import Store
+from merge_assist.queue.models import BranchLock, MergeRequestState, StatusCategory
+from merge_assist.queue.ports import QueueStore
 from merge_assist.queue.workflow.context import lock_ttl
 
 OPEN_CATEGORIES = (
@@ -96,7 +92,7 @@ def reconcile_events(
     ]
 
 
-def held_since(store: Store, lock: BranchLock) -> datetime:
+def held_since(store: QueueStore, lock: BranchLock) -> datetime:
     """When the batch holding the lock took the branch. Every step renews the lock and
     moves its ``acquired_at``, so the batch's creation is the start of the hold; a lock
     whose batch is not recorded yet (select is between the two) is as old as the lock."""
@@ -106,7 +102,7 @@ def held_since(store: Store, lock: BranchLock) -> datetime:
         return lock.acquired_at
 
 
-def overdue_batches(store: Store, configs: Iterable[ProjectConfig], now: datetime) -> int:
+def overdue_batches(store: QueueStore, configs: Iterable[ProjectConfig], now: datetime) -> int:
     """Branch locks held longer than their project's CI timeout and margin allow (the lock
     TTL): a batch stuck, or testing for longer than one pipeline may take."""
     overdue = 0

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.errors import ConflictError
 from merge_assist.platform.metrics import Metric
-from merge_assist.platform.models import Batch, BatchStep, BatchStepKind, ProjectConfig
+from merge_assist.queue.models import Batch, BatchStep, BatchStepKind
 from merge_assist.queue.recording import MAX_ATTEMPTS, pause
 from merge_assist.queue.workflow.context import WorkflowContext, lock_ttl
 

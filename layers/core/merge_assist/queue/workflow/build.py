@@ -3,7 +3,9 @@ the batch branch, with the batch MR whose pipeline tests it."""
 
 from __future__ import annotations
 
-from merge_assist.platform.models import (
+from merge_assist.queue import comments
+from merge_assist.queue.batch_plan import BatchMember, MergeMethod, branch_ref, merge_request_ref
+from merge_assist.queue.models import (
     Batch,
     BatchState,
     BatchStep,
@@ -12,8 +14,6 @@ from merge_assist.platform.models import (
     Reason,
     ReasonCode,
 )
-from merge_assist.queue import comments
-from merge_assist.queue.batch_plan import BatchMember, MergeMethod, branch_ref, merge_request_ref
 from merge_assist.queue.workflow import members
 from merge_assist.queue.workflow.batch_record import open_batch, save
 from merge_assist.queue.workflow.context import (

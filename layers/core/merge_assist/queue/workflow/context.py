@@ -9,15 +9,16 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from merge_assist.platform.config import BranchName, ProjectConfig
 from merge_assist.platform.metrics import NullMeter
-from merge_assist.platform.models import BranchName, ProjectConfig
-from merge_assist.platform.ports import Clock, Executions, GitLabGateway, Meter, Repository, Store
+from merge_assist.platform.ports import Clock, Meter
 from merge_assist.queue.batch_plan import GitIdentity
+from merge_assist.queue.ports import Executions, GitLabGateway, QueueStore, Repository
 
 
 @dataclass(frozen=True)
 class WorkflowContext:
-    store: Store
+    store: QueueStore
     gitlab: GitLabGateway
     executions: Executions
     clock: Clock

@@ -5,15 +5,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from merge_assist.platform.models import (
-    Batch,
-    BatchState,
-    BatchStep,
-    BatchStepKind,
-    ProjectConfig,
-    Strategy,
-)
+from merge_assist.platform.config import ProjectConfig, Strategy
 from merge_assist.queue import verdict as verdicts
+from merge_assist.queue.models import Batch, BatchState, BatchStep, BatchStepKind
 from merge_assist.queue.pipeline_wait import PipelineOutcome
 from merge_assist.queue.verdict import Action
 from merge_assist.queue.workflow import members

@@ -6,18 +6,12 @@ was closed or made draft since it was tested, the batch is rebuilt instead."""
 
 from __future__ import annotations
 
+from merge_assist.platform.config import Landing, Strategy
 from merge_assist.platform.errors import ConflictError, NotMergeableError, RemoteMoved
 from merge_assist.platform.events import MergeRequestSnapshot
-from merge_assist.platform.models import (
-    Batch,
-    BatchState,
-    BatchStep,
-    BatchStepKind,
-    Landing,
-    Strategy,
-)
-from merge_assist.platform.ports import Repository
 from merge_assist.queue.batch_plan import IncludedMergeRequest, MergeMethod, branch_ref
+from merge_assist.queue.models import Batch, BatchState, BatchStep, BatchStepKind
+from merge_assist.queue.ports import Repository
 from merge_assist.queue.workflow import members
 from merge_assist.queue.workflow.batch_record import open_batch, record_end, save
 from merge_assist.queue.workflow.context import BatchRef, Next, StepResult, WorkflowContext

@@ -4,17 +4,12 @@ the move, so a retried step never comments twice."""
 
 from __future__ import annotations
 
+from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.errors import NotFoundError
 from merge_assist.platform.metrics import Metric
-from merge_assist.platform.models import (
-    Batch,
-    MergeRequestState,
-    ProjectConfig,
-    Reason,
-    StatusCategory,
-)
 from merge_assist.queue import comments, notices
 from merge_assist.queue.comments import Transition
+from merge_assist.queue.models import Batch, MergeRequestState, Reason, StatusCategory
 from merge_assist.queue.recording import Change, update_merge_request
 from merge_assist.queue.triage import IN_FLIGHT, MAX_STRIKES
 from merge_assist.queue.workflow.context import WorkflowContext

@@ -12,15 +12,9 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from merge_assist.platform.errors import NotFoundError
-from merge_assist.platform.models import (
-    Batch,
-    BatchState,
-    BatchStep,
-    BatchStepKind,
-    MergeRequestState,
-)
 from merge_assist.queue import comments, notices
 from merge_assist.queue.comments import Transition
+from merge_assist.queue.models import Batch, BatchState, BatchStep, BatchStepKind, MergeRequestState
 from merge_assist.queue.workflow import members
 from merge_assist.queue.workflow.batch_record import record_end, save
 from merge_assist.queue.workflow.context import WorkflowContext, WorkflowInput

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from merge_assist.platform.config import Strategy
 from merge_assist.platform.errors import ConflictError, LockHeldError, NotFoundError
 from merge_assist.platform.metrics import Metric
-from merge_assist.platform.models import (
+from merge_assist.queue.models import (
     Batch,
     BatchStep,
     BatchStepKind,
     MergeRequestState,
     StatusCategory,
-    Strategy,
 )
 from merge_assist.queue.queue import select_batch
 from merge_assist.queue.workflow import members

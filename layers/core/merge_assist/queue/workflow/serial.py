@@ -7,7 +7,9 @@ API with the ``sha`` guard. If the target moved in between, it is rebased again.
 from __future__ import annotations
 
 from merge_assist.platform.errors import ConflictError, GitLabRefused, NotMergeableError, transient
-from merge_assist.platform.models import (
+from merge_assist.queue import comments
+from merge_assist.queue.batch_plan import branch_ref, merge_request_ref
+from merge_assist.queue.models import (
     Batch,
     BatchState,
     BatchStep,
@@ -15,8 +17,6 @@ from merge_assist.platform.models import (
     Reason,
     ReasonCode,
 )
-from merge_assist.queue import comments
-from merge_assist.queue.batch_plan import branch_ref, merge_request_ref
 from merge_assist.queue.workflow import members
 from merge_assist.queue.workflow.batch_record import open_batch, record_end, save
 from merge_assist.queue.workflow.build import MAX_BUILDS

@@ -11,8 +11,8 @@ import hashlib
 import re
 
 from merge_assist.platform.errors import LockHeldError, NotFoundError
-from merge_assist.platform.models import StatusCategory
-from merge_assist.platform.ports import Executions, Store
+from merge_assist.queue.models import StatusCategory
+from merge_assist.queue.ports import Executions, QueueStore
 from merge_assist.queue.workflow.context import WorkflowInput, lock_ttl
 
 # Step Functions execution names: at most 80 characters of [A-Za-z0-9_-].
@@ -30,7 +30,7 @@ def next_batch_id(batch_id: str, project_id: int, target_branch: str) -> str:
 
 
 def start_batch(
-    store: Store,
+    store: QueueStore,
     executions: Executions,
     project_id: int,
     target_branch: str,
@@ -70,7 +70,7 @@ def start_batch(
 
 
 def start_project(
-    store: Store,
+    store: QueueStore,
     executions: Executions,
     project_id: int,
     cause: str,

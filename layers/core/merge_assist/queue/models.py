@@ -1,36 +1,19 @@
-"""The domain's typed records: a project's configuration, a merge request's place in the
-queue, and a batch. These are what the store persists and what the API shows."""
+"""The queue's records: a merge request's place in its queue, a batch and its steps, the
+branch lock and the outbox. These are what the store persists and what the API shows."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from merge_assist.platform.clock import utc_now
+from merge_assist.platform.config import BranchName, Landing, Strategy
 from merge_assist.queue.batch_plan import BatchBuild, Bisection, MergeMethod
 
-BranchName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\s~^:?*\[\\]+$")]
 Priority = Annotated[int, Field(ge=-1000, le=1000)]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Strategy(StrEnum):
-    """How a queue is drained: one MR at a time, or several tested together."""
-
-    SERIAL = "serial"
-    BATCH = "batch"
-
-
-class Landing(StrEnum):
-    """How a green batch reaches the target branch (see DESIGN.md, "Landing a green batch")."""
-
-    PUSH = "push"
-    MERGE_EACH = "merge-each"
 
 
 class StatusCategory(StrEnum):
@@ -69,92 +52,6 @@ class Reason(BaseModel):
 
     code: ReasonCode
     message: str = Field(max_length=2000)
-
-
-class QueueLabels(BaseModel):
-    """The GitLab labels that mark each transition; names are configurable per project."""
-
-    model_config = ConfigDict(frozen=True)
-
-    recognised: str = "Merge Assist: Recognised for Merge"
-    not_ready: str = "Merge Assist: Not Ready"
-    rejected: str = "Merge Assist: Rejected"
-    ready_to_merge: str = "Merge Assist: Ready to Merge"
-    batch_merge_request: str = "Merge Assist: Batch Merge Request"
-
-
-class WebhookSecret(BaseModel):
-    """What GitLab's hook for a project is configured with. After a rotation the token it
-    replaced stays acceptable until ``previous_valid_until``: receivers that cached the old
-    secret, and deliveries GitLab sent before its hook was updated, are not refused."""
-
-    secret_token: str = Field(min_length=16)
-    signing_token: str | None = None
-    previous_secret_token: str | None = None
-    previous_valid_until: datetime | None = None
-
-    def previous_accepted(self, now: datetime) -> bool:
-        return bool(
-            self.previous_secret_token
-            and self.previous_valid_until is not None
-            and now < self.previous_valid_until
-        )
-
-    def rotated(self, new_token: str, *, now: datetime, grace: timedelta) -> WebhookSecret:
-        """``new_token`` becomes the token; the current one is accepted for ``grace`` more."""
-        return WebhookSecret(
-            secret_token=new_token,
-            signing_token=self.signing_token,
-            previous_secret_token=self.secret_token,
-            previous_valid_until=now + grace,
-        )
-
-    def __repr__(self) -> str:  # never print a token by accident
-        return "WebhookSecret(***)"
-
-    __str__ = __repr__
-
-
-class ProjectRef(BaseModel):
-    """A GitLab project as GitLab names it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: int = Field(gt=0)
-    path_with_namespace: str
-    web_url: str = ""
-
-
-class ProjectConfig(BaseModel):
-    """A connected GitLab project; changeable at run time, read at the start of each batch."""
-
-    model_config = ConfigDict(validate_assignment=True)
-
-    project_id: int = Field(gt=0)
-    path: str | None = Field(default=None, max_length=512)
-    target_branches: list[BranchName] = Field(default_factory=lambda: ["main"], min_length=1)
-    strategy: Strategy = Strategy.BATCH
-    batch_size: int = Field(default=5, ge=1, le=50)
-    landing: Landing = Landing.PUSH
-    ci_timeout_minutes: int = Field(default=60, ge=1, le=24 * 60)
-    flaky_retries: int = Field(default=0, ge=0, le=3)
-    labels: QueueLabels = Field(default_factory=QueueLabels)
-    # MRs assigned to the bot are queued; so are MRs carrying this label, when set.
-    trigger_label: str | None = Field(default=None, min_length=1, max_length=255)
-    paused: bool = False
-    version: int = Field(default=0, ge=0)
-    updated_at: datetime = Field(default_factory=utc_now)
-
-    @field_validator("target_branches")
-    @classmethod
-    def _unique_branches(cls, branches: list[str]) -> list[str]:
-        if len(set(branches)) != len(branches):
-            raise ValueError("target branches must be unique")
-        return branches
-
-    @property
-    def effective_batch_size(self) -> int:
-        return 1 if self.strategy is Strategy.SERIAL else self.batch_size
 
 
 class MergeRequestState(BaseModel):
@@ -319,73 +216,6 @@ class Batch(BaseModel):
     def tested(self) -> list[int]:
         """The MRs the awaited pipeline tests: a prefix of ``order``."""
         return self.order[: self.tested_length or 0]
-
-
-class Role(StrEnum):
-    """A dashboard user's role; the Cognito group of the same name grants it."""
-
-    ADMIN = "admin"
-    PROJECT_OWNER = "project_owner"
-    PRIORITY_MANAGER = "priority_manager"
-    VIEWER = "viewer"
-
-
-# Cognito usernames: up to 128 characters without whitespace; "/", "#" and "%" are refused
-# because they would be taken for parts of a path or a key.
-Username = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s/#%]+$")]
-ProjectRole = Annotated[Role, Field(description="admin is a group, never a grant")]
-
-
-class Grant(BaseModel):
-    """What a user may be on one project: the roles among these that the user also holds as
-    Cognito groups."""
-
-    username: Username
-    project_id: int = Field(gt=0)
-    roles: list[ProjectRole] = Field(min_length=1, max_length=3)
-    granted_by: str
-    granted_at: datetime = Field(default_factory=utc_now)
-
-    @field_validator("roles")
-    @classmethod
-    def _project_roles(cls, roles: list[Role]) -> list[Role]:
-        if Role.ADMIN in roles:
-            raise ValueError("admin is granted by the Cognito group, not per project")
-        if len(set(roles)) != len(roles):
-            raise ValueError("a role appears twice")
-        return sorted(roles)
-
-
-class AuditAction(StrEnum):
-    """What an entry of a project's event log records."""
-
-    PROJECT_CONNECTED = "project_connected"
-    PROJECT_DISCONNECTED = "project_disconnected"
-    CONFIG_CHANGED = "config_changed"
-    PRIORITY_CHANGED = "priority_changed"
-    HOTFIX = "hotfix"
-    GRANT_CHANGED = "grant_changed"
-    STATUS_CHANGED = "status_changed"
-    BATCH_STEP = "batch_step"
-
-
-# Who changed something: a dashboard user's username, or the queue itself.
-QUEUE_ACTOR = "merge-assist"
-
-
-class AuditEntry(BaseModel):
-    """One line of a project's event log. ``id`` is derived from what caused it, so writing
-    the same entry twice (a retried Lambda, a replayed stream record) stores it once."""
-
-    project_id: int = Field(gt=0)
-    id: str = Field(min_length=1, max_length=256)
-    at: datetime
-    action: AuditAction
-    actor: str = Field(min_length=1, max_length=256)
-    summary: str = Field(max_length=2000)
-    merge_request: int | None = None
-    batch_id: str | None = None
-    details: dict[str, Any] = Field(default_factory=dict)
 
 
 class BranchLock(BaseModel):
