@@ -51,8 +51,8 @@ from dulwich.objects import ObjectID
 from local.gitlab_sim import GitLabSimulator
 from local.runtime import make_context
 from local.stack import LocalStack
-from merge_assist.platform.models import BatchState, StatusCategory
 from merge_assist.platform.resources import WATCHER_SCHEDULE_MINUTES, function_spec
+from merge_assist.queue.models import BatchState, StatusCategory
 from tests.e2e.merge_queue import Scenario
 
 pytestmark = pytest.mark.e2e
@@ -63,7 +63,9 @@ SCHEDULE_SCALE = 0.04
 WATCHER_S = WATCHER_SCHEDULE_MINUTES * 60 * SCHEDULE_SCALE
 # Simulated CI seconds: x0.05 on the wall clock.
 CI_S = 20
-LONG_CI_S = 100  # ~5 s: something happens while the batch waits for it
+# ~15 s on the stack's clock: long enough for a loaded machine to see the batch testing
+# before its pipeline ends, short enough to end inside an outage (OUTAGE_S).
+LONG_CI_S = 300
 FAULT_WINDOW_S = 30.0
 RECOVERY_S = 60.0
 OUTAGE_S = 30.0
