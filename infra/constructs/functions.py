@@ -174,9 +174,9 @@ FUNCTION_ACCESS: Mapping[str, Access] = MappingProxyType(
         ),
         # Asks GitLab about a pipeline whose webhook has not come; writes nothing.
         "workflow-check-pipeline": Access(table=TableAccess.READ, bot_token=True),
-        "workflow-judge": Access(table=TableAccess.READ_WRITE, bot_token=True),
+        "workflow-verdict": Access(table=TableAccess.READ_WRITE, bot_token=True),
         "workflow-land": Access(table=TableAccess.READ_WRITE, bot_token=True),
-        "workflow-rebase": Access(table=TableAccess.READ_WRITE, bot_token=True),
+        "workflow-serial": Access(table=TableAccess.READ_WRITE, bot_token=True),
         # Comments on the MRs, releases the branch lock and starts the branch's next batch.
         "workflow-release": Access(
             table=TableAccess.READ_WRITE, bot_token=True, start_workflows=True

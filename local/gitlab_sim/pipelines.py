@@ -20,7 +20,7 @@ class Verdict:
     reason: str
 
 
-def judge_tree(paths: set[str], rules: PipelineRules, rng: random.Random | None) -> Verdict:
+def tree_outcome(paths: set[str], rules: PipelineRules, rng: random.Random | None) -> Verdict:
     """The documented outcome rule (README.md, "Pipeline outcome"), in order: a failing path,
     then a semantic-conflict pair, then seeded flakiness."""
     for listed in rules.fail_paths:
@@ -65,7 +65,7 @@ class PipelineService:
         store = self.store
         with store.lock:
             paths = gitops.tree_paths(store.repo(project.id), sha)
-            verdict = judge_tree(paths, project.rules, self._rng(project))
+            verdict = tree_outcome(paths, project.rules, self._rng(project))
             now, created = store.monotonic(), now_iso()
             pending_at = now + store.real_seconds(min(1.0, project.rules.pending_s))
             running_at = now + store.real_seconds(project.rules.pending_s)
@@ -109,7 +109,7 @@ class PipelineService:
                 return
             project = store.projects[pipeline.project_id]
             paths = gitops.tree_paths(store.repo(project.id), pipeline.sha)
-            verdict = judge_tree(paths, project.rules, self._rng(project))
+            verdict = tree_outcome(paths, project.rules, self._rng(project))
             now = store.monotonic()
             pipeline.outcome, pipeline.failure_reason = verdict.status, verdict.reason
             pipeline.pending_at = now

@@ -182,7 +182,7 @@ def test_retried_steps_of_a_landed_batch_change_nothing(
         again = [
             ("workflow-select", run),
             ("workflow-build", ref),
-            ("workflow-judge", {**ref, "pipeline": outcome}),
+            ("workflow-verdict", {**ref, "pipeline": outcome}),
             ("workflow-land", ref),
             ("workflow-release", run),
         ]
@@ -196,7 +196,7 @@ def test_retried_steps_of_a_landed_batch_change_nothing(
 
         assert answers["workflow-select"]["empty"] is True
         assert answers["workflow-build"]["next"] == "release"
-        assert answers["workflow-judge"]["next"] == "release"
+        assert answers["workflow-verdict"]["next"] == "release"
         assert answers["workflow-land"]["next"] == "release"
         assert answers["workflow-release"]["next_batch"] is None
         assert stack.gitlab.branch_sha(scenario.project, "main") == head

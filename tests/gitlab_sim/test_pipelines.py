@@ -8,18 +8,18 @@ import gitlab
 
 from local.gitlab_sim import GitLabSimulator
 from local.gitlab_sim.models import PipelineRules
-from local.gitlab_sim.pipelines import judge_tree
+from local.gitlab_sim.pipelines import tree_outcome
 
 
 def test_outcome_rule() -> None:
     rules = PipelineRules(fail_paths=["ci/fail", "broken"], conflict_pairs=[("a.py", "b.py")])
-    assert judge_tree({"src/x.py"}, rules, None).status == "success"
-    assert judge_tree({"ci/fail"}, rules, None).status == "failed"
-    assert judge_tree({"broken/deep/file"}, rules, None).status == "failed"
-    assert judge_tree({"brokenish"}, rules, None).status == "success"
-    assert judge_tree({"a.py"}, rules, None).status == "success"
-    assert judge_tree({"b.py"}, rules, None).status == "success"
-    verdict = judge_tree({"a.py", "b.py"}, rules, None)
+    assert tree_outcome({"src/x.py"}, rules, None).status == "success"
+    assert tree_outcome({"ci/fail"}, rules, None).status == "failed"
+    assert tree_outcome({"broken/deep/file"}, rules, None).status == "failed"
+    assert tree_outcome({"brokenish"}, rules, None).status == "success"
+    assert tree_outcome({"a.py"}, rules, None).status == "success"
+    assert tree_outcome({"b.py"}, rules, None).status == "success"
+    verdict = tree_outcome({"a.py", "b.py"}, rules, None)
     assert verdict.status == "failed"
     assert "semantic conflict" in verdict.reason
 
@@ -29,7 +29,7 @@ def test_flakiness_is_seeded() -> None:
 
     def run() -> list[str]:
         rng = random.Random(7)
-        return [judge_tree({"x"}, rules, rng).status for _ in range(40)]
+        return [tree_outcome({"x"}, rules, rng).status for _ in range(40)]
 
     first = run()
     assert first == run()

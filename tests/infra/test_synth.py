@@ -708,11 +708,11 @@ def _lambda_targets(states: dict[str, Any]) -> Iterator[str]:
 MERGE_BATCH_STEPS = {
     "SelectBatch": "workflow-select",
     "BuildBatch": "workflow-build",
-    "RebaseMergeRequest": "workflow-rebase",
-    "CheckRebase": "workflow-rebase",
+    "RebaseMergeRequest": "workflow-serial",
+    "CheckRebase": "workflow-serial",
     "WaitForPipeline": "workflow-wait-pipeline",
     "CheckPipeline": "workflow-check-pipeline",
-    "JudgePipeline": "workflow-judge",
+    "ReachVerdict": "workflow-verdict",
     "LandBatch": "workflow-land",
     "ReleaseBatch": "workflow-release",
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from merge_assist.queue.models import ReasonCode
-from merge_assist.queue.verdict import Action, Verdict, judge
+from merge_assist.queue.verdict import Action, Verdict, decide
 
 BATCH = (11, 12, 13, 14, 15)
 
@@ -16,7 +16,7 @@ def _run(culprit: int | None, members: tuple[int, ...] = BATCH) -> tuple[Verdict
     length, bisection = len(members), None
     while True:
         passed = culprit is None or culprit not in members[:length]
-        verdict = judge(
+        verdict = decide(
             members,
             length,
             "success" if passed else "failed",
@@ -32,7 +32,7 @@ def _run(culprit: int | None, members: tuple[int, ...] = BATCH) -> tuple[Verdict
 
 
 def test_a_green_batch_lands_whole() -> None:
-    verdict = judge(BATCH, 5, "success", bisection=None, retries_left=0)
+    verdict = decide(BATCH, 5, "success", bisection=None, retries_left=0)
 
     assert verdict.action is Action.LAND
     assert verdict.land_length == 5
@@ -55,8 +55,8 @@ def test_bisection_finds_the_culprit_and_lands_what_passed_before_it(culprit: in
 
 
 def test_a_single_red_mr_is_retried_while_flaky_retries_remain() -> None:
-    retry = judge((11,), 1, "failed", bisection=None, retries_left=1)
-    rejected = judge((11,), 1, "failed", bisection=None, retries_left=0)
+    retry = decide((11,), 1, "failed", bisection=None, retries_left=1)
+    rejected = decide((11,), 1, "failed", bisection=None, retries_left=0)
 
     assert retry.action is Action.TEST
     assert retry.test_length == 1
@@ -68,13 +68,13 @@ def test_a_single_red_mr_is_retried_while_flaky_retries_remain() -> None:
 
 
 def test_a_culprit_whose_retry_passes_lands_with_what_passed_before_it() -> None:
-    verdict = judge(BATCH, 5, "failed", bisection=None, retries_left=1)
+    verdict = decide(BATCH, 5, "failed", bisection=None, retries_left=1)
     while not verdict.retry:
         assert verdict.action is Action.TEST
         assert verdict.test_length is not None
         # Everything up to 13 passes; 14 looks guilty.
         passed = verdict.test_length <= 3
-        verdict = judge(
+        verdict = decide(
             BATCH,
             verdict.test_length,
             "success" if passed else "failed",
@@ -83,8 +83,8 @@ def test_a_culprit_whose_retry_passes_lands_with_what_passed_before_it() -> None
         )
     assert verdict.test_length == 4
 
-    flake = judge(BATCH, 4, "success", bisection=verdict.bisection, retries_left=0, retrying=True)
-    confirmed = judge(
+    flake = decide(BATCH, 4, "success", bisection=verdict.bisection, retries_left=0, retrying=True)
+    confirmed = decide(
         BATCH, 4, "failed", bisection=verdict.bisection, retries_left=0, retrying=True
     )
 
@@ -99,14 +99,14 @@ def test_a_culprit_whose_retry_passes_lands_with_what_passed_before_it() -> None
 
 
 def test_a_timed_out_pipeline_is_bisected_like_a_red_one() -> None:
-    verdict = judge((11,), 1, "timeout", bisection=None, retries_left=0)
+    verdict = decide((11,), 1, "timeout", bisection=None, retries_left=0)
 
     assert verdict.action is Action.RELEASE
     assert verdict.rejected[11].code is ReasonCode.CI_TIMEOUT
 
 
 def test_a_canceled_pipeline_puts_everyone_back_in_line() -> None:
-    verdict = judge(BATCH, 5, "canceled", bisection=None, retries_left=0)
+    verdict = decide(BATCH, 5, "canceled", bisection=None, retries_left=0)
 
     assert verdict.action is Action.RELEASE
     assert verdict.rejected == {}
@@ -114,7 +114,7 @@ def test_a_canceled_pipeline_puts_everyone_back_in_line() -> None:
 
 
 def test_a_skipped_pipeline_rejects_everyone_with_the_reason() -> None:
-    verdict = judge(BATCH, 5, "skipped", bisection=None, retries_left=0, pipeline_url="u")
+    verdict = decide(BATCH, 5, "skipped", bisection=None, retries_left=0, pipeline_url="u")
 
     assert verdict.action is Action.RELEASE
     assert set(verdict.rejected) == set(BATCH)
@@ -123,14 +123,14 @@ def test_a_skipped_pipeline_rejects_everyone_with_the_reason() -> None:
 
 
 def test_contradicting_results_reject_nobody() -> None:
-    first = judge(BATCH, 5, "failed", bisection=None, retries_left=0)
+    first = decide(BATCH, 5, "failed", bisection=None, retries_left=0)
     assert first.bisection is not None
     assert first.test_length == 3
 
     # The prefix of 3 failed; then a retried step says the prefix of 5... passed.
-    narrowed = judge(BATCH, 3, "failed", bisection=first.bisection, retries_left=0)
+    narrowed = decide(BATCH, 3, "failed", bisection=first.bisection, retries_left=0)
     assert narrowed.bisection is not None
-    flaky = judge(BATCH, 5, "success", bisection=narrowed.bisection, retries_left=0)
+    flaky = decide(BATCH, 5, "success", bisection=narrowed.bisection, retries_left=0)
 
     assert flaky.action is Action.RELEASE
     assert flaky.rejected == {}
@@ -138,8 +138,8 @@ def test_contradicting_results_reject_nobody() -> None:
 
 
 def test_a_replayed_result_changes_nothing() -> None:
-    first = judge(BATCH, 5, "failed", bisection=None, retries_left=0)
-    again = judge(BATCH, 5, "failed", bisection=first.bisection, retries_left=0)
+    first = decide(BATCH, 5, "failed", bisection=None, retries_left=0)
+    again = decide(BATCH, 5, "failed", bisection=first.bisection, retries_left=0)
 
     assert again.bisection == first.bisection
     assert again.test_length == first.test_length

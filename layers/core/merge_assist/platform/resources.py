@@ -102,8 +102,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_seconds=60,
     ),
     FunctionSpec(
-        key="workflow-judge",
-        handler="functions.workflow.judge.handler",
+        key="workflow-verdict",
+        handler="functions.workflow.verdict.handler",
         description="Decides what a batch pipeline means: land, bisect or reject",
         timeout_seconds=300,
     ),
@@ -116,8 +116,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_seconds=900,
     ),
     FunctionSpec(
-        key="workflow-rebase",
-        handler="functions.workflow.rebase.handler",
+        key="workflow-serial",
+        handler="functions.workflow.serial.handler",
         description="Serial strategy: rebases a merge request through GitLab",
         timeout_seconds=60,
     ),
@@ -174,9 +174,9 @@ STATE_MACHINES: tuple[StateMachineSpec, ...] = (
                 "BuildBatchFunctionArn": "workflow-build",
                 "WaitForPipelineFunctionArn": "workflow-wait-pipeline",
                 "CheckPipelineFunctionArn": "workflow-check-pipeline",
-                "JudgePipelineFunctionArn": "workflow-judge",
+                "VerdictFunctionArn": "workflow-verdict",
                 "LandBatchFunctionArn": "workflow-land",
-                "RebaseFunctionArn": "workflow-rebase",
+                "SerialFunctionArn": "workflow-serial",
                 "ReleaseBatchFunctionArn": "workflow-release",
             }
         ),

@@ -80,9 +80,9 @@ class Dispatcher:
         recorded = record_event(self.store, event)
         if recorded is None:
             for waiting in self._waiting_for_branch_pipeline(event):
-                self._judge(event, waiting)
+                self._settle(event, waiting)
             return Dispatched(resumed, None, told=False)
-        return self._judge(event, recorded, resumed=resumed)
+        return self._settle(event, recorded, resumed=resumed)
 
     def _waiting_for_branch_pipeline(self, event: QueueEvent) -> list[MergeRequestState]:
         """A branch pipeline's webhook names no MR, yet it may be the head pipeline an MR
@@ -98,9 +98,10 @@ class Dispatcher:
             if state.source_branch == pipeline.ref and state.sha == pipeline.sha
         ]
 
-    def _judge(
+    def _settle(
         self, event: QueueEvent, recorded: MergeRequestState, *, resumed: bool = False
     ) -> Dispatched:
+        """Triage the MR on GitLab's facts, save what it decides and tell the author."""
         try:
             config = self.store.get_project(event.project_id)
         except NotFoundError:
@@ -123,7 +124,7 @@ class Dispatcher:
             try:
                 saved = self.store.save_merge_request(decided.state)
             except ConflictError:
-                pause(attempt)  # another event for this MR won the race: judge again
+                pause(attempt)  # another event for this MR won the race: triage again
                 continue
             if saved.status is StatusCategory.QUEUED and state.status is not StatusCategory.QUEUED:
                 # Counted by the save that made the move, so a replayed event counts nothing.

@@ -1,7 +1,7 @@
 """What a batch's pipeline result means: land, test a smaller prefix, or give up.
 
 The workflow's decisions, apart from its I/O: after each pipeline the state machine asks
-``judge`` and does what the verdict says. A red batch is bisected by prefixes
+``decide`` and does what the verdict says. A red batch is bisected by prefixes
 (``batch_plan.Bisection``), so every commit that lands is exactly one that passed."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Verdict:
     retry: bool = False
 
 
-def judge(
+def decide(
     members: Sequence[int],
     tested_length: int,
     status: str,

@@ -1,4 +1,4 @@
-"""Step ``JudgePipeline``: what the awaited pipeline means for the batch (``verdict.judge``),
+"""Step ``ReachVerdict``: what the awaited pipeline means for the batch (``verdict.decide``),
 done: MRs rejected or put back in line, the next prefix pushed for bisection, or landing."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from merge_assist.queue.workflow.batch_record import open_batch, save
 from merge_assist.queue.workflow.context import Next, StepResult, WorkflowContext, pipeline_deadline
 
 
-class JudgeInput(BaseModel):
+class VerdictInput(BaseModel):
     project_id: int = Field(gt=0)
     batch_id: str = Field(min_length=1, max_length=80)
     pipeline: PipelineOutcome
 
 
-def judge_pipeline(ctx: WorkflowContext, request: JudgeInput) -> StepResult:
+def reach_verdict(ctx: WorkflowContext, request: VerdictInput) -> StepResult:
     batch, config = open_batch(ctx, request.batch_id)
     result = request.pipeline
     if batch.state is not BatchState.TESTING:
@@ -50,7 +50,7 @@ def judge_pipeline(ctx: WorkflowContext, request: JudgeInput) -> StepResult:
     passed = result.status == verdicts.PASSED
     red_url = batch.red_pipeline_url if passed else result.web_url
     green_url = result.web_url if passed else batch.green_pipeline_url
-    decided = verdicts.judge(
+    decided = verdicts.decide(
         batch.order,
         batch.tested_length,
         result.status,

@@ -1,4 +1,4 @@
-"""Step ``JudgePipeline`` (``merge_assist.queue.workflow.judge``)."""
+"""Step ``ReachVerdict`` (``merge_assist.queue.workflow.verdict``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.workflow.wiring import metrics, workflow_context
-from merge_assist.queue.workflow.judge import JudgeInput, judge_pipeline
+from merge_assist.queue.workflow.verdict import VerdictInput, reach_verdict
 
 logger = Logger()
 tracer = Tracer()
@@ -18,11 +18,11 @@ tracer = Tracer()
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context
-@event_parser(model=JudgeInput)
-def handler(event: JudgeInput, context: LambdaContext) -> dict[str, Any]:
-    result = judge_pipeline(workflow_context(), event)
+@event_parser(model=VerdictInput)
+def handler(event: VerdictInput, context: LambdaContext) -> dict[str, Any]:
+    result = reach_verdict(workflow_context(), event)
     logger.info(
-        "pipeline judged",
+        "verdict reached",
         batch_id=event.batch_id,
         status=event.pipeline.status,
         next=result.next,
