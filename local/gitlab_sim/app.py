@@ -34,8 +34,8 @@ from local.gitlab_sim.api.core import (
     error,
     read_params,
 )
+from local.gitlab_sim.errors import ApiError
 from local.gitlab_sim.faults import Fault, is_mutating
-from local.gitlab_sim.merge_requests import ApiError
 from local.gitlab_sim.smart_http import GitHttp, StartResponse, is_git_request
 from local.gitlab_sim.store import NotFound
 

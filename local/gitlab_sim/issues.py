@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from local.gitlab_sim.merge_requests import ApiError
+from local.gitlab_sim.errors import ApiError
 from local.gitlab_sim.models import Epic, Group, Issue, Label, Project, User
 from local.gitlab_sim.store import NotFound, Store, now_iso
 

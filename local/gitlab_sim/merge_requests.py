@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.gitlab_sim import gitops
+from local.gitlab_sim.errors import ApiError
 from local.gitlab_sim.gitops import GitError, Identity
 from local.gitlab_sim.models import DEVELOPER, MergeRequest, Note, Project, User
 from local.gitlab_sim.pipelines import PipelineService
@@ -16,15 +17,6 @@ from local.gitlab_sim.pushes import PushService
 from local.gitlab_sim.store import Event, NotFound, Store, now_iso
 
 REBASE_SIMULATED_SECONDS = 2.0
-
-
-class ApiError(Exception):
-    """A refusal with GitLab's status code and message."""
-
-    def __init__(self, status: int, message: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)

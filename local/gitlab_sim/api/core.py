@@ -12,9 +12,10 @@ from urllib.parse import unquote, urlencode
 
 from werkzeug.wrappers import Request, Response
 
+from local.gitlab_sim.errors import ApiError
 from local.gitlab_sim.faults import Faults
 from local.gitlab_sim.issues import IssueService
-from local.gitlab_sim.merge_requests import ApiError, MergeRequestService
+from local.gitlab_sim.merge_requests import MergeRequestService
 from local.gitlab_sim.models import MergeRequest, Project, User
 from local.gitlab_sim.pipelines import PipelineService
 from local.gitlab_sim.pushes import PushService

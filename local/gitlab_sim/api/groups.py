@@ -6,8 +6,8 @@ from typing import Any
 
 from local.gitlab_sim.api.core import Ctx, Reply, Router, paginate, sort_items, truthy
 from local.gitlab_sim.api.issues import readable
+from local.gitlab_sim.errors import ApiError
 from local.gitlab_sim.issues import NOT_IN_GROUP, labels_of
-from local.gitlab_sim.merge_requests import ApiError
 from local.gitlab_sim.models import NO_ACCESS, REPORTER, Epic, Group, Issue
 from local.gitlab_sim.store import NotFound
 

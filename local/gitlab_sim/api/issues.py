@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from local.gitlab_sim.api.core import Ctx, Reply, Router, paginate, sort_items, truthy
-from local.gitlab_sim.merge_requests import ApiError
+from local.gitlab_sim.errors import ApiError
 from local.gitlab_sim.models import REPORTER, Issue, Project, User
 from local.gitlab_sim.store import NotFound, Store
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from local.gitlab_sim import gitops
 from local.gitlab_sim.api.core import Ctx, Reply, Router, paginate, sort_items
-from local.gitlab_sim.merge_requests import ApiError
+from local.gitlab_sim.errors import ApiError
 from local.gitlab_sim.models import DEVELOPER, Pipeline
 from local.gitlab_sim.store import NotFound
 

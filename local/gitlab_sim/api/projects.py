@@ -6,7 +6,7 @@ import uuid
 
 from local.gitlab_sim import gitops
 from local.gitlab_sim.api.core import Ctx, Reply, Router, paginate, sort_items, truthy
-from local.gitlab_sim.merge_requests import ApiError
+from local.gitlab_sim.errors import ApiError
 from local.gitlab_sim.models import MAINTAINER, NO_ACCESS, Hook, Label, ProtectedBranch
 from local.gitlab_sim.store import NotFound, now_iso
 

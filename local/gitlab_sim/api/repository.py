@@ -6,8 +6,9 @@ import base64
 
 from local.gitlab_sim import gitops
 from local.gitlab_sim.api.core import Ctx, Reply, Router, paginate
+from local.gitlab_sim.errors import ApiError
 from local.gitlab_sim.gitops import GitError
-from local.gitlab_sim.merge_requests import ApiError, identity
+from local.gitlab_sim.merge_requests import identity
 from local.gitlab_sim.models import Project
 from local.gitlab_sim.store import NotFound
 

@@ -9,8 +9,8 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from local.gitlab_sim.api.core import Ctx, Reply, Router, truthy
+from local.gitlab_sim.errors import ApiError
 from local.gitlab_sim.faults import OUTAGE_STATUS
-from local.gitlab_sim.merge_requests import ApiError
 from local.gitlab_sim.store import NotFound
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from typing import Any
 from werkzeug.wrappers import Request
 
 from local.gitlab_sim.api.core import Ctx, Reply, Router
-from local.gitlab_sim.merge_requests import ApiError
+from local.gitlab_sim.errors import ApiError
 from local.gitlab_sim.models import AccessToken
 from local.gitlab_sim.store import Store
 

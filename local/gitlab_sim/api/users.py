@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from local.gitlab_sim.api.core import Ctx, Reply, Router, paginate, truthy
-from local.gitlab_sim.merge_requests import ApiError
+from local.gitlab_sim.errors import ApiError
 
 
 def current_user(ctx: Ctx) -> Reply:
