@@ -6,6 +6,7 @@ installs and prunes is decided by the functions tested here.
 
 from __future__ import annotations
 
+import ast
 import tomllib
 from pathlib import Path
 
@@ -102,6 +103,35 @@ def test_core_package_goes_where_lambda_looks_for_layer_code(tmp_path: Path) -> 
     assert target == tmp_path / "python" / "merge_assist"
     assert (target / "platform" / "resources.py").is_file()
     assert not list(target.rglob("*.pyc"))
+
+
+def test_the_layer_holds_no_command_line_tool_local_stack_or_benchmark(tmp_path: Path) -> None:
+    target = copy_core_package(REPO_ROOT / "layers" / "core" / "merge_assist", tmp_path)
+
+    outside = {"cli", "local", "bench"}
+    shipped = [path.relative_to(tmp_path) for path in (tmp_path / "python").rglob("*.py")]
+    assert shipped
+    assert not [
+        path for path in shipped if outside & {part.removesuffix(".py") for part in path.parts}
+    ]
+    # Nor does anything shipped reach for them: a Lambda would fail on the import.
+    reaching = [
+        f"{path.relative_to(target)}: {module}"
+        for path in target.rglob("*.py")
+        for module in _imported_roots(path.read_text(encoding="utf-8"))
+        if module in outside
+    ]
+    assert reaching == []
+
+
+def _imported_roots(source: str) -> set[str]:
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            roots.add(node.module.split(".")[0])
+    return roots
 
 
 def test_layer_requirements_are_pyproject_dependencies_without_the_runtimes_own() -> None:
