@@ -2,5 +2,14 @@
 
 from merge_assist.audit.models import QUEUE_ACTOR, AuditAction, AuditEntry
 from merge_assist.audit.ports import AuditStore
+from merge_assist.audit.queue_entries import status_entry, step_entries, step_summary
 
-__all__ = ["QUEUE_ACTOR", "AuditAction", "AuditEntry", "AuditStore"]
+__all__ = [
+    "QUEUE_ACTOR",
+    "AuditAction",
+    "AuditEntry",
+    "AuditStore",
+    "status_entry",
+    "step_entries",
+    "step_summary",
+]

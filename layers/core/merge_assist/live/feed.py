@@ -1,5 +1,5 @@
-"""The dashboard's live updates and the queue's side of the event log, from the table's
-change stream.
+"""The dashboard's live updates, and the queue's event-log entries written, from the
+table's change stream (the entries themselves: ``merge_assist.audit``).
 
 Every change to a project, a merge request, a batch or an audit entry arrives as one stream
 record holding the item before and after. From it come the messages for the dashboard's open
@@ -24,20 +24,19 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from merge_assist.audit import QUEUE_ACTOR, AuditAction, AuditEntry
+from merge_assist.audit import AuditEntry, status_entry, step_entries
 from merge_assist.platform.access import Action, Grant, groups_from_claims, principal
 from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.errors import Forbidden, Unauthenticated, Unavailable
 from merge_assist.platform.ports import Clock
 from merge_assist.platform.resources import LIVE_KINDS
 from merge_assist.platform.stored import fields, load
-from merge_assist.queue import Batch, BatchStep, MergeRequestState
+from merge_assist.queue import Batch, MergeRequestState
 
 # Written on every save, whatever changed: images equal but for these hold the same state.
 _BOOKKEEPING = frozenset(
     {"version", "updated_at", "last_event_kind", "last_event_key", "last_event_at"}
 )
-SUMMARY_LENGTH = 2000
 
 
 class UpdateType(StrEnum):
@@ -110,65 +109,6 @@ def _changed(kind: str, old: dict[str, Any] | None, new: dict[str, Any]) -> Chan
         )
     entry = load(AuditEntry, new)
     return Change(updates=(_update(UpdateType.EVENT, entry.project_id, entry),))
-
-
-def status_entry(before: MergeRequestState | None, after: MergeRequestState) -> AuditEntry | None:
-    """The entry for an MR that is new or changed status; None when its status stayed."""
-    if before is not None and before.status is after.status:
-        return None
-    origin = before.status.value if before is not None else None
-    batch_id = after.batch_id or (before.batch_id if before is not None else None)
-    summary = f"!{after.iid} {_words(origin) if origin else 'new'} → {_words(after.status.value)}"
-    if batch_id:
-        summary += f" (batch {batch_id})"
-    if after.reasons:
-        summary += ": " + "; ".join(reason.message for reason in after.reasons)
-    return AuditEntry(
-        project_id=after.project_id,
-        id=f"mr-{after.iid}-v{after.version}",
-        at=after.updated_at,
-        action=AuditAction.STATUS_CHANGED,
-        actor=QUEUE_ACTOR,
-        summary=_clip(summary),
-        merge_request=after.iid,
-        batch_id=batch_id,
-        details={
-            "from": origin,
-            "to": after.status.value,
-            "reasons": [reason.model_dump(mode="json") for reason in after.reasons],
-            "target_branch": after.target_branch,
-        },
-    )
-
-
-def step_entries(batch: Batch, seen: int) -> list[AuditEntry]:
-    """One entry per step after the first ``seen`` of the batch's steps."""
-    return [
-        AuditEntry(
-            project_id=batch.project_id,
-            id=f"batch-{batch.id}-step-{index}",
-            at=step.at,
-            action=AuditAction.BATCH_STEP,
-            actor=QUEUE_ACTOR,
-            summary=_clip(step_summary(batch.id, step)),
-            batch_id=batch.id,
-            details=step.model_dump(mode="json"),
-        )
-        for index, step in enumerate(batch.steps)
-        if index >= seen
-    ]
-
-
-def step_summary(batch_id: str, step: BatchStep) -> str:
-    """``batch b-3: bisected !1 !2 (testing the first 2 of 4)``"""
-    summary = f"batch {batch_id}: {step.kind.value}"
-    if step.merge_requests:
-        summary += " " + " ".join(f"!{iid}" for iid in step.merge_requests)
-    if step.status:
-        summary += f", {_words(step.status)}"
-    if step.note:
-        summary += f" ({step.note})"
-    return summary
 
 
 # -- connections ----------------------------------------------------------------------
@@ -344,14 +284,6 @@ class LiveFeed:
 
 def _update(kind: UpdateType, project_id: int, model: BaseModel) -> Update:
     return Update(type=kind, project_id=project_id, data=model.model_dump(mode="json"))
-
-
-def _words(value: str) -> str:
-    return value.replace("_", " ")
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= SUMMARY_LENGTH else text[: SUMMARY_LENGTH - 1] + "…"
 
 
 def _state(item: Mapping[str, Any]) -> dict[str, Any]:
