@@ -1,5 +1,5 @@
 """Step ``CheckPipeline``: the wait for a pipeline timed out; ask GitLab
-(``merge_assist.queue.workflow.pipeline``)."""
+(``merge_assist.queue.pipeline_wait``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from functions.workflow.wiring import metrics, workflow_context
-from merge_assist.queue.workflow.pipeline import check_pipeline
+from merge_assist.queue.pipeline_wait import check_pipeline
 
 logger = Logger()
 tracer = Tracer()

@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from functions.workflow.wiring import metrics, workflow_context
-from merge_assist.queue.workflow.pipeline import register_wait
+from merge_assist.queue.pipeline_wait import register_wait
 
 logger = Logger()
 

@@ -27,10 +27,11 @@ from merge_assist.queue.models import (
     ReasonCode,
     StatusCategory,
 )
+from merge_assist.queue.pipeline_wait import lock_ttl
 from merge_assist.queue.readiness import MergeRequestFacts
 from merge_assist.queue.watcher import overdue_batches
 from merge_assist.queue.workflow import members
-from merge_assist.queue.workflow.context import BatchRef, WorkflowContext, WorkflowInput, lock_ttl
+from merge_assist.queue.workflow.context import BatchRef, WorkflowContext, WorkflowInput
 from merge_assist.queue.workflow.land import land
 from merge_assist.queue.workflow.release import release
 from merge_assist.queue.workflow.select import select

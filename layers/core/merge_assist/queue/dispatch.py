@@ -19,13 +19,12 @@ from merge_assist.platform.metrics import Metric, NullMeter
 from merge_assist.platform.ports import Clock, Meter
 from merge_assist.queue import notices
 from merge_assist.queue.models import MergeRequestState, StatusCategory
-from merge_assist.queue.pipeline_wait import PipelineOutcome, outcome, resume_waiting
+from merge_assist.queue.pipeline_wait import CHANGED, PipelineOutcome, outcome, resume_waiting
 from merge_assist.queue.ports import Executions, GitLabGateway, QueueStore
 from merge_assist.queue.queue import queue_order
 from merge_assist.queue.readiness import MergeRequestFacts
 from merge_assist.queue.recording import MAX_ATTEMPTS, pause, record_event
 from merge_assist.queue.triage import Triage, gone, triage
-from merge_assist.queue.verdict import CHANGED
 from merge_assist.queue.workflow.start import batch_id_for, start_batch
 
 TRACKED_ONCE_QUEUED = (

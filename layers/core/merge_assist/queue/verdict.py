@@ -12,13 +12,10 @@ from enum import StrEnum
 
 from merge_assist.queue.batch_plan import Bisection, InconsistentResult
 from merge_assist.queue.models import Reason, ReasonCode
+from merge_assist.queue.pipeline_wait import TIMED_OUT
 
 PASSED = "success"
 FAILED = "failed"
-# Set by the workflow, not by GitLab: no pipeline finished before the project's CI timeout.
-TIMED_OUT = "timeout"
-# Set by the dispatcher: an MR of the batch changed, the batch is rebuilt without it.
-CHANGED = "changed"
 # Canceled: someone stopped the pipeline; nobody is to blame, everyone goes back in line.
 CANCELED = "canceled"
 # Skipped: CI declined to test the batch, so it can never land; nobody is to blame either,

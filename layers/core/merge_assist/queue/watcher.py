@@ -16,8 +16,8 @@ from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.errors import NotFoundError
 from merge_assist.platform.events import EventKind, MergeRequestSnapshot, QueueEvent
 from merge_assist.queue.models import BranchLock, MergeRequestState, StatusCategory
+from merge_assist.queue.pipeline_wait import lock_ttl
 from merge_assist.queue.ports import QueueStore
-from merge_assist.queue.workflow.context import lock_ttl
 
 OPEN_CATEGORIES = (
     StatusCategory.NOT_READY,

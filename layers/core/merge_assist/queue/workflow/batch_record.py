@@ -9,8 +9,9 @@ from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.errors import ConflictError
 from merge_assist.platform.metrics import Metric
 from merge_assist.queue.models import Batch, BatchStep, BatchStepKind
+from merge_assist.queue.pipeline_wait import lock_ttl
 from merge_assist.queue.recording import MAX_ATTEMPTS, pause
-from merge_assist.queue.workflow.context import WorkflowContext, lock_ttl
+from merge_assist.queue.workflow.context import WorkflowContext
 
 
 def open_batch(ctx: WorkflowContext, batch_id: str) -> tuple[Batch, ProjectConfig]:

@@ -14,6 +14,7 @@ from merge_assist.queue.models import (
     Reason,
     ReasonCode,
 )
+from merge_assist.queue.pipeline_wait import pipeline_deadline
 from merge_assist.queue.workflow import members
 from merge_assist.queue.workflow.batch_record import open_batch, save
 from merge_assist.queue.workflow.context import (
@@ -22,7 +23,6 @@ from merge_assist.queue.workflow.context import (
     StepResult,
     WorkflowContext,
     batch_branch,
-    pipeline_deadline,
 )
 
 # A batch whose target keeps moving (or whose MRs keep changing) gives up after this many

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -63,16 +63,6 @@ class StepResult(BaseModel):
     sha: str | None = None
     ref: str | None = None
     deadline: datetime | None = None
-
-
-def lock_ttl(config: ProjectConfig) -> timedelta:
-    """Each step renews the lock, so it only has to outlast the longest step: a pipeline
-    wait, bounded by the CI timeout."""
-    return timedelta(minutes=config.ci_timeout_minutes + 30)
-
-
-def pipeline_deadline(now: datetime, config: ProjectConfig) -> datetime:
-    return now + timedelta(minutes=config.ci_timeout_minutes)
 
 
 def batch_branch(target_branch: str) -> str:

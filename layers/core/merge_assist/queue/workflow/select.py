@@ -14,14 +14,10 @@ from merge_assist.queue.models import (
     MergeRequestState,
     StatusCategory,
 )
+from merge_assist.queue.pipeline_wait import lock_ttl
 from merge_assist.queue.queue import select_batch
 from merge_assist.queue.workflow import members
-from merge_assist.queue.workflow.context import (
-    WorkflowContext,
-    WorkflowInput,
-    batch_branch,
-    lock_ttl,
-)
+from merge_assist.queue.workflow.context import WorkflowContext, WorkflowInput, batch_branch
 
 
 class Selection(BaseModel):

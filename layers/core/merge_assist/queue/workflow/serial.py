@@ -17,16 +17,11 @@ from merge_assist.queue.models import (
     Reason,
     ReasonCode,
 )
+from merge_assist.queue.pipeline_wait import pipeline_deadline
 from merge_assist.queue.workflow import members
 from merge_assist.queue.workflow.batch_record import open_batch, record_end, save
 from merge_assist.queue.workflow.build import MAX_BUILDS
-from merge_assist.queue.workflow.context import (
-    BatchRef,
-    Next,
-    StepResult,
-    WorkflowContext,
-    pipeline_deadline,
-)
+from merge_assist.queue.workflow.context import BatchRef, Next, StepResult, WorkflowContext
 
 
 def start_rebase(ctx: WorkflowContext, ref: BatchRef) -> StepResult:

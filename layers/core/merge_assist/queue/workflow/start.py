@@ -12,8 +12,9 @@ import re
 
 from merge_assist.platform.errors import LockHeldError, NotFoundError
 from merge_assist.queue.models import StatusCategory
+from merge_assist.queue.pipeline_wait import lock_ttl
 from merge_assist.queue.ports import Executions, QueueStore
-from merge_assist.queue.workflow.context import WorkflowInput, lock_ttl
+from merge_assist.queue.workflow.context import WorkflowInput
 
 # Step Functions execution names: at most 80 characters of [A-Za-z0-9_-].
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")

@@ -8,11 +8,11 @@ from pydantic import BaseModel, Field
 from merge_assist.platform.config import ProjectConfig, Strategy
 from merge_assist.queue import verdict as verdicts
 from merge_assist.queue.models import Batch, BatchState, BatchStep, BatchStepKind
-from merge_assist.queue.pipeline_wait import PipelineOutcome
+from merge_assist.queue.pipeline_wait import CHANGED, PipelineOutcome, pipeline_deadline
 from merge_assist.queue.verdict import Action
 from merge_assist.queue.workflow import members
 from merge_assist.queue.workflow.batch_record import open_batch, save
-from merge_assist.queue.workflow.context import Next, StepResult, WorkflowContext, pipeline_deadline
+from merge_assist.queue.workflow.context import Next, StepResult, WorkflowContext
 
 
 class VerdictInput(BaseModel):
@@ -29,7 +29,7 @@ def reach_verdict(ctx: WorkflowContext, request: VerdictInput) -> StepResult:
         return _resume_from(ctx, batch, config)
     tested = batch.tested
     gone = [iid for iid in tested if members.current(ctx, batch, iid) is None]
-    if result.status == verdicts.CHANGED or gone:
+    if result.status == CHANGED or gone:
         # An MR under test changed: what was tested is not what would land.
         return _rebuild(ctx, batch, gone)
     if result.sha != batch.testing_sha or _older(result, batch.pipeline_floor):
