@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from merge_assist.audit.models import AuditEntry
 from merge_assist.platform.access import ProjectRole, Role
-from merge_assist.platform.config import BranchName, Landing, ProjectConfig, QueueLabels, Strategy
+from merge_assist.platform.config import ProjectConfig, constrained_type
 from merge_assist.queue.models import MergeRequestState, Priority, StatusCategory
 
 ProjectId = Annotated[int, Field(gt=0, le=2**53)]
@@ -20,26 +20,43 @@ class Problem(BaseModel):
     message: str
 
 
-class ConfigChange(BaseModel):
+class ConfigChangeBase(BaseModel):
     """Only the fields given change; the result is validated as a whole."""
 
     model_config = ConfigDict(extra="forbid")
-
-    target_branches: list[BranchName] | None = Field(default=None, min_length=1, max_length=20)
-    strategy: Strategy | None = None
-    batch_size: int | None = Field(default=None, ge=1, le=50)
-    landing: Landing | None = None
-    ci_timeout_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
-    flaky_retries: int | None = Field(default=None, ge=0, le=3)
-    labels: QueueLabels | None = None
-    trigger_label: str | None = Field(default=None, min_length=1, max_length=255)
-    paused: bool | None = None
 
     @model_validator(mode="after")
     def _something(self) -> Self:
         if not self.model_fields_set:
             raise ValueError("name at least one setting to change")
         return self
+
+
+def change_model(config: type[ProjectConfig] = ProjectConfig) -> type[ConfigChangeBase]:
+    """The API's change of ``config``'s settings: each one an optional field (default None)
+    with its bounds, validators and description, so a setting declared in the config is
+    accepted by the API and shown in its schema without being declared again."""
+    fields: dict[str, Any] = {
+        name: (
+            constrained_type(field) | None,
+            Field(default=None, description=field.description),
+        )
+        for name, field in config.changeable_fields().items()
+    }
+    return create_model(
+        "ConfigChange",
+        __base__=ConfigChangeBase,
+        __doc__=ConfigChangeBase.__doc__,
+        __module__=__name__,
+        **fields,
+    )
+
+
+if TYPE_CHECKING:
+    # A model built at run time is no type to the checker; callers use only the base's API.
+    ConfigChange = ConfigChangeBase
+else:
+    ConfigChange = change_model()
 
 
 class NewProject(BaseModel):

@@ -464,20 +464,41 @@ export interface components {
          * @description Only the fields given change; the result is validated as a whole.
          */
         ConfigChange: {
-            /** Batch Size */
+            /**
+             * Batch Size
+             * @description How many MRs a batch tests together (with the batch strategy).
+             */
             batch_size?: number | null;
-            /** Ci Timeout Minutes */
+            /**
+             * Ci Timeout Minutes
+             * @description Minutes a pipeline may take before its batch counts as failed.
+             */
             ci_timeout_minutes?: number | null;
-            /** Flaky Retries */
+            /**
+             * Flaky Retries
+             * @description How many times the MR a failed batch isolates is tested again before it is rejected.
+             */
             flaky_retries?: number | null;
+            /** @description The names of the GitLab labels that mark each step of an MR. */
             labels?: components["schemas"]["QueueLabels"] | null;
+            /** @description How a green batch reaches its target branch. push: fast-forwarded to the tested commit; merge-each: each MR merged through GitLab's merge API. */
             landing?: components["schemas"]["Landing"] | null;
-            /** Paused */
+            /**
+             * Paused
+             * @description A paused project starts no batch; its MRs wait in their queues.
+             */
             paused?: boolean | null;
+            /** @description serial: one MR at a time, rebased and merged by GitLab; batch: several MRs tested together in one pipeline. */
             strategy?: components["schemas"]["Strategy"] | null;
-            /** Target Branches */
+            /**
+             * Target Branches
+             * @description The branches MRs are merged into; each has a queue of its own.
+             */
             target_branches?: string[] | null;
-            /** Trigger Label */
+            /**
+             * Trigger Label
+             * @description MRs carrying this label are queued too; MRs assigned to the bot always are.
+             */
             trigger_label?: string | null;
         };
         /** Connected */
@@ -712,36 +733,53 @@ export interface components {
         ProjectConfig: {
             /**
              * Batch Size
+             * @description How many MRs a batch tests together (with the batch strategy).
              * @default 5
              */
             batch_size: number;
             /**
              * Ci Timeout Minutes
+             * @description Minutes a pipeline may take before its batch counts as failed.
              * @default 60
              */
             ci_timeout_minutes: number;
             /**
              * Flaky Retries
+             * @description How many times the MR a failed batch isolates is tested again before it is rejected.
              * @default 0
              */
             flaky_retries: number;
+            /** @description The names of the GitLab labels that mark each step of an MR. */
             labels?: components["schemas"]["QueueLabels"];
-            /** @default push */
+            /**
+             * @description How a green batch reaches its target branch. push: fast-forwarded to the tested commit; merge-each: each MR merged through GitLab's merge API.
+             * @default push
+             */
             landing: components["schemas"]["Landing"];
             /** Path */
             path?: string | null;
             /**
              * Paused
+             * @description A paused project starts no batch; its MRs wait in their queues.
              * @default false
              */
             paused: boolean;
             /** Project Id */
             project_id: number;
-            /** @default batch */
+            /**
+             * @description serial: one MR at a time, rebased and merged by GitLab; batch: several MRs tested together in one pipeline.
+             * @default batch
+             */
             strategy: components["schemas"]["Strategy"];
-            /** Target Branches */
+            /**
+             * Target Branches
+             * @description The branches MRs are merged into; each has a queue of its own.
+             */
             target_branches?: string[];
-            /** Trigger Label */
+            /**
+             * Trigger Label
+             * @description MRs carrying this label are queued too; MRs assigned to the bot always are.
+             */
             trigger_label?: string | null;
             /**
              * Updated At

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
 
 from merge_assist.platform.clock import utc_now
 
@@ -82,33 +83,96 @@ class ProjectRef(BaseModel):
     web_url: str = ""
 
 
+def _unique_branches(branches: list[str]) -> list[str]:
+    if len(set(branches)) != len(branches):
+        raise ValueError("target branches must be unique")
+    return branches
+
+
+# A validator in the type rather than on the model, so a value can be checked for this field
+# alone (the API's change, the CLI's flag) by the same rule.
+TargetBranches = Annotated[list[BranchName], AfterValidator(_unique_branches)]
+
+# Every field of ProjectConfig but these is a setting: changeable at run time through the
+# API, the dashboard and the CLI, which derive their fields and flags from its declaration.
+# These are the project's identity and the store's bookkeeping.
+FIXED_FIELDS = frozenset({"project_id", "path", "version", "updated_at"})
+
+
 class ProjectConfig(BaseModel):
     """A connected GitLab project; changeable at run time, read at the start of each batch."""
 
+    # Each setting's bounds and description (its help text in the API's schema, the
+    # dashboard's types and the CLI's --help) are declared here and nowhere else.
     model_config = ConfigDict(validate_assignment=True)
 
     project_id: int = Field(gt=0)
     path: str | None = Field(default=None, max_length=512)
-    target_branches: list[BranchName] = Field(default_factory=lambda: ["main"], min_length=1)
-    strategy: Strategy = Strategy.BATCH
-    batch_size: int = Field(default=5, ge=1, le=50)
-    landing: Landing = Landing.PUSH
-    ci_timeout_minutes: int = Field(default=60, ge=1, le=24 * 60)
-    flaky_retries: int = Field(default=0, ge=0, le=3)
-    labels: QueueLabels = Field(default_factory=QueueLabels)
-    # MRs assigned to the bot are queued; so are MRs carrying this label, when set.
-    trigger_label: str | None = Field(default=None, min_length=1, max_length=255)
-    paused: bool = False
+    target_branches: TargetBranches = Field(
+        default_factory=lambda: ["main"],
+        min_length=1,
+        max_length=20,
+        description="The branches MRs are merged into; each has a queue of its own.",
+    )
+    strategy: Strategy = Field(
+        default=Strategy.BATCH,
+        description="serial: one MR at a time, rebased and merged by GitLab; "
+        "batch: several MRs tested together in one pipeline.",
+    )
+    batch_size: int = Field(
+        default=5,
+        ge=1,
+        le=50,
+        description="How many MRs a batch tests together (with the batch strategy).",
+    )
+    landing: Landing = Field(
+        default=Landing.PUSH,
+        description="How a green batch reaches its target branch. push: fast-forwarded to "
+        "the tested commit; merge-each: each MR merged through GitLab's merge API.",
+    )
+    ci_timeout_minutes: int = Field(
+        default=60,
+        ge=1,
+        le=24 * 60,
+        description="Minutes a pipeline may take before its batch counts as failed.",
+    )
+    flaky_retries: int = Field(
+        default=0,
+        ge=0,
+        le=3,
+        description="How many times the MR a failed batch isolates is tested again "
+        "before it is rejected.",
+    )
+    labels: QueueLabels = Field(
+        default_factory=QueueLabels,
+        description="The names of the GitLab labels that mark each step of an MR.",
+    )
+    trigger_label: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="MRs carrying this label are queued too; MRs assigned to the bot always are.",
+    )
+    paused: bool = Field(
+        default=False,
+        description="A paused project starts no batch; its MRs wait in their queues.",
+    )
     version: int = Field(default=0, ge=0)
     updated_at: datetime = Field(default_factory=utc_now)
 
-    @field_validator("target_branches")
     @classmethod
-    def _unique_branches(cls, branches: list[str]) -> list[str]:
-        if len(set(branches)) != len(branches):
-            raise ValueError("target branches must be unique")
-        return branches
+    def changeable_fields(cls) -> dict[str, FieldInfo]:
+        """The settings, in the order they are declared: every field but ``FIXED_FIELDS``."""
+        return {name: info for name, info in cls.model_fields.items() if name not in FIXED_FIELDS}
 
     @property
     def effective_batch_size(self) -> int:
         return 1 if self.strategy is Strategy.SERIAL else self.batch_size
+
+
+def constrained_type(field: FieldInfo) -> Any:
+    """``field``'s type with its bounds and validators attached, as a model field or a
+    ``TypeAdapter`` that checks a value for that field alone enforces them."""
+    if not field.metadata:
+        return field.annotation
+    return Annotated[(field.annotation, *field.metadata)]
