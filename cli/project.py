@@ -11,10 +11,15 @@ import argparse
 import json
 import os
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from merge_assist.platform.config import Landing, ProjectConfig, Strategy
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
+
+from merge_assist.platform.config import ProjectConfig, constrained_type
 from merge_assist.platform.intake import ROTATION_GRACE
 from merge_assist.platform.resources import DEFAULT_PREFIX, ResourceNames
 
@@ -84,21 +89,6 @@ def _services(context: AdminContext) -> tuple[Any, Any, Any]:
     return store_from_settings(), AwsProjectInfrastructure(context.names), gitlab
 
 
-def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    chosen = {
-        "target_branches": args.target_branch,
-        "strategy": args.strategy,
-        "batch_size": args.batch_size,
-        "landing": args.landing,
-        "ci_timeout_minutes": args.ci_timeout,
-        "trigger_label": args.trigger_label,
-    }
-    settings = {name: value for name, value in chosen.items() if value is not None}
-    if getattr(args, "pause", None) is not None:
-        settings["paused"] = args.pause
-    return settings
-
-
 def _project_ref(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
@@ -128,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             gitlab,
             _project_ref(args.project),
             webhook_url=context.webhook_url,
-            settings=_settings(args),
+            settings=settings_given(args),
         )
         _emit(
             args,
@@ -162,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         _emit(args, {"removed": project.id}, f"Disconnected {project.path_with_namespace}.")
     else:
         project = gitlab.find_project(_project_ref(args.project))
-        changes = _settings(args)
+        changes = settings_given(args)
         config = (
             update_project(store, project.id, changes) if changes else store.get_project(project.id)
         )
@@ -266,14 +256,7 @@ def add_parser(commands: Any) -> None:
         parser.add_argument("--gitlab-url", help="GitLab base URL (cloud)")
         parser.add_argument("--webhook-url", help="webhook URL (default: the stack's ApiUrl)")
         if action in ("add", "config"):
-            parser.add_argument(
-                "--target-branch", action="append", help="a target branch (repeatable)"
-            )
-            parser.add_argument("--strategy", choices=[s.value for s in Strategy])
-            parser.add_argument("--batch-size", type=int)
-            parser.add_argument("--landing", choices=[landing.value for landing in Landing])
-            parser.add_argument("--ci-timeout", type=int, help="minutes")
-            parser.add_argument("--trigger-label", help="queue MRs carrying this label too")
+            add_setting_flags(parser)
         if action == "rotate-secret":
             parser.add_argument(
                 "--grace-minutes",
@@ -287,8 +270,150 @@ def add_parser(commands: Any) -> None:
                 help="begin a new rotation even while the last one's grace period runs "
                 "(the token before the current one is no longer accepted)",
             )
-        if action == "config":
-            pause = parser.add_mutually_exclusive_group()
-            pause.add_argument("--pause", dest="pause", action="store_true", default=None)
-            pause.add_argument("--resume", dest="pause", action="store_false")
         parser.set_defaults(run=run)
+
+
+# The flags' names before they were derived from the settings; scripts and docs use them.
+FORMER_FLAGS: dict[str, tuple[str, ...]] = {
+    "target_branches": ("--target-branch",),
+    "ci_timeout_minutes": ("--ci-timeout",),
+    "paused": ("--pause",),
+}
+FORMER_NEGATIVE_FLAGS: dict[str, tuple[str, ...]] = {"paused": ("--resume",)}
+
+
+class _SettingAction(argparse.Action):
+    """Checks a flag's value by its setting's type, bounds and validators as it is parsed,
+    so what the API would refuse is refused before anything is called. A repeatable flag
+    adds one item each time; the list so far is checked as a whole."""
+
+    def __init__(
+        self,
+        option_strings: list[str],
+        dest: str,
+        *,
+        adapter: TypeAdapter[Any],
+        repeatable: bool,
+        json_value: bool,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.adapter = adapter
+        self.repeatable = repeatable
+        self.json_value = json_value
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        try:
+            given = json.loads(values) if self.json_value else values
+        except json.JSONDecodeError as error:
+            raise argparse.ArgumentError(self, f"not JSON: {error}") from None
+        candidate = [*(getattr(namespace, self.dest) or []), given] if self.repeatable else given
+        try:
+            value = self.adapter.validate_python(candidate)
+        except ValidationError as error:
+            reasons = "; ".join(str(problem["msg"]) for problem in error.errors())
+            raise argparse.ArgumentError(self, reasons) from None
+        setattr(namespace, self.dest, value)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _bare(annotation: Any) -> Any:
+    """The type under ``Annotated[...]`` and ``| None``."""
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, UnionType):
+        rest = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(rest) == 1:
+            return _bare(rest[0])
+    return annotation
+
+
+def _bounds(field: FieldInfo) -> str | None:
+    low = next((m.ge for m in field.metadata if getattr(m, "ge", None) is not None), None)
+    high = next((m.le for m in field.metadata if getattr(m, "le", None) is not None), None)
+    if low is not None and high is not None:
+        return f"from {low} to {high}"
+    if low is not None:
+        return f"at least {low}"
+    if high is not None:
+        return f"at most {high}"
+    return None
+
+
+def _help(field: FieldInfo, name: str, *notes: str | None) -> str:
+    text = (field.description or name.replace("_", " ")).rstrip(".")
+    text = "; ".join([text, *(note for note in notes if note)])
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
+def add_setting_flags(
+    parser: argparse.ArgumentParser, config: type[ProjectConfig] = ProjectConfig
+) -> None:
+    """A flag for each of ``config``'s settings, named after it (``batch_size`` is
+    ``--batch-size``) with its description as help: enums take one of their values, a
+    boolean is a pair (``--paused``/``--no-paused``), a list's flag is repeatable, a nested
+    model takes a JSON object. A flag not given leaves its setting unset."""
+    for name, field in config.changeable_fields().items():
+        kind = _bare(field.annotation)
+        if kind is bool:
+            pair = parser.add_mutually_exclusive_group()
+            pair.add_argument(
+                _flag(name),
+                *FORMER_FLAGS.get(name, ()),
+                dest=name,
+                action="store_const",
+                const=True,
+                default=None,
+                help=_help(field, name),
+            )
+            pair.add_argument(
+                "--no-" + _flag(name)[2:],
+                *FORMER_NEGATIVE_FLAGS.get(name, ()),
+                dest=name,
+                action="store_const",
+                const=False,
+                help=f"not {_flag(name)[2:]}",
+            )
+            continue
+        repeatable = get_origin(kind) is list
+        item = _bare(get_args(kind)[0]) if repeatable else kind
+        item = get_origin(item) or item
+        json_value = isinstance(item, type) and issubclass(item, BaseModel | dict)
+        options: dict[str, Any] = {"metavar": "JSON"} if json_value else {}
+        if isinstance(item, type) and issubclass(item, Enum):
+            options["choices"] = [member.value for member in item]
+        parser.add_argument(
+            _flag(name),
+            *FORMER_FLAGS.get(name, ()),
+            dest=name,
+            action=_SettingAction,
+            adapter=TypeAdapter(constrained_type(field)),
+            repeatable=repeatable,
+            json_value=json_value,
+            default=None,
+            help=_help(
+                field,
+                name,
+                "a JSON object" if json_value else None,
+                "repeatable" if repeatable else None,
+                _bounds(field),
+            ),
+            **options,
+        )
+
+
+def settings_given(
+    args: argparse.Namespace, config: type[ProjectConfig] = ProjectConfig
+) -> dict[str, Any]:
+    """The settings whose flags ``add_setting_flags`` was given, by their field names."""
+    chosen = {name: getattr(args, name, None) for name in config.changeable_fields()}
+    return {name: value for name, value in chosen.items() if value is not None}
