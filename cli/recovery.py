@@ -38,10 +38,10 @@ def _context(args: argparse.Namespace) -> RecoveryContext:
     from merge_assist.adapters.aws import clear_caches
 
     if args.local:
-        from cli.project import _local_context
+        from cli.deployment import local_context
 
         data_dir = Path(args.local)
-        names = _local_context(data_dir).names
+        names = local_context(data_dir).names
         endpoints = json.loads((data_dir / "endpoints.json").read_text())
         arn = endpoints["state_machines"][MERGE_WORKFLOW]
     else:

@@ -19,6 +19,7 @@ from moto import mock_aws
 
 from cli import main as cli
 from cli import project as cli_project
+from cli.deployment import AdminContext
 from functions.webhook import app as webhook
 from functions.webhook import enqueue
 from functions.webhook.projects import clear_config_cache
@@ -602,10 +603,10 @@ def _rotate_secret(
     capsys: pytest.CaptureFixture[str],
     *options: str,
 ) -> dict[str, Any]:
-    context = cli_project.AdminContext(
+    context = AdminContext(
         names=NAMES, webhook_url="https://hooks.example/webhook/gitlab", gitlab_url="https://x"
     )
-    monkeypatch.setattr(cli_project, "_local_context", lambda data_dir: context)
+    monkeypatch.setattr(cli_project, "local_context", lambda data_dir: context)
     monkeypatch.setattr(
         cli_project,
         "_services",
