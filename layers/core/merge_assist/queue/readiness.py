@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from merge_assist.platform.config import ProjectConfig
+from merge_assist.queue import comments
 from merge_assist.queue.models import Reason, ReasonCode
 
 GREEN_PIPELINE_STATUSES = frozenset({"success"})
@@ -19,21 +20,21 @@ PENDING_PIPELINE_STATUSES = frozenset(
     {"created", "waiting_for_resource", "preparing", "pending", "running", "scheduled"}
 )
 
-# GitLab's detailed_merge_status values that block merging, and what Merge Assist says.
+# GitLab's detailed_merge_status values that block merging, and the reason Merge Assist gives.
 # "need_rebase" is absent on purpose: building the batch is the rebase. "checking" and
 # "unchecked" are transient and are judged by the raw facts instead.
-_BLOCKING_STATUSES: dict[str, tuple[ReasonCode, str]] = {
-    "not_open": (ReasonCode.CLOSED, "the merge request is not open"),
-    "draft_status": (ReasonCode.DRAFT, "the merge request is a draft"),
-    "not_approved": (ReasonCode.APPROVALS, "it still needs approvals"),
-    "requested_changes": (ReasonCode.APPROVALS, "a reviewer requested changes"),
-    "discussions_not_resolved": (ReasonCode.DISCUSSIONS, "it has unresolved discussions"),
-    "conflict": (ReasonCode.CONFLICTS, "it conflicts with its target branch"),
-    "ci_must_pass": (ReasonCode.PIPELINE, "its pipeline has not passed"),
-    "ci_still_running": (ReasonCode.PIPELINE, "its pipeline is still running"),
-    "blocked_status": (ReasonCode.APPROVALS, "it is blocked by another merge request"),
-    "external_status_checks": (ReasonCode.PIPELINE, "external status checks have not passed"),
-    "jira_association_missing": (ReasonCode.APPROVALS, "it is not linked to a Jira issue"),
+_BLOCKING_STATUSES: dict[str, Reason] = {
+    "not_open": comments.NOT_OPEN,
+    "draft_status": comments.DRAFT,
+    "not_approved": comments.NEEDS_APPROVALS,
+    "requested_changes": comments.CHANGES_REQUESTED,
+    "discussions_not_resolved": comments.UNRESOLVED_DISCUSSIONS,
+    "conflict": comments.CONFLICTS_WITH_TARGET,
+    "ci_must_pass": comments.PIPELINE_NOT_PASSED,
+    "ci_still_running": comments.PIPELINE_STILL_RUNNING,
+    "blocked_status": comments.BLOCKED_BY_ANOTHER,
+    "external_status_checks": comments.EXTERNAL_CHECKS_NOT_PASSED,
+    "jira_association_missing": comments.NO_JIRA_ISSUE,
 }
 
 
@@ -70,40 +71,33 @@ def not_ready_reasons(
     facts: MergeRequestFacts, config: ProjectConfig, bot_user_id: int
 ) -> list[Reason]:
     """Every reason the MR cannot be queued now, one per kind; empty when it is ready."""
-    found: dict[ReasonCode, str] = {}
+    found: dict[ReasonCode, Reason] = {}
 
-    def add(code: ReasonCode, message: str) -> None:
-        found.setdefault(code, message)
+    def add(reason: Reason) -> None:
+        found.setdefault(reason.code, reason)
 
     if facts.state != "opened":
-        add(ReasonCode.CLOSED, f"the merge request is {facts.state}")
+        add(comments.not_open(facts.state))
     if facts.target_branch not in config.target_branches:
-        add(
-            ReasonCode.TARGET_BRANCH,
-            f"{facts.target_branch} is not a target branch of this project "
-            f"({', '.join(config.target_branches)})",
-        )
+        add(comments.not_a_target_branch(facts.target_branch, config.target_branches))
     if not concerns_bot(facts, config, bot_user_id):
-        how = "assign it to the bot"
-        if config.trigger_label:
-            how += f" or add the label {config.trigger_label!r}"
-        add(ReasonCode.NOT_ASSIGNED, f"it is not queued for merging: {how}")
+        add(comments.not_assigned(config.trigger_label))
     if facts.draft:
-        add(ReasonCode.DRAFT, "the merge request is a draft")
+        add(comments.DRAFT)
     if facts.approved is False:
-        add(ReasonCode.APPROVALS, "it still needs approvals")
+        add(comments.NEEDS_APPROVALS)
     if facts.blocking_discussions_resolved is False:
-        add(ReasonCode.DISCUSSIONS, "it has unresolved discussions")
+        add(comments.UNRESOLVED_DISCUSSIONS)
     if facts.has_conflicts:
-        add(ReasonCode.CONFLICTS, "it conflicts with its target branch")
+        add(comments.CONFLICTS_WITH_TARGET)
     status = facts.head_pipeline_status
     if status is None:
-        add(ReasonCode.PIPELINE, "it has no pipeline yet")
+        add(comments.NO_PIPELINE)
     elif status in PENDING_PIPELINE_STATUSES:
-        add(ReasonCode.PIPELINE, f"its pipeline is {status}")
+        add(comments.pipeline_pending(status))
     elif status not in GREEN_PIPELINE_STATUSES:
-        add(ReasonCode.PIPELINE, f"its pipeline {status}")
+        add(comments.pipeline_not_green(status))
     blocking = _BLOCKING_STATUSES.get(facts.detailed_merge_status or "")
     if blocking:
-        add(*blocking)
-    return [Reason(code=code, message=message) for code, message in found.items()]
+        add(blocking)
+    return list(found.values())

@@ -82,7 +82,8 @@ def triage(
     return _hold_back(state, seen, config, reasons)
 
 
-GONE = Reason(code=ReasonCode.CLOSED, message="GitLab no longer has it (deleted, or moved away)")
+# The reason recorded for an MR that GitLab no longer has (see ``gone``).
+GONE = comments.GONE
 
 
 def gone(state: MergeRequestState) -> Triage:
@@ -115,17 +116,15 @@ def leave_reasons(
     its author wants merged. Empty when it stays."""
     reasons = []
     if pushed:
-        reasons.append(Reason(code=ReasonCode.CHANGED, message="new commits were pushed"))
+        reasons.append(comments.LEFT_PUSHED)
     if facts.state == "closed":
-        reasons.append(Reason(code=ReasonCode.CLOSED, message="it was closed"))
+        reasons.append(comments.LEFT_CLOSED)
     if facts.draft:
-        reasons.append(Reason(code=ReasonCode.DRAFT, message="it was marked as draft"))
+        reasons.append(comments.LEFT_DRAFT)
     if not concerns_bot(facts, config, bot_user_id):
-        reasons.append(Reason(code=ReasonCode.NOT_ASSIGNED, message="Merge Assist was unassigned"))
+        reasons.append(comments.LEFT_UNASSIGNED)
     if facts.target_branch != state.target_branch:
-        reasons.append(
-            Reason(code=ReasonCode.TARGET_BRANCH, message="its target branch was changed")
-        )
+        reasons.append(comments.LEFT_RETARGETED)
     return reasons
 
 

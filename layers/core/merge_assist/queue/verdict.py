@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from merge_assist.queue import comments
 from merge_assist.queue.batch_plan import Bisection, InconsistentResult
-from merge_assist.queue.models import Reason, ReasonCode
+from merge_assist.queue.models import Reason
 from merge_assist.queue.pipeline_wait import TIMED_OUT
 
 PASSED = "success"
@@ -61,14 +62,7 @@ def decide(
     if status == CANCELED:
         return Verdict(Action.RELEASE, requeued=everyone)
     if status == SKIPPED:
-        reason = Reason(
-            code=ReasonCode.PIPELINE_SKIPPED,
-            message=_with_link(
-                "CI skipped the batch's pipeline, and only tested commits are merged; "
-                "check the CI rules for the batch branch",
-                pipeline_url,
-            ),
-        )
+        reason = comments.pipeline_skipped(pipeline_url)
         return Verdict(Action.RELEASE, rejected=dict.fromkeys(everyone, reason))
     passed = status == PASSED
     if retrying and passed and bisection is not None and tested_length == bisection.bad:
@@ -96,27 +90,11 @@ def decide(
     return Verdict(
         Action.LAND if landable else Action.RELEASE,
         land_length=landable,
-        rejected={culprit: _culprit_reason(status, pipeline_url, alone=len(everyone) == 1)},
+        rejected={
+            culprit: comments.culprit(
+                pipeline_url, timed_out=status == TIMED_OUT, alone=len(everyone) == 1
+            )
+        },
         requeued=bisection.untested,
         bisection=bisection,
     )
-
-
-def _culprit_reason(status: str, pipeline_url: str | None, *, alone: bool) -> Reason:
-    where = "" if alone else " on top of the merge requests ahead of it in its batch"
-    if status == TIMED_OUT:
-        return Reason(
-            code=ReasonCode.CI_TIMEOUT,
-            message=_with_link(
-                f"its pipeline{where} did not finish within the project's CI timeout",
-                pipeline_url,
-            ),
-        )
-    return Reason(
-        code=ReasonCode.CI_FAILED,
-        message=_with_link(f"the pipeline failed with this merge request{where}", pipeline_url),
-    )
-
-
-def _with_link(message: str, pipeline_url: str | None) -> str:
-    return f"{message} ({pipeline_url})" if pipeline_url else message

@@ -11,8 +11,6 @@ from merge_assist.queue.models import (
     BatchStep,
     BatchStepKind,
     MergeRequestState,
-    Reason,
-    ReasonCode,
 )
 from merge_assist.queue.pipeline_wait import pipeline_deadline
 from merge_assist.queue.workflow import members
@@ -53,12 +51,7 @@ def build(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
     for mr in moved:
         # New commits GitLab has not told us about yet: the dispatcher judges them when it
         # does; until then the MR waits outside the queue.
-        members.hold_back(
-            ctx,
-            batch,
-            mr.iid,
-            Reason(code=ReasonCode.CHANGED, message="new commits are being looked at"),
-        )
+        members.hold_back(ctx, batch, mr.iid, comments.UNSEEN_COMMITS)
     staying = [mr for mr in staying if mr not in moved]
     left += [mr.iid for mr in moved]
     if not staying:
@@ -77,17 +70,12 @@ def build(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
     )
     conflicting = [rejected.iid for rejected in built.rejected]
     for rejected in built.rejected:
-        paths = ", ".join(f"`{path}`" for path in rejected.conflicts[:10])
         members.reject(
             ctx,
             config,
             batch,
             rejected.iid,
-            Reason(
-                code=ReasonCode.CONFLICTS,
-                message=f"it conflicts with `{batch.target_branch}` or with the merge "
-                f"requests ahead of it in the batch ({paths})",
-            ),
+            comments.conflicts(batch.target_branch, rejected.conflicts),
         )
     included = list(built.included_iids)
     if not included:

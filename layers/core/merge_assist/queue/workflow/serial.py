@@ -9,14 +9,7 @@ from __future__ import annotations
 from merge_assist.platform.errors import ConflictError, GitLabRefused, NotMergeableError, transient
 from merge_assist.queue import comments
 from merge_assist.queue.batch_plan import branch_ref, merge_request_ref
-from merge_assist.queue.models import (
-    Batch,
-    BatchState,
-    BatchStep,
-    BatchStepKind,
-    Reason,
-    ReasonCode,
-)
+from merge_assist.queue.models import Batch, BatchState, BatchStep, BatchStepKind
 from merge_assist.queue.pipeline_wait import pipeline_deadline
 from merge_assist.queue.workflow import members
 from merge_assist.queue.workflow.batch_record import open_batch, record_end, save
@@ -42,10 +35,7 @@ def start_rebase(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
             config,
             batch,
             iid,
-            Reason(
-                code=ReasonCode.CONFLICTS,
-                message=f"GitLab refused to rebase it on `{batch.target_branch}`: {refused}",
-            ),
+            comments.rebase_refused(batch.target_branch, str(refused)),
         )
         _record_rejected(ctx, batch, iid, str(refused))
         return StepResult(next=Next.RELEASE)
@@ -66,10 +56,7 @@ def check_rebase(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
             config,
             batch,
             iid,
-            Reason(
-                code=ReasonCode.CONFLICTS,
-                message=f"it could not be rebased on `{batch.target_branch}`: {error}",
-            ),
+            comments.rebase_failed(batch.target_branch, error),
         )
         _record_rejected(ctx, batch, iid, error)
         return StepResult(next=Next.RELEASE)
@@ -134,7 +121,7 @@ def land_serial(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
                 config,
                 batch,
                 iid,
-                Reason(code=ReasonCode.CONFLICTS, message=f"GitLab refused to merge it: {refused}"),
+                comments.merge_refused(str(refused)),
             )
             _record_rejected(ctx, batch, iid, str(refused))
             return StepResult(next=Next.RELEASE)
