@@ -70,6 +70,18 @@ def test_a_culprit_is_told_how_its_pipeline_ended_with_the_link() -> None:
     )
 
 
+def test_the_strike_limit_is_added_to_the_reason() -> None:
+    reason = comments.culprit(None, timed_out=False, alone=True)
+
+    struck = comments.struck_out(reason, 3)
+
+    assert struck.code is ReasonCode.CI_FAILED
+    assert struck.message == (
+        "the pipeline failed with this merge request. This is its 3th rejection: it stays "
+        "out of the queue until its author pushes a change"
+    )
+
+
 def test_a_rejection_comment_carries_the_reason_and_its_link() -> None:
     config = ProjectConfig(project_id=1)
 

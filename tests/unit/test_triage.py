@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from merge_assist.platform.config import ProjectConfig
 from merge_assist.queue.models import MergeRequestState, Reason, ReasonCode, StatusCategory
 from merge_assist.queue.readiness import MergeRequestFacts
-from merge_assist.queue.triage import MAX_STRIKES, triage
+from merge_assist.queue.strikes import MAX_STRIKES
+from merge_assist.queue.triage import triage
 
 BOT = 99
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

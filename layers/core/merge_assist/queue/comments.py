@@ -292,5 +292,16 @@ def pipeline_skipped(pipeline_url: str | None) -> Reason:
     )
 
 
+def struck_out(reason: Reason, strikes: int) -> Reason:
+    """``reason`` with the sentence that tells the author the MR reached the strike limit;
+    ``strikes``: its rejections since its author last pushed."""
+    return reason.model_copy(
+        update={
+            "message": f"{reason.message}. This is its {strikes}th rejection: it "
+            "stays out of the queue until its author pushes a change"
+        }
+    )
+
+
 def _with_link(message: str, pipeline_url: str | None) -> str:
     return f"{message} ({pipeline_url})" if pipeline_url else message

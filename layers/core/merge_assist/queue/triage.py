@@ -8,13 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from merge_assist.platform.config import ProjectConfig
-from merge_assist.queue import comments
+from merge_assist.queue import comments, strikes
 from merge_assist.queue.comments import Transition
 from merge_assist.queue.models import MergeRequestState, Reason, ReasonCode, StatusCategory
 from merge_assist.queue.readiness import MergeRequestFacts, concerns_bot, not_ready_reasons
 
-# After this many rejections of the same commit the MR waits for its author to push.
-MAX_STRIKES = 3
 IN_FLIGHT = (StatusCategory.BATCHING, StatusCategory.TESTING)
 
 
@@ -75,7 +73,7 @@ def triage(
     if _stays(state, facts, bot_user_id, pushed=pushed):
         return Triage(seen, None)
     if pushed:
-        seen = seen.model_copy(update={"strikes": 0})
+        seen = strikes.reset(seen)
     reasons = not_ready_reasons(facts, config, bot_user_id)
     if not reasons:
         return _queue(state, seen, config, now, queue_position)
@@ -150,7 +148,7 @@ def _leave_batch(
         }
     )
     if any(reason.code is ReasonCode.CHANGED for reason in leaving):
-        outside = outside.model_copy(update={"strikes": 0})
+        outside = strikes.reset(outside)
     reasons = not_ready_reasons(facts, config, bot_user_id)
     dropped = comments.dropped(config, batch_id, leaving)
     if reasons:
@@ -179,12 +177,12 @@ def _stays(
 ) -> bool:
     """Whether triage leaves the MR's status alone: the workflow owns MRs in a batch, merged
     is final, and a rejected MR waits for its author to push (or, under the strike limit,
-    to assign the bot again)."""
+    to assign the bot again; see ``strikes``)."""
     if state.status in IN_FLIGHT or state.status is StatusCategory.MERGED:
         return True
     if state.status is not StatusCategory.REJECTED or pushed:
         return False
-    return state.strikes >= MAX_STRIKES or not _reassigned(state, facts, bot_user_id)
+    return strikes.struck_out(state) or not _reassigned(state, facts, bot_user_id)
 
 
 def _queue(

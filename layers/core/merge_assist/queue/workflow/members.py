@@ -7,11 +7,11 @@ from __future__ import annotations
 from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.errors import NotFoundError
 from merge_assist.platform.metrics import Metric
-from merge_assist.queue import comments, notices
+from merge_assist.queue import comments, notices, strikes
 from merge_assist.queue.comments import Transition
 from merge_assist.queue.models import Batch, MergeRequestState, Reason, StatusCategory
 from merge_assist.queue.recording import Change, update_merge_request
-from merge_assist.queue.triage import IN_FLIGHT, MAX_STRIKES
+from merge_assist.queue.triage import IN_FLIGHT
 from merge_assist.queue.workflow.context import WorkflowContext
 
 
@@ -130,20 +130,19 @@ def reject(
     *,
     link: str | None = None,
 ) -> None:
-    """Out of the queue with a reason and a strike; after ``MAX_STRIKES`` only a push by
-    its author brings it back."""
+    """Out of the queue with a reason and a strike; at ``strikes.MAX_STRIKES`` only a push
+    by its author brings it back."""
 
     def change(state: MergeRequestState) -> MergeRequestState | None:
         if not belongs(state, batch):
             return None
-        return state.model_copy(
+        return strikes.add(state).model_copy(
             update={
                 "status": StatusCategory.REJECTED,
                 "batch_id": None,
                 "ready_since": None,
                 "placed_at": None,
                 "reasons": [reason],
-                "strikes": state.strikes + 1,
                 "rebasing": False,
             }
         )
@@ -152,14 +151,7 @@ def reject(
     if saved is None:
         return
     ctx.meter.record(Metric.MERGE_REQUESTS_REJECTED)
-    if saved.strikes >= MAX_STRIKES:
-        reason = reason.model_copy(
-            update={
-                "message": f"{reason.message}. This is its {saved.strikes}th rejection: it "
-                "stays out of the queue until its author pushes a change"
-            }
-        )
-    tell(ctx, saved, comments.rejected(config, reason, link))
+    tell(ctx, saved, comments.rejected(config, strikes.explain(reason, saved), link))
 
 
 def merged(
