@@ -1,8 +1,13 @@
-"""The adapters the API works with, built once per warm container."""
+"""The API's adapters and services, built from settings once per warm container (the
+composition root); ``clear_caches`` forgets them when the settings or endpoints change.
+
+The GitLab gateway alone is made for each use, as the dispatcher makes one per invocation:
+it starts with the bot token as the secret's cache has it, so a rotated token is taken up
+without GitLab refusing the old one first."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, partial
 
 from merge_assist.adapters.aws import register_cache, store_from_settings
 from merge_assist.adapters.dynamodb_store import DynamoDBStore
@@ -11,6 +16,10 @@ from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway, gateway_fr
 from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
 from merge_assist.adapters.operations import AwsOperations
 from merge_assist.adapters.project_infra import AwsProjectInfrastructure
+from merge_assist.adapters.tokens import CognitoTokenVerifier, verifier_from_settings
+from merge_assist.admin.health import GitLabProbe, HealthCheck
+from merge_assist.admin.ports import QueueStarter
+from merge_assist.platform.clock import SystemClock
 from merge_assist.platform.settings import get_settings
 from merge_assist.queue.workflow.start import start_project
 
@@ -20,6 +29,7 @@ metrics = lambda_metrics()
 meter = PowertoolsMeter(metrics)
 
 
+@cache
 def store() -> DynamoDBStore:
     return store_from_settings()
 
@@ -28,33 +38,57 @@ def gitlab() -> PythonGitLabGateway:
     return gateway_from_settings(meter=meter)
 
 
+@cache
 def executions() -> StepFunctionsExecutions:
     return StepFunctionsExecutions()
 
 
-@lru_cache(maxsize=1)
+@cache
 def operations() -> AwsOperations:
     return AwsOperations(get_settings().names)
 
 
-@lru_cache(maxsize=1)
+@cache
 def infrastructure() -> AwsProjectInfrastructure:
     return AwsProjectInfrastructure(get_settings().names)
 
 
-def start_queues(project_id: int, cause: str) -> None:
-    """Starts a batch on each of the project's idle queues that has MRs waiting: a resumed
-    queue, a changed one or a new hotfix need not wait for the next event."""
+def verifier() -> CognitoTokenVerifier:
+    """``Unavailable`` while no user pool is configured."""
+    return verifier_from_settings()
+
+
+def webhook_url() -> str | None:
+    """Where connected projects' hooks post."""
+    return get_settings().webhook_url
+
+
+@cache
+def queues() -> QueueStarter:
     settings = get_settings()
-    start_project(
+    return partial(
+        start_project,
         store(),
         executions(),
-        project_id,
-        cause,
         pipeline_poll_seconds=settings.pipeline_poll_seconds,
         rebase_poll_seconds=settings.rebase_poll_seconds,
     )
 
 
-register_cache(operations.cache_clear)
-register_cache(infrastructure.cache_clear)
+@cache
+def health() -> HealthCheck:
+    # The probe reads ``gitlab`` when it asks, not when it is built.
+    probe = GitLabProbe(get_settings().gitlab_url, lambda: gitlab().current_user_id())
+    return HealthCheck(store(), operations(), probe, SystemClock())
+
+
+_BUILT = (store, executions, operations, infrastructure, queues, health)
+
+
+def clear() -> None:
+    """Forget everything built here."""
+    for built in _BUILT:
+        built.cache_clear()
+
+
+register_cache(clear)

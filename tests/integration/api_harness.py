@@ -255,6 +255,9 @@ class Answer:
 
 
 class ApiCaller:
+    # The fakes the wiring hands out; a test may swap any of them (see ``__setattr__``).
+    FAKES = frozenset({"executions", "gitlab", "infrastructure", "operations"})
+
     def __init__(
         self,
         executions: RecordedExecutions,
@@ -263,13 +266,21 @@ class ApiCaller:
         operations: FakeOperations | None = None,
     ) -> None:
         # Imported once the fixture has set the environment Powertools reads at import.
-        from functions.api import app  # noqa: PLC0415
+        from functions.api import app, wiring  # noqa: PLC0415
 
         self._app = app
+        self._wiring = wiring
         self.executions = executions
         self.gitlab = gitlab or FakeGitLab()
         self.infrastructure = infrastructure or FakeProjectInfrastructure()
         self.operations = operations or FakeOperations(self.infrastructure)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in self.FAKES:
+            # The wiring builds its services once: those built with the fake swapped out
+            # must be built again with the new one.
+            self._wiring.clear()
 
     def outside_state(self) -> dict[str, Any]:
         """What the API changed outside its table: workflow starts, GitLab hooks and

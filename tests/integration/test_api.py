@@ -89,6 +89,45 @@ def test_config_change_is_validated_saved_and_audited(
     assert entry["details"]["changes"]["batch_size"] == {"from": 5, "to": 3}
 
 
+def test_a_config_change_starts_the_waiting_queues_unless_it_pauses_them(
+    api: ApiCaller,
+    tokens: TokenFactory,
+    store: DynamoDBStore,
+    make_mr: MakeMR,
+    projects: list[ProjectConfig],
+) -> None:
+    store.save_merge_request(make_mr(5, project_id=1))
+    admin = tokens.token("ada", "admin")
+
+    paused = api.call("PUT", "/projects/1/config", token=admin, body={"paused": True})
+    started_while_paused = list(api.executions.started)
+    resumed = api.call("PUT", "/projects/1/config", token=admin, body={"paused": False})
+
+    assert (paused.status, resumed.status) == (200, 200)
+    assert started_while_paused == []
+    # The resumed queue's waiting MR need not wait for the next event.
+    [batch] = api.executions.started
+    assert batch.startswith("1-main-")
+
+
+def test_disconnecting_a_project_takes_its_grants_and_keeps_the_others(
+    api: ApiCaller, tokens: TokenFactory, store: DynamoDBStore, projects: list[ProjectConfig]
+) -> None:
+    for project_id in (1, 2):
+        store.save_grant(
+            Grant(username="vera", project_id=project_id, roles=[Role.VIEWER], granted_by="a")
+        )
+    admin = tokens.token("ada", "admin")
+
+    gone = api.call("DELETE", "/projects/2", token=admin)
+    unknown = api.call("DELETE", "/projects/2", token=admin)
+
+    assert (gone.status, unknown.status) == (204, 404)
+    assert [g.project_id for g in store.grants_of_user("vera")] == [1]
+    [entry] = store.list_audit(2, limit=10)[0]
+    assert (entry.action, entry.actor) == (AuditAction.PROJECT_DISCONNECTED, "ada")
+
+
 def test_merge_requests_never_judged_for_the_queue_are_not_on_the_board(
     api: ApiCaller,
     tokens: TokenFactory,

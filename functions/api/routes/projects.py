@@ -18,10 +18,8 @@ from functions.api.schemas import (
     ProjectView,
 )
 from merge_assist.admin import administration
-from merge_assist.admin.onboarding import connect_project, disconnect_project
 from merge_assist.platform.access import Action
 from merge_assist.platform.config import ProjectConfig
-from merge_assist.platform.settings import get_settings
 from merge_assist.queue.models import StatusCategory
 from merge_assist.queue.queue import for_the_queue
 
@@ -91,11 +89,13 @@ def get_project(project_id: Annotated[ProjectId, Path()]) -> ProjectView:
 )
 def change_config(project_id: Annotated[ProjectId, Path()], change: ConfigChange) -> ProjectConfig:
     caller.require(Action.CONFIGURE, project_id)
-    changes = change.model_dump(exclude_unset=True)
-    config = administration.change_config(wiring.store(), caller.actor(), project_id, changes)
-    if not config.paused:
-        wiring.start_queues(project_id, f"api:{caller.actor().request_id}")
-    return config
+    return administration.change_config(
+        wiring.store(),
+        caller.actor(),
+        project_id,
+        change.model_dump(exclude_unset=True),
+        wiring.queues(),
+    )
 
 
 @router.post(
@@ -109,19 +109,15 @@ def change_config(project_id: Annotated[ProjectId, Path()], change: ConfigChange
 )
 def connect(new: NewProject) -> Response[Connected]:
     caller.require(Action.ADMINISTER)
-    webhook_url = get_settings().webhook_url
-    if not webhook_url:
-        raise RuntimeError("MERGE_ASSIST_WEBHOOK_URL is not set")
-    settings = new.settings.model_dump(exclude_unset=True) if new.settings else None
-    result = connect_project(
+    result = administration.connect(
         wiring.store(),
         wiring.infrastructure(),
         wiring.gitlab(),
+        caller.actor(),
         new.project,
-        webhook_url=webhook_url,
-        settings=settings,
+        webhook_url=wiring.webhook_url(),
+        settings=new.settings.model_dump(exclude_unset=True) if new.settings else None,
     )
-    administration.connected(wiring.store(), caller.actor(), result.config, result.created)
     body = Connected(
         config=result.config,
         webhook_url=result.webhook_url,
@@ -143,13 +139,12 @@ def connect(new: NewProject) -> Response[Connected]:
 )
 def disconnect(project_id: Annotated[ProjectId, Path()]) -> Response[None]:
     caller.require(Action.ADMINISTER)
-    store = wiring.store()
-    store.get_project(project_id)  # NotFoundError: nothing to disconnect
-    webhook_url = get_settings().webhook_url or ""
-    disconnect_project(
-        store, wiring.infrastructure(), wiring.gitlab(), project_id, webhook_url=webhook_url
+    administration.disconnect(
+        wiring.store(),
+        wiring.infrastructure(),
+        wiring.gitlab(),
+        caller.actor(),
+        project_id,
+        webhook_url=wiring.webhook_url(),
     )
-    administration.disconnected(store, caller.actor(), project_id)
-    for grant in store.list_grants(project_id):
-        store.delete_grant(grant.username, project_id)
     return Response(status_code=204)

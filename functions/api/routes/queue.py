@@ -121,10 +121,9 @@ def hotfix(
     project_id: Annotated[ProjectId, Path()], iid: Annotated[Iid, Path()]
 ) -> MergeRequestState:
     caller.require(Action.PRIORITIZE, project_id)
-    mr = administration.set_hotfix(wiring.store(), caller.actor(), project_id, iid, True)
-    # An idle queue starts now; a running batch finishes first and the hotfix goes next.
-    wiring.start_queues(project_id, f"api:{caller.actor().request_id}")
-    return mr
+    return administration.make_hotfix(
+        wiring.store(), caller.actor(), project_id, iid, wiring.queues()
+    )
 
 
 @router.delete(

@@ -12,13 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from merge_assist.admin.onboarding import update_project
-from merge_assist.admin.ports import Store
+from merge_assist.admin.onboarding import (
+    Connected,
+    connect_project,
+    disconnect_project,
+    update_project,
+)
+from merge_assist.admin.ports import ProjectInfrastructure, QueueStarter, Store
 from merge_assist.audit import AuditAction, AuditEntry
 from merge_assist.platform.access import Grant, Role
 from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.errors import ConflictError, NotFoundError
-from merge_assist.queue import MergeRequestState, StatusCategory, queue_order
+from merge_assist.queue import GitLabGateway, MergeRequestState, StatusCategory, queue_order
 
 MAX_ATTEMPTS = 5
 # How far a placed MR stands from its neighbour when there is no MR on its other side.
@@ -34,6 +39,12 @@ class Actor:
     username: str
     request_id: str
     at: datetime
+
+    @property
+    def cause(self) -> str:
+        """What the batches this request starts are named after: a retried request starts
+        none twice."""
+        return f"api:{self.request_id}"
 
 
 def _audit(
@@ -64,6 +75,21 @@ def _audit(
 
 
 def change_config(
+    store: Store,
+    actor: Actor,
+    project_id: int,
+    changes: dict[str, Any],
+    start_queues: QueueStarter,
+) -> ProjectConfig:
+    """Unless the project is paused, its idle queues start at once: MRs a resumed or changed
+    queue holds need not wait for the next event."""
+    config = _save_change(store, actor, project_id, changes)
+    if not config.paused:
+        start_queues(project_id, actor.cause)
+    return config
+
+
+def _save_change(
     store: Store, actor: Actor, project_id: int, changes: dict[str, Any]
 ) -> ProjectConfig:
     for _ in range(MAX_ATTEMPTS):
@@ -96,8 +122,28 @@ def _differences(before: ProjectConfig, after: ProjectConfig) -> dict[str, Any]:
     }
 
 
-def connected(store: Store, actor: Actor, config: ProjectConfig, created: bool) -> None:
-    if created:
+# -- connecting and disconnecting ----------------------------------------------------------
+
+
+def connect(
+    store: Store,
+    infrastructure: ProjectInfrastructure,
+    gitlab: GitLabGateway,
+    actor: Actor,
+    ref: int | str,
+    *,
+    webhook_url: str | None,
+    settings: dict[str, Any] | None = None,
+) -> Connected:
+    """``onboarding.connect_project``, written to the event log when it connected the project
+    (a project already connected is left as it is, and nothing is written)."""
+    if not webhook_url:
+        raise RuntimeError("MERGE_ASSIST_WEBHOOK_URL is not set")
+    result = connect_project(
+        store, infrastructure, gitlab, ref, webhook_url=webhook_url, settings=settings
+    )
+    if result.created:
+        config = result.config
         _audit(
             store,
             actor,
@@ -106,10 +152,26 @@ def connected(store: Store, actor: Actor, config: ProjectConfig, created: bool) 
             f"connected {config.path or config.project_id}",
             details={"config": config.model_dump(mode="json")},
         )
+    return result
 
 
-def disconnected(store: Store, actor: Actor, project_id: int) -> None:
+def disconnect(
+    store: Store,
+    infrastructure: ProjectInfrastructure,
+    gitlab: GitLabGateway,
+    actor: Actor,
+    project_id: int,
+    *,
+    webhook_url: str | None,
+) -> None:
+    """``onboarding.disconnect_project`` of a connected project (``NotFoundError`` if it is
+    not), written to the event log; every grant on it goes too, so connecting it again later
+    gives no one the roles they had."""
+    store.get_project(project_id)  # NotFoundError: nothing to disconnect
+    disconnect_project(store, infrastructure, gitlab, project_id, webhook_url=webhook_url or "")
     _audit(store, actor, project_id, AuditAction.PROJECT_DISCONNECTED, "disconnected")
+    for grant in store.list_grants(project_id):
+        store.delete_grant(grant.username, project_id)
 
 
 # -- queue order ----------------------------------------------------------------------------
@@ -223,6 +285,16 @@ def _order_time(mr: MergeRequestState) -> datetime:
     moment = mr.placed_at or mr.ready_since
     assert moment is not None, "queued MRs have a ready time"
     return moment
+
+
+def make_hotfix(
+    store: Store, actor: Actor, project_id: int, iid: int, start_queues: QueueStarter
+) -> MergeRequestState:
+    """``set_hotfix`` on: an idle queue starts now; a running batch finishes first and the
+    hotfix goes next."""
+    mr = set_hotfix(store, actor, project_id, iid, True)
+    start_queues(project_id, actor.cause)
+    return mr
 
 
 def set_hotfix(

@@ -58,10 +58,25 @@ class ProjectInfrastructure(Protocol):
         ...
 
 
+class QueueStarter(Protocol):
+    """The merge queue's start of a project's idle queues: a batch on each target branch that
+    has MRs waiting and none running."""
+
+    def __call__(self, project_id: int, cause: str) -> list[str]:
+        """The batches started; they are named after ``cause``, so the same cause given
+        again starts none twice."""
+        ...
+
+
 class QueueDepth(Protocol):
-    messages: int
-    in_flight: int
-    dead_letters: int
+    @property
+    def messages(self) -> int: ...
+
+    @property
+    def in_flight(self) -> int: ...
+
+    @property
+    def dead_letters(self) -> int: ...
 
 
 class Operations(Protocol):
