@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
-from merge_assist.adapters.tokens import verifier_from_settings
+from typing import Any, Protocol
+
 from merge_assist.admin.ports import Store
 from merge_assist.platform.access import Principal, groups_from_claims, principal
 from merge_assist.platform.errors import Forbidden, Unauthenticated
 
 
-def authenticate(authorization: str | None, store: Store) -> Principal:
+class TokenVerifier(Protocol):
+    def verify(self, token: str) -> dict[str, Any]:
+        """The token's claims; ``Unauthenticated`` if it is not a valid access token."""
+        ...
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header."""
     if not authorization:
         raise Unauthenticated("no Authorization header")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Authorization is not a bearer token")
-    claims = verifier_from_settings().verify(token.strip())
+    return token.strip()
+
+
+def authenticate(token: str, verifier: TokenVerifier, store: Store) -> Principal:
+    claims = verifier.verify(token)
     username = str(claims["username"])
     groups = groups_from_claims(claims)
     if not groups:
