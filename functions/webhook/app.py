@@ -7,14 +7,12 @@ the reason, because any 4xx would count against the hook.
 
 Anyone can POST here, so a delivery is authenticated before its body is parsed: the
 project is found by a linear scan of the text, and only a body that proved it comes from
-that project's hook is decoded, with a bound on its nesting.
+that project's hook is decoded, with a bound on its nesting. What a delivery is before it
+is trusted, and the shape of the answer, are ``http``'s; the adapters are ``wiring``'s.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,14 +24,22 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from functions.webhook import wiring
 from functions.webhook.enqueue import QueueResult, enqueue_once, register_context
+from functions.webhook.http import (
+    Answer,
+    Delivery,
+    Reply,
+    event_type,
+    headers_of,
+    read_delivery,
+    response,
+)
 from functions.webhook.projects import project_config
-from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
-from merge_assist.adapters.webhook_secrets import read_webhook_secret
 from merge_assist.platform.clock import utc_now
 from merge_assist.platform.config import ProjectConfig, WebhookSecret
 from merge_assist.platform.errors import NotFoundError
-from merge_assist.platform.gitlab_events import EVENT_HEADERS, GitLabHook, parse_hook
+from merge_assist.platform.gitlab_events import GitLabHook, parse_hook
 from merge_assist.platform.intake import (
     Enqueue,
     TokenMatch,
@@ -47,95 +53,12 @@ from merge_assist.platform.intake import (
     signature_valid,
 )
 from merge_assist.platform.metrics import Metric
-from merge_assist.platform.ports import Meter
-from merge_assist.platform.settings import get_settings
 
 # One route and a cold start that GitLab waits for: no router and no tracing SDK here (the
 # function's X-Ray tracing is switched on in its configuration).
 logger = Logger()
-metrics = lambda_metrics()
-meter: Meter = PowertoolsMeter(metrics)
-
-# Lambda's synchronous payload limit is 6 MB for the whole event; leave room for headers.
-MAX_BODY_BYTES = 5 * 1024 * 1024
-# X-Gitlab-Event of the hooks the queue reads → the object_kind their body carries.
-HANDLED_EVENTS: dict[str, str] = {**EVENT_HEADERS, "Confidential Note Hook": "note"}
-# GitLab's other project hook events: answered "ignored", counted under their own type.
-OTHER_EVENTS: dict[str, str] = {
-    "Issue Hook": "issue",
-    "Confidential Issue Hook": "issue",
-    "Wiki Page Hook": "wiki_page",
-    "Deployment Hook": "deployment",
-    "Release Hook": "release",
-    "Feature Flag Hook": "feature_flag",
-    "Emoji Hook": "emoji",
-    "Member Hook": "member",
-}
-# The EventType dimension takes only GitLab's own kinds: anyone can POST here, and each new
-# value an unauthenticated caller made up would be one more CloudWatch metric to pay for.
-UNKNOWN_KIND = "unknown"
-
-
-Answer = tuple[int, dict[str, Any]]
-
-
-class Reply(Exception):
-    """Ends a delivery early with this answer (a refusal, or a reasoned "ignored")."""
-
-    def __init__(self, http_status: int, **document: Any) -> None:
-        super().__init__(http_status)
-        self.answer: Answer = (http_status, document)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    headers: dict[str, str]
-    body: bytes
-    text: str
-    event_name: str
-
-    @property
-    def kind(self) -> str:
-        """The object_kind the X-Gitlab-Event header promises."""
-        return HANDLED_EVENTS[self.event_name]
-
-
-def _headers(event: dict[str, Any]) -> dict[str, str]:
-    return {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
-
-
-def _raw_body(event: dict[str, Any]) -> bytes:
-    body = event.get("body") or ""
-    if not event.get("isBase64Encoded"):
-        return str(body).encode()
-    try:
-        return base64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError):
-        raise Reply(400, message="the body is not valid base64") from None
-
-
-def read_delivery(event: dict[str, Any], headers: dict[str, str]) -> Delivery:
-    """What can be known of a delivery without trusting it: nothing here reads the body
-    beyond its size and encoding."""
-    method = event.get("requestContext", {}).get("http", {}).get("method", "POST")
-    if method != "POST":
-        raise Reply(405, message="GitLab webhooks are POSTed")
-    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json":
-        raise Reply(400, message="the content-type must be application/json, as GitLab sends")
-    body = _raw_body(event)
-    if len(body) > MAX_BODY_BYTES:
-        raise Reply(413, message=f"the body is larger than {MAX_BODY_BYTES} bytes")
-    event_name = headers.get("x-gitlab-event", "").strip()
-    if not event_name:
-        raise Reply(400, message="X-Gitlab-Event is missing")
-    if event_name not in HANDLED_EVENTS:
-        raise Reply(200, status="ignored", reason=f"{event_name[:80]} events are not used")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Reply(400, message="the body is not JSON") from None
-    return Delivery(headers=headers, body=body, text=text, event_name=event_name)
+metrics = wiring.metrics
+meter = wiring.meter
 
 
 @dataclass(frozen=True)
@@ -164,13 +87,12 @@ def authenticate(delivery: Delivery, project_id: int) -> ProjectConfig:
     An unknown project (404) and a wrong token (401) stay distinct: the hook's maintainers
     read the answer in GitLab's "Recent events" and must know whether to connect the project
     or fix its token, and a connected project's id tells a stranger nothing they can use."""
-    names = get_settings().names
     try:
         config = project_config(project_id)
-        verdict = _verdict(delivery, read_webhook_secret(names, project_id), utc_now())
+        verdict = _verdict(delivery, wiring.webhook_secret(project_id), utc_now())
         if isinstance(verdict, Refusal):
             # The secret may have been rotated since this container cached it.
-            fresh = read_webhook_secret(names, project_id, refresh=True)
+            fresh = wiring.webhook_secret(project_id, refresh=True)
             verdict = _verdict(delivery, fresh, utc_now())
     except NotFoundError:
         raise Reply(404, message=f"project {project_id} is not connected to Merge Assist") from None
@@ -204,13 +126,9 @@ def parse(delivery: Delivery, payload: dict[str, Any]) -> GitLabHook:
         raise Reply(400, message=f"unreadable {kind} event: {where}: {first['msg']}") from None
 
 
-def event_type(event_name: str) -> str:
-    return HANDLED_EVENTS.get(event_name) or OTHER_EVENTS.get(event_name) or UNKNOWN_KIND
-
-
 def receive(event: dict[str, Any]) -> Answer:
     """The status and JSON document GitLab gets for one delivery, counted by outcome."""
-    headers = _headers(event)
+    headers = headers_of(event)
     kind = event_type(headers.get("x-gitlab-event", "").strip())
     refused = False
     try:
@@ -273,9 +191,4 @@ def _answer(event: dict[str, Any], headers: dict[str, str]) -> Answer:
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     register_context(context)
-    status, document = receive(event)
-    return {
-        "statusCode": status,
-        "headers": {"content-type": "application/json"},
-        "body": json.dumps(document),
-    }
+    return response(receive(event))

@@ -7,7 +7,8 @@ from __future__ import annotations
 import threading
 import time
 
-from merge_assist.adapters.aws import register_cache, store_from_settings
+from functions.webhook import wiring
+from merge_assist.adapters.aws import register_cache
 from merge_assist.platform.config import ProjectConfig
 
 CONFIG_CACHE_SECONDS = 30.0
@@ -23,7 +24,7 @@ def project_config(project_id: int) -> ProjectConfig:
         cached = _cache.get(project_id)
     if cached and now - cached[0] < CONFIG_CACHE_SECONDS:
         return cached[1]
-    config = store_from_settings().get_project(project_id)
+    config = wiring.store().get_project(project_id)
     with _lock:
         _cache[project_id] = (now, config)
     return config

@@ -22,6 +22,7 @@ from cli import project as cli_project
 from cli.deployment import AdminContext
 from functions.webhook import app as webhook
 from functions.webhook import enqueue
+from functions.webhook.http import MAX_BODY_BYTES
 from functions.webhook.projects import clear_config_cache
 from local.http_front import http_api_event
 from local.provision import create_table
@@ -308,7 +309,7 @@ def test_header_that_contradicts_the_body_is_400(deployment: Deployment) -> None
 
 def test_oversized_body_is_413(deployment: Deployment) -> None:
     body = payloads.merge_request_event(PROJECT, 1)
-    body["object_attributes"]["description"] = "x" * (webhook.MAX_BODY_BYTES + 1)
+    body["object_attributes"]["description"] = "x" * (MAX_BODY_BYTES + 1)
 
     status, _ = deployment.deliver(body)
 
