@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from functions.watcher import app as watcher
+from functions.watcher import wiring as watcher_wiring
 from local.runtime import make_context
 from merge_assist.admin.ports import Store
 from merge_assist.platform.config import ProjectConfig, Strategy
@@ -312,8 +313,8 @@ def test_each_watcher_run_is_counted_with_its_overdue_locks(
             return BOT
 
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    monkeypatch.setattr(watcher, "store_from_settings", lambda: store)
-    monkeypatch.setattr(watcher, "gateway_from_settings", Bot)
+    monkeypatch.setattr(watcher_wiring, "store", lambda: store)
+    monkeypatch.setattr(watcher_wiring, "gitlab", Bot)
     capsys.readouterr()
     watcher.handler({"id": "run-1"}, make_context("test-watcher", 256, 60))
 
