@@ -19,10 +19,8 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from merge_assist.adapters.aws import store_from_settings
-from merge_assist.adapters.live import broadcaster_from_settings, connections_from_settings
+from functions.updates import wiring
 from merge_assist.live.feed import LiveFeed
-from merge_assist.platform.clock import SystemClock
 
 logger = Logger()
 tracer = Tracer()
@@ -52,15 +50,9 @@ def record_handler(record: DynamoDBRecord, *, feed: LiveFeed) -> None:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    feed = LiveFeed(
-        audit=store_from_settings(),
-        connections=connections_from_settings(),
-        broadcaster=broadcaster_from_settings(),
-        clock=SystemClock(),
-    )
     return process_partial_response(
         event=event,
-        record_handler=partial(record_handler, feed=feed),
+        record_handler=partial(record_handler, feed=wiring.feed()),
         processor=processor,
         context=context,
     )

@@ -17,11 +17,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from merge_assist.adapters.aws import store_from_settings
-from merge_assist.adapters.live import connections_from_settings
-from merge_assist.adapters.tokens import verifier_from_settings
+from functions.websocket import wiring
 from merge_assist.live.feed import open_connection
-from merge_assist.platform.clock import SystemClock
 from merge_assist.platform.errors import Forbidden, Unauthenticated, Unavailable
 
 logger = Logger()
@@ -60,7 +57,7 @@ def _claims(query: Mapping[str, str]) -> dict[str, Any]:
         logger.info("refused: no token")
         raise Refused(401, "Unauthorized")
     try:
-        return verifier_from_settings().verify(token)
+        return wiring.verifier().verify(token)
     except Unauthenticated as error:
         logger.info("refused: bad token", reason=str(error))
         raise Refused(401, "Unauthorized") from None
@@ -79,9 +76,9 @@ def connect(connection_id: str, query: Mapping[str, str]) -> dict[str, Any]:
             connection = open_connection(
                 connection_id,
                 claims,
-                store_from_settings().grants_of_user(username),
+                wiring.store().grants_of_user(username),
                 project=project,
-                now=SystemClock().now(),
+                now=wiring.clock.now(),
             )
         except Unauthenticated as error:
             logger.info("refused: bad token", reason=str(error))
@@ -91,7 +88,7 @@ def connect(connection_id: str, query: Mapping[str, str]) -> dict[str, Any]:
             raise Refused(403, "Forbidden") from None
     except Refused as refusal:
         return refusal.answer
-    connections_from_settings().add(connection)
+    wiring.connections().add(connection)
     logger.info(
         "connected",
         connection_id=connection_id,
@@ -105,7 +102,7 @@ def connect(connection_id: str, query: Mapping[str, str]) -> dict[str, Any]:
 
 
 def disconnect(connection_id: str) -> dict[str, Any]:
-    connections_from_settings().remove(connection_id)
+    wiring.connections().remove(connection_id)
     logger.info("disconnected", connection_id=connection_id)
     return _answer(200)
 
