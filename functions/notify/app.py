@@ -6,35 +6,23 @@ Secrets Manager secret and is never logged; only the HTTP status of a failed pos
 
 from __future__ import annotations
 
-import os
-from functools import cache
 from typing import Any
 
-import boto3
 import requests
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.notify import wiring
 from merge_assist.admin.notify import AlarmNotice, ChatKind, chat_payload
-from merge_assist.platform.resources import ENV_PREFIX
 
 logger = Logger()
 
-CHAT_KIND_ENV = f"{ENV_PREFIX}CHAT_KIND"
-WEBHOOK_SECRET_ENV = f"{ENV_PREFIX}CHAT_WEBHOOK_SECRET"
-RUNBOOK_URL_ENV = f"{ENV_PREFIX}RUNBOOK_URL"
 # Slack and Teams answer in well under a second; the function's own timeout is longer.
 POST_TIMEOUT_SECONDS = 10
 
 
 class ChatPostError(RuntimeError):
     """The chat service refused a message; SNS retries the delivery."""
-
-
-@cache
-def webhook_url(secret_id: str) -> str:
-    value = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)
-    return str(value["SecretString"]).strip()
 
 
 def post(url: str, payload: dict[str, Any], *, session: requests.Session | None = None) -> None:
@@ -63,10 +51,6 @@ def notify(
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
-    posted = notify(
-        event,
-        url=webhook_url(os.environ[WEBHOOK_SECRET_ENV]),
-        kind=os.environ.get(CHAT_KIND_ENV, ChatKind.SLACK.value),
-        runbook_base_url=os.environ.get(RUNBOOK_URL_ENV, ""),
-    )
+    chat = wiring.chat()
+    posted = notify(event, url=chat.url, kind=chat.kind, runbook_base_url=chat.runbook_base_url)
     return {"posted": posted}

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from functions.notify import app
+from functions.notify import app, wiring
 from local.runtime import make_context
 from merge_assist.admin.notify import ChatKind, runbook_reference
 
@@ -56,10 +56,10 @@ class ChatServer:
 def chat(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChatServer]:
     with ChatServer() as server, mock_aws():
         boto3.client("secretsmanager").create_secret(Name=SECRET, SecretString=server.url)
-        monkeypatch.setenv(app.WEBHOOK_SECRET_ENV, SECRET)
-        app.webhook_url.cache_clear()
+        monkeypatch.setenv(wiring.WEBHOOK_SECRET_ENV, SECRET)
+        wiring.webhook_url.cache_clear()
         yield server
-    app.webhook_url.cache_clear()
+    wiring.webhook_url.cache_clear()
 
 
 def sns_event(*states: str) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def sns_event(*states: str) -> dict[str, Any]:
 def test_posts_each_alarm_to_the_webhook(
     chat: ChatServer, monkeypatch: pytest.MonkeyPatch, kind: ChatKind
 ) -> None:
-    monkeypatch.setenv(app.CHAT_KIND_ENV, kind.value)
+    monkeypatch.setenv(wiring.CHAT_KIND_ENV, kind.value)
 
     answer = app.handler(sns_event("ALARM", "OK"), make_context("test-notify"))
 
@@ -112,7 +112,7 @@ def test_posts_each_alarm_to_the_webhook(
 def test_a_refused_post_fails_without_logging_the_url(
     chat: ChatServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv(app.CHAT_KIND_ENV, "slack")
+    monkeypatch.setenv(wiring.CHAT_KIND_ENV, "slack")
     chat.status = 403
 
     with pytest.raises(app.ChatPostError, match="HTTP 403") as raised:
