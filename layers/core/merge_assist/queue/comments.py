@@ -107,6 +107,11 @@ def dropped(config: ProjectConfig, batch_id: str, reasons: Sequence[Reason]) -> 
     )
 
 
+# Why MRs go back in line, as ``requeued`` tells it.
+PIPELINE_CANCELED = "its batch's pipeline was canceled, so nothing was tested"
+STOPPED_ON_ERROR = "its batch stopped on an error; it keeps its place"
+
+
 def requeued(config: ProjectConfig, why: str) -> Transition:
     label = config.labels.recognised
     return Transition(

@@ -20,8 +20,6 @@ from merge_assist.queue.workflow.batch_record import record_end, save
 from merge_assist.queue.workflow.context import WorkflowContext, WorkflowInput
 from merge_assist.queue.workflow.start import next_batch_id, start_batch
 
-STOPPED_ON_ERROR = "its batch stopped on an error; it keeps its place"
-
 
 class Released(BaseModel):
     state: BatchState | None
@@ -39,7 +37,7 @@ def release(ctx: WorkflowContext, run: WorkflowInput) -> Released:
         for iid in batch.merge_requests:
             saved = members.requeue(ctx, batch, iid)
             if saved is not None and run.failed:
-                owed.append((saved, comments.requeued(config, STOPPED_ON_ERROR)))
+                owed.append((saved, comments.requeued(config, comments.STOPPED_ON_ERROR)))
         final = (
             BatchState.LANDED
             if batch.landed

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from merge_assist.platform.config import ProjectConfig, Strategy
+from merge_assist.queue import comments
 from merge_assist.queue import verdict as verdicts
 from merge_assist.queue.models import Batch, BatchState, BatchStep, BatchStepKind
 from merge_assist.queue.pipeline_wait import CHANGED, PipelineOutcome, pipeline_deadline
@@ -63,7 +64,7 @@ def reach_verdict(ctx: WorkflowContext, request: VerdictInput) -> StepResult:
         members.reject(ctx, config, batch, iid, reason)
     why = None
     if result.status == verdicts.CANCELED:
-        why = "its batch's pipeline was canceled, so nothing was tested"
+        why = comments.PIPELINE_CANCELED
     members.requeue_all(ctx, config, batch, list(decided.requeued), why)
     gone_now = {
         "rejected": [*batch.rejected, *decided.rejected],
