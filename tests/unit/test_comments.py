@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from merge_assist.platform.config import ProjectConfig
 from merge_assist.queue import comments
 from merge_assist.queue.models import Reason, ReasonCode
@@ -77,7 +79,7 @@ def test_the_strike_limit_is_added_to_the_reason() -> None:
 
     assert struck.code is ReasonCode.CI_FAILED
     assert struck.message == (
-        "the pipeline failed with this merge request. This is its 3th rejection: it stays "
+        "the pipeline failed with this merge request. This is its 3rd rejection: it stays "
         "out of the queue until its author pushes a change"
     )
 
@@ -92,3 +94,24 @@ def test_a_rejection_comment_carries_the_reason_and_its_link() -> None:
         "no ([details](https://x/1)).\n\nPush a fix (or reassign the bot) to queue it again."
     )
     assert transition.add_label == config.labels.rejected
+
+
+@pytest.mark.parametrize(
+    ("strikes", "said"),
+    [
+        (1, "1st"),
+        (2, "2nd"),
+        (3, "3rd"),
+        (4, "4th"),
+        (11, "11th"),
+        (12, "12th"),
+        (13, "13th"),
+        (21, "21st"),
+        (22, "22nd"),
+        (103, "103rd"),
+    ],
+)
+def test_the_rejection_count_reads_as_an_ordinal(strikes: int, said: str) -> None:
+    struck = comments.struck_out(comments.culprit(None, timed_out=False, alone=True), strikes)
+
+    assert f"This is its {said} rejection" in struck.message

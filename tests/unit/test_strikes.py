@@ -47,6 +47,6 @@ def test_the_author_is_told_only_once_the_limit_is_reached() -> None:
     assert under == REASON
     assert at.code is REASON.code
     assert at.message == (
-        f"{REASON.message}. This is its {strikes.MAX_STRIKES}th rejection: it stays out of "
+        f"{REASON.message}. This is its 3rd rejection: it stays out of "
         "the queue until its author pushes a change"
     )

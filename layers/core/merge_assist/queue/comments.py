@@ -302,10 +302,18 @@ def struck_out(reason: Reason, strikes: int) -> Reason:
     ``strikes``: its rejections since its author last pushed."""
     return reason.model_copy(
         update={
-            "message": f"{reason.message}. This is its {strikes}th rejection: it "
+            "message": f"{reason.message}. This is its {_ordinal(strikes)} rejection: it "
             "stays out of the queue until its author pushes a change"
         }
     )
+
+
+def _ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th ... 11th, 12th, 13th ... 21st."""
+    suffix = "th"
+    if not 10 <= number % 100 <= 20:
+        suffix = {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
 
 
 def _with_link(message: str, pipeline_url: str | None) -> str:
