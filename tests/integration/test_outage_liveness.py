@@ -16,11 +16,10 @@ from merge_assist.platform.errors import GitLabUnavailable, NotFoundError
 from merge_assist.platform.events import EventKind, MergeRequestSnapshot, QueueEvent
 from merge_assist.queue import notices
 from merge_assist.queue.batch_plan import GitIdentity
-from merge_assist.queue.comments import Transition
+from merge_assist.queue.comments import GONE, Transition
 from merge_assist.queue.dispatch import Dispatcher
 from merge_assist.queue.models import Batch, BatchState, StatusCategory
 from merge_assist.queue.readiness import MergeRequestFacts
-from merge_assist.queue.triage import GONE
 from merge_assist.queue.workflow.context import WorkflowContext, WorkflowInput
 from merge_assist.queue.workflow.release import release
 from tests.conftest import MakeMR

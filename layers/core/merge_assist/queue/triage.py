@@ -80,10 +80,6 @@ def triage(
     return _hold_back(state, seen, config, reasons)
 
 
-# The reason recorded for an MR that GitLab no longer has (see ``gone``).
-GONE = comments.GONE
-
-
 def gone(state: MergeRequestState) -> Triage:
     """GitLab answers 404 for the MR: it is out of the queue and of any batch, for good,
     with nobody to tell. Recorded, so its events stop costing GitLab calls and retries."""
@@ -91,7 +87,7 @@ def gone(state: MergeRequestState) -> Triage:
     out = state.model_copy(
         update={
             "status": StatusCategory.NOT_READY,
-            "reasons": [GONE],
+            "reasons": [comments.GONE],
             "gitlab_state": "deleted",
             "batch_id": None,
             "ready_since": None,
