@@ -185,8 +185,7 @@ def _start_queues(context: AdminContext, store: Any, project_id: int) -> None:
         StepFunctionsExecutions(state_machine_arn=arn),
         project_id,
         f"cli:{uuid.uuid4()}",
-        pipeline_poll_seconds=settings.pipeline_poll_seconds,
-        rebase_poll_seconds=settings.rebase_poll_seconds,
+        polls=settings.polls,
     )
 
 

@@ -117,8 +117,7 @@ def run_batch(args: argparse.Namespace) -> int:
                 executions,
                 SystemClock(),
                 args.batch_id,
-                pipeline_poll_seconds=settings.pipeline_poll_seconds,
-                rebase_poll_seconds=settings.rebase_poll_seconds,
+                polls=settings.polls,
             )
             _emit(args, retried, _retried_text(retried))
         else:

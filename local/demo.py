@@ -29,6 +29,7 @@ from merge_assist.adapters.project_infra import AwsProjectInfrastructure
 from merge_assist.admin.onboarding import connect_project
 from merge_assist.platform.access import Grant, Role
 from merge_assist.platform.errors import NotFoundError
+from merge_assist.platform.settings import PollIntervals
 from merge_assist.queue.models import Batch, MergeRequestState, StatusCategory
 from merge_assist.queue.workflow.start import start_project
 
@@ -171,8 +172,10 @@ def run_demo(stack: LocalStack, timeout_seconds: float = 180) -> None:
         StepFunctionsExecutions(),
         project.id,
         f"demo:{uuid.uuid4()}",
-        pipeline_poll_seconds=stack.config.pipeline_poll_seconds,
-        rebase_poll_seconds=stack.config.rebase_poll_seconds,
+        polls=PollIntervals(
+            pipeline_poll_seconds=stack.config.pipeline_poll_seconds,
+            rebase_poll_seconds=stack.config.rebase_poll_seconds,
+        ),
     )
     while True:
         states = console.look()

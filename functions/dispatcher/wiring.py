@@ -34,7 +34,6 @@ def dispatcher() -> Dispatcher:
         executions=StepFunctionsExecutions(),
         clock=SystemClock(),
         bot_user_id=_bot_user_id(gitlab),
-        pipeline_poll_seconds=settings.pipeline_poll_seconds,
-        rebase_poll_seconds=settings.rebase_poll_seconds,
+        polls=settings.polls,
         meter=meter,
     )

@@ -46,8 +46,7 @@ def queues() -> QueueStarter:
         start_project,
         store(),
         executions(),
-        pipeline_poll_seconds=settings.pipeline_poll_seconds,
-        rebase_poll_seconds=settings.rebase_poll_seconds,
+        polls=settings.polls,
     )
 
 

@@ -26,6 +26,7 @@ from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway
 from merge_assist.adapters.project_infra import AwsProjectInfrastructure
 from merge_assist.admin.onboarding import connect_project
 from merge_assist.platform.errors import NotFoundError
+from merge_assist.platform.settings import PollIntervals
 from merge_assist.queue.models import Batch, MergeRequestState, StatusCategory
 from merge_assist.queue.redelivery import PARK_AFTER_RECEIVES, Redeliver, after_failure
 from merge_assist.queue.workflow.start import start_project
@@ -181,8 +182,10 @@ class Scenario:
             StepFunctionsExecutions(),
             self.project.id,
             f"test:{uuid.uuid4()}",
-            pipeline_poll_seconds=self.stack.config.pipeline_poll_seconds,
-            rebase_poll_seconds=self.stack.config.rebase_poll_seconds,
+            polls=PollIntervals(
+                pipeline_poll_seconds=self.stack.config.pipeline_poll_seconds,
+                rebase_poll_seconds=self.stack.config.rebase_poll_seconds,
+            ),
         )
 
     def idle(self) -> bool:

@@ -18,6 +18,7 @@ from merge_assist.admin.recovery import RUNNING, Refused, cancel_batch, redrive,
 from merge_assist.platform.config import ProjectConfig, Strategy
 from merge_assist.platform.ports import Clock
 from merge_assist.platform.resources import ResourceNames
+from merge_assist.platform.settings import PollIntervals
 from merge_assist.queue.models import Batch, BatchState, BatchStepKind, StatusCategory
 from merge_assist.queue.workflow.start import batch_id_for
 from tests.conftest import T0, MakeMR
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 NAMES = ResourceNames("test")
 PROJECT = 7
 BATCH = "7-main-0123456789abcdef"
-POLL = {"pipeline_poll_seconds": 5, "rebase_poll_seconds": 1}
+POLLS = PollIntervals(pipeline_poll_seconds=5, rebase_poll_seconds=1)
 
 
 class FakeExecutions:
@@ -276,7 +277,7 @@ def test_commands_refuse_an_unknown_batch(store: DynamoDBStore, clock: Clock) ->
     with pytest.raises(Refused, match="no batch"):
         cancel_batch(store, FakeExecutions(), clock, "nope")
     with pytest.raises(Refused, match="no batch"):
-        retry_batch(store, FakeExecutions(), clock, "nope", **POLL)
+        retry_batch(store, FakeExecutions(), clock, "nope", polls=POLLS)
 
 
 def test_retry_refuses_a_running_batch(
@@ -288,7 +289,7 @@ def test_retry_refuses_a_running_batch(
     before = _snapshot(store, [1])
 
     with pytest.raises(Refused, match="is running"):
-        retry_batch(store, executions, clock, BATCH, **POLL)
+        retry_batch(store, executions, clock, BATCH, polls=POLLS)
     assert _snapshot(store, [1]) == before
 
 
@@ -297,7 +298,7 @@ def test_retry_refuses_a_landed_batch(
 ) -> None:
     _batch(store, BatchState.LANDED, [1])
     with pytest.raises(Refused, match="landed"):
-        retry_batch(store, FakeExecutions(), clock, BATCH, **POLL)
+        retry_batch(store, FakeExecutions(), clock, BATCH, polls=POLLS)
 
 
 def test_retry_after_cancel_starts_the_queue_once(
@@ -308,9 +309,9 @@ def test_retry_after_cancel_starts_the_queue_once(
     _running(store, executions, [1, 2])
     cancel_batch(store, executions, clock, BATCH)
 
-    first = retry_batch(store, executions, clock, BATCH, **POLL)
+    first = retry_batch(store, executions, clock, BATCH, polls=POLLS)
     lock_after_first = store.get_branch_lock(PROJECT, "main")
-    second = retry_batch(store, executions, clock, BATCH, **POLL)
+    second = retry_batch(store, executions, clock, BATCH, polls=POLLS)
 
     expected = batch_id_for(PROJECT, "main", f"retry:{BATCH}")
     assert (first.next_batch, first.started, first.found) == (
@@ -330,7 +331,7 @@ def test_retry_after_cancel_starts_the_queue_once(
     # Once the retry batch has run, a third retry says why nothing starts.
     executions.statuses[expected] = "SUCCEEDED"
     store.release_branch_lock(PROJECT, "main", expected)
-    third = retry_batch(store, executions, clock, BATCH, **POLL)
+    third = retry_batch(store, executions, clock, BATCH, polls=POLLS)
     assert not third.started
     assert third.why_not_started == f"batch {expected} already ran"
     assert store.get_branch_lock(PROJECT, "main") is None
@@ -345,7 +346,7 @@ def test_retry_of_a_failed_batch_requeues_what_it_still_holds(
     store.acquire_branch_lock(PROJECT, "main", BATCH, timedelta(minutes=90))
     executions.statuses[BATCH] = "FAILED"
 
-    retried = retry_batch(store, executions, clock, BATCH, **POLL)
+    retried = retry_batch(store, executions, clock, BATCH, polls=POLLS)
 
     assert (retried.requeued, retried.released_lock, retried.closed) == ([3], True, False)
     assert retried.started
@@ -363,17 +364,17 @@ def test_retry_of_a_dead_batch_waits_for_its_lock_to_expire(
     executions.statuses[BATCH] = "FAILED"  # died without running its release step
 
     with pytest.raises(Refused, match="still holds the lock"):
-        retry_batch(store, executions, clock, BATCH, **POLL)
+        retry_batch(store, executions, clock, BATCH, polls=POLLS)
     assert store.get_batch(BATCH).state is BatchState.TESTING
 
     advance(timedelta(minutes=91))
-    retried = retry_batch(store, executions, clock, BATCH, **POLL)
+    retried = retry_batch(store, executions, clock, BATCH, polls=POLLS)
 
     assert retried.closed
     assert retried.started
     assert retried.requeued == [1]
     assert store.get_batch(BATCH).state is BatchState.FAILED
-    again = retry_batch(store, executions, clock, BATCH, **POLL)
+    again = retry_batch(store, executions, clock, BATCH, polls=POLLS)
     assert (again.closed, again.requeued, again.started) == (False, [], True)
     assert executions.started == [retried.next_batch]
 
@@ -386,7 +387,7 @@ def test_retry_says_why_nothing_started_when_paused(
     _held(store, make_mr, [1])
     _batch(store, BatchState.CANCELLED, [1])
 
-    retried = retry_batch(store, executions, clock, BATCH, **POLL)
+    retried = retry_batch(store, executions, clock, BATCH, polls=POLLS)
 
     assert retried.requeued == [1]
     assert not retried.started

@@ -18,6 +18,7 @@ from merge_assist.admin.ports import Store
 from merge_assist.platform.errors import ConflictError, MergeAssistError, NotFoundError
 from merge_assist.platform.ports import Clock
 from merge_assist.platform.resources import ResourceNames
+from merge_assist.platform.settings import PollIntervals
 from merge_assist.queue import (
     IN_FLIGHT,
     MAX_ATTEMPTS,
@@ -184,8 +185,7 @@ def retry_batch(
     clock: Clock,
     batch_id: str,
     *,
-    pipeline_poll_seconds: int,
-    rebase_poll_seconds: int,
+    polls: PollIntervals,
 ) -> Retried:
     """Put the MRs a failed, cancelled or dead batch still holds back in line, release its
     lock, and start its branch's queue as batch ``batch_id_for(.., "retry:<id>")``.
@@ -227,8 +227,7 @@ def retry_batch(
         batch.project_id,
         batch.target_branch,
         following,
-        pipeline_poll_seconds=pipeline_poll_seconds,
-        rebase_poll_seconds=rebase_poll_seconds,
+        polls=polls,
     )
     return Retried(
         batch_id=batch.id,

@@ -5,10 +5,21 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from merge_assist.platform.resources import DEFAULT_PREFIX, ENV_PREFIX, ResourceNames
+
+
+class PollIntervals(BaseModel):
+    """How long a workflow waits for a pipeline webhook before asking GitLab itself, and how
+    often it asks whether a rebase is done. Each execution gets them in its input, so a test
+    run can wait seconds where production waits minutes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pipeline_poll_seconds: int = Field(default=300, ge=1, le=3600)
+    rebase_poll_seconds: int = Field(default=5, ge=1, le=600)
 
 
 class Settings(BaseSettings):
@@ -72,6 +83,13 @@ class Settings(BaseSettings):
     @property
     def resolved_connections_table(self) -> str:
         return self.connections_table or self.names.connections_table
+
+    @property
+    def polls(self) -> PollIntervals:
+        return PollIntervals(
+            pipeline_poll_seconds=self.pipeline_poll_seconds,
+            rebase_poll_seconds=self.rebase_poll_seconds,
+        )
 
 
 @lru_cache(maxsize=1)

@@ -17,6 +17,7 @@ from merge_assist.platform.errors import ConflictError, NotFoundError
 from merge_assist.platform.events import EventKind, QueueEvent
 from merge_assist.platform.metrics import Metric, NullMeter
 from merge_assist.platform.ports import Clock, Meter
+from merge_assist.platform.settings import PollIntervals
 from merge_assist.queue import notices
 from merge_assist.queue.models import MergeRequestState, StatusCategory
 from merge_assist.queue.pipeline_wait import CHANGED, PipelineOutcome, outcome, resume_waiting
@@ -70,8 +71,7 @@ class Dispatcher:
     executions: Executions
     clock: Clock
     bot_user_id: int
-    pipeline_poll_seconds: int = 300
-    rebase_poll_seconds: int = 5
+    polls: PollIntervals = field(default_factory=PollIntervals)
     meter: Meter = field(default_factory=NullMeter)
 
     def handle(self, event: QueueEvent) -> Dispatched:
@@ -149,8 +149,7 @@ class Dispatcher:
             state.project_id,
             state.target_branch,
             batch_id_for(state.project_id, state.target_branch, cause),
-            pipeline_poll_seconds=self.pipeline_poll_seconds,
-            rebase_poll_seconds=self.rebase_poll_seconds,
+            polls=self.polls,
         )
 
     def _interrupt(self, project_id: int, batch_id: str) -> None:

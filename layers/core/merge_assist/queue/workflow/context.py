@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from merge_assist.platform.config import BranchName, ProjectConfig
 from merge_assist.platform.metrics import NullMeter
 from merge_assist.platform.ports import Clock, Meter
+from merge_assist.platform.settings import PollIntervals
 from merge_assist.queue.batch_plan import GitIdentity
 from merge_assist.queue.ports import Executions, GitLabGateway, QueueStore, Repository
 
@@ -28,16 +29,21 @@ class WorkflowContext:
     meter: Meter = field(default_factory=NullMeter)
 
 
-class WorkflowInput(BaseModel):
-    """An execution's input; the starter sets the timings from its settings, so a test run
-    can wait seconds where production waits minutes."""
+class WorkflowInput(PollIntervals):
+    """An execution's input: its batch, and the poll intervals of the process that started
+    it (the state machine reads them by these names)."""
 
     project_id: int = Field(gt=0)
     target_branch: BranchName
     batch_id: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+$")
-    pipeline_poll_seconds: int = Field(default=300, ge=1, le=3600)
-    rebase_poll_seconds: int = Field(default=5, ge=1, le=600)
     failed: bool = False
+
+    @property
+    def polls(self) -> PollIntervals:
+        return PollIntervals(
+            pipeline_poll_seconds=self.pipeline_poll_seconds,
+            rebase_poll_seconds=self.rebase_poll_seconds,
+        )
 
 
 class BatchRef(BaseModel):

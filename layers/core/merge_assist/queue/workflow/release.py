@@ -68,7 +68,6 @@ def release(ctx: WorkflowContext, run: WorkflowInput) -> Released:
         run.project_id,
         run.target_branch,
         following,
-        pipeline_poll_seconds=run.pipeline_poll_seconds,
-        rebase_poll_seconds=run.rebase_poll_seconds,
+        polls=run.polls,
     )
     return Released(state=state, next_batch=following if started else None)

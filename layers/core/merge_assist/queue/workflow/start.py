@@ -11,6 +11,7 @@ import hashlib
 import re
 
 from merge_assist.platform.errors import LockHeldError, NotFoundError
+from merge_assist.platform.settings import PollIntervals
 from merge_assist.queue.models import StatusCategory
 from merge_assist.queue.pipeline_wait import lock_ttl
 from merge_assist.queue.ports import Executions, QueueStore
@@ -37,8 +38,7 @@ def start_batch(
     target_branch: str,
     batch_id: str,
     *,
-    pipeline_poll_seconds: int,
-    rebase_poll_seconds: int,
+    polls: PollIntervals,
 ) -> bool:
     """Start a batch if the branch has queued MRs and none runs; True if one now runs
     under ``batch_id``."""
@@ -60,8 +60,7 @@ def start_batch(
             project_id=project_id,
             target_branch=target_branch,
             batch_id=batch_id,
-            pipeline_poll_seconds=pipeline_poll_seconds,
-            rebase_poll_seconds=rebase_poll_seconds,
+            **polls.model_dump(),
         ).model_dump(mode="json"),
     )
     if not started:
@@ -76,8 +75,7 @@ def start_project(
     project_id: int,
     cause: str,
     *,
-    pipeline_poll_seconds: int,
-    rebase_poll_seconds: int,
+    polls: PollIntervals,
 ) -> list[str]:
     """Start a batch on every target branch of the project that has queued MRs and none
     running (after a resume, a config change, or by the watcher); the batches started."""
@@ -94,8 +92,7 @@ def start_project(
             project_id,
             branch,
             batch_id,
-            pipeline_poll_seconds=pipeline_poll_seconds,
-            rebase_poll_seconds=rebase_poll_seconds,
+            polls=polls,
         ):
             started.append(batch_id)
     return started
