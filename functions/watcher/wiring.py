@@ -14,6 +14,7 @@ from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
 from merge_assist.adapters.project_queues import send_event
 from merge_assist.adapters.recovery import StepFunctionsBatchExecutions
 from merge_assist.admin.ports import QueueStarter
+from merge_assist.admin.watch import Watcher
 from merge_assist.platform.clock import SystemClock
 from merge_assist.platform.events import QueueEvent
 from merge_assist.platform.settings import get_settings
@@ -50,12 +51,25 @@ def queues() -> QueueStarter:
     )
 
 
+@cache
+def watcher() -> Watcher:
+    return Watcher(
+        store=store(),
+        executions=executions(),
+        clock=clock,
+        start_queues=queues(),
+        gitlab=gitlab,
+        send=send,
+        meter=meter,
+    )
+
+
 def send(event: QueueEvent) -> None:
     """Queues ``event`` on its project's FIFO queue, for the dispatcher."""
     send_event(get_settings().names, event)
 
 
-_BUILT = (store, executions, queues)
+_BUILT = (store, executions, queues, watcher)
 
 
 def clear() -> None:

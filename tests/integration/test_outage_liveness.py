@@ -11,9 +11,11 @@ import pytest
 
 from merge_assist.admin.ports import Store
 from merge_assist.admin.recovery import release_dead_batches
+from merge_assist.admin.watch import GitLabUnreachable, Watcher
 from merge_assist.platform.config import ProjectConfig, Strategy
 from merge_assist.platform.errors import GitLabUnavailable, NotFoundError
 from merge_assist.platform.events import EventKind, MergeRequestSnapshot, QueueEvent
+from merge_assist.platform.metrics import NullMeter
 from merge_assist.queue import notices
 from merge_assist.queue.batch_plan import GitIdentity
 from merge_assist.queue.comments import GONE, Transition
@@ -53,6 +55,10 @@ class DownGitLab:
     ) -> None:
         self._answer()
         self.told.append((iid, key, may_exist))
+
+    def current_user_id(self) -> int:
+        self._answer()
+        return BOT
 
     def merge_request_facts(self, project_id: int, iid: int) -> MergeRequestFacts:
         self._answer()
@@ -247,3 +253,36 @@ def test_a_notice_is_owed_from_before_gitlab_is_asked_until_it_took_it(
 
     assert seen == [[notices.notice_key(state)]]
     assert store.list_notices(PROJECT) == []
+
+
+def test_the_watcher_starts_queues_while_gitlab_is_down_and_one_project_does_not_stop_another(
+    store: Store, make_mr: MakeMR, gitlab: DownGitLab, fake_clock: FakeClock
+) -> None:
+    store.save_project(ProjectConfig(project_id=PROJECT))
+    store.save_project(ProjectConfig(project_id=PROJECT + 1))
+    _testing_batch(store, make_mr, [1, 2])
+    asked: list[tuple[int, str]] = []
+
+    def start_queues(project_id: int, cause: str) -> list[str]:
+        asked.append((project_id, cause))
+        if project_id == PROJECT + 1:
+            raise RuntimeError("its queue could not be read")
+        return [f"started-{project_id}"]
+
+    watcher = Watcher(
+        store=store,
+        executions=Executions({BATCH: "FAILED"}),
+        clock=fake_clock,
+        start_queues=start_queues,
+        gitlab=lambda: gitlab,  # type: ignore[arg-type,return-value]
+        send=lambda event: None,
+        meter=NullMeter(),
+    )
+
+    with pytest.raises(GitLabUnreachable):
+        watcher.run("run-1")
+
+    # The dead batch was released and both projects' queues were asked to start, though
+    # GitLab never answered and the second project failed.
+    assert store.get_branch_lock(PROJECT, "main") is None
+    assert sorted(asked) == [(PROJECT, "watch:run-1"), (PROJECT + 1, "watch:run-1")]

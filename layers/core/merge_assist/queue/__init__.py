@@ -15,10 +15,12 @@ from merge_assist.queue.models import (
     ReasonCode,
     StatusCategory,
 )
+from merge_assist.queue.notices import deliver_pending
 from merge_assist.queue.ports import Executions, GitLabGateway, QueueStore, Repository
 from merge_assist.queue.queue import queue_order
 from merge_assist.queue.recording import MAX_ATTEMPTS, update_merge_request
 from merge_assist.queue.triage import IN_FLIGHT
+from merge_assist.queue.watcher import overdue_batches, reconcile_project
 from merge_assist.queue.workflow.start import batch_id_for, start_batch
 
 __all__ = [
@@ -40,7 +42,10 @@ __all__ = [
     "Repository",
     "StatusCategory",
     "batch_id_for",
+    "deliver_pending",
+    "overdue_batches",
     "queue_order",
+    "reconcile_project",
     "start_batch",
     "update_merge_request",
 ]

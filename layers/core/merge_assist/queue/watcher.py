@@ -17,7 +17,7 @@ from merge_assist.platform.errors import NotFoundError
 from merge_assist.platform.events import EventKind, MergeRequestSnapshot, QueueEvent
 from merge_assist.queue.models import BranchLock, MergeRequestState, StatusCategory
 from merge_assist.queue.pipeline_wait import lock_ttl
-from merge_assist.queue.ports import QueueStore
+from merge_assist.queue.ports import GitLabGateway, QueueStore
 
 OPEN_CATEGORIES = (
     StatusCategory.NOT_READY,
@@ -112,3 +112,33 @@ def overdue_batches(store: QueueStore, configs: Iterable[ProjectConfig], now: da
             if lock is not None and now - held_since(store, lock) > lock_ttl(config):
                 overdue += 1
     return overdue
+
+
+def reconcile_project(
+    store: QueueStore,
+    gitlab: GitLabGateway,
+    bot_user_id: int,
+    config: ProjectConfig,
+    send: Callable[[QueueEvent], object],
+) -> int:
+    """Queue a ``reconcile`` event (through ``send``) for every MR of the project that
+    concerns the bot and that GitLab and the store disagree about; how many were queued."""
+    concerned = gitlab.open_merge_requests(config.project_id, assignee_id=bot_user_id)
+    if config.trigger_label:
+        concerned += gitlab.open_merge_requests(config.project_id, labels=[config.trigger_label])
+    tracked = [
+        state
+        for category in OPEN_CATEGORIES
+        for state in store.list_merge_requests(config.project_id, category)
+    ]
+
+    def current(iid: int) -> MergeRequestSnapshot | None:
+        try:
+            return gitlab.merge_request(config.project_id, iid)
+        except NotFoundError:
+            return None
+
+    events = reconcile_events(config, concerned, tracked, current)
+    for event in events:
+        send(event)
+    return len(events)
