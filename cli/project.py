@@ -60,15 +60,20 @@ def _config_text(config: ProjectConfig) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from merge_assist.admin.onboarding import connect_project, disconnect_project, update_project
+    from merge_assist.admin import administration
+    from merge_assist.admin.onboarding import disconnect_project
+    from merge_assist.platform.errors import NotFoundError
 
     context = local_context(Path(args.local)) if args.local else cloud_context(args)
     store, infrastructure, gitlab = _services(context)
+    # What the CLI changes is written to the project's event log as the API's changes are.
+    actor = _actor()
     if args.action == "add":
-        connected = connect_project(
+        connected = administration.connect(
             store,
             infrastructure,
             gitlab,
+            actor,
             _project_ref(args.project),
             webhook_url=context.webhook_url,
             settings=settings_given(args),
@@ -99,20 +104,30 @@ def run(args: argparse.Namespace) -> int:
         _rotate_secret(args, context, infrastructure, gitlab)
     elif args.action == "remove":
         project = gitlab.find_project(_project_ref(args.project))
-        disconnect_project(
-            store, infrastructure, gitlab, project.id, webhook_url=context.webhook_url
-        )
+        try:
+            administration.disconnect(
+                store, infrastructure, gitlab, actor, project.id, webhook_url=context.webhook_url
+            )
+        except NotFoundError:
+            # Not connected, or half: what a connection left behind goes all the same.
+            disconnect_project(
+                store, infrastructure, gitlab, project.id, webhook_url=context.webhook_url
+            )
         _emit(args, {"removed": project.id}, f"Disconnected {project.path_with_namespace}.")
     else:
         project = gitlab.find_project(_project_ref(args.project))
         changes = settings_given(args)
         config = (
-            update_project(store, project.id, changes) if changes else store.get_project(project.id)
+            administration.change_config(
+                store,
+                actor,
+                project.id,
+                changes,
+                lambda project_id, cause: _start_queues(context, store, project_id, cause),
+            )
+            if changes
+            else store.get_project(project.id)
         )
-        if changes and not config.paused:
-            # Resumed, or a queue setting changed: MRs already waiting need not wait for an
-            # event or the watcher.
-            _start_queues(context, store, project.id)
         _emit(args, config.model_dump(mode="json"), _config_text(config))
     return 0
 
@@ -162,9 +177,17 @@ def _grace_minutes(value: str) -> int:
     return minutes
 
 
-def _start_queues(context: AdminContext, store: Any, project_id: int) -> None:
+def _actor() -> Any:
+    import getpass
     import uuid
 
+    from merge_assist.admin.administration import Actor
+    from merge_assist.platform.clock import utc_now
+
+    return Actor(username=f"cli:{getpass.getuser()}", request_id=str(uuid.uuid4()), at=utc_now())
+
+
+def _start_queues(context: AdminContext, store: Any, project_id: int, cause: str) -> list[str]:
     import boto3
 
     from merge_assist.adapters.executions import StepFunctionsExecutions
@@ -180,11 +203,11 @@ def _start_queues(context: AdminContext, store: Any, project_id: int) -> None:
         account=session.client("sts").get_caller_identity()["Account"],
     )
     settings = get_settings()
-    start_project(
+    return start_project(
         store,
         StepFunctionsExecutions(state_machine_arn=arn),
         project_id,
-        f"cli:{uuid.uuid4()}",
+        cause,
         polls=settings.polls,
     )
 

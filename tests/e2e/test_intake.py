@@ -15,6 +15,8 @@ import pytest
 
 from local.stack import LocalStack
 from merge_assist.adapters.aws import store_from_settings
+from merge_assist.audit import AuditAction
+from merge_assist.platform.access import Grant, Role
 from merge_assist.platform.errors import NotFoundError
 from merge_assist.platform.resources import (
     PROJECT_ALARM_SLUGS,
@@ -165,9 +167,18 @@ def test_removing_a_project_removes_what_connecting_created(stack: LocalStack) -
     assert gitlab is not None
     project = _project(stack, "legacy")
     connected = _cli(stack, "add", "acme/legacy")
+    store = store_from_settings()
+    store.save_grant(
+        Grant(username="dev", project_id=project.id, roles=[Role.VIEWER], granted_by="x")
+    )
+    logged = [entry.action for entry in store.list_audit(project.id, limit=10)[0]]
+    assert AuditAction.PROJECT_CONNECTED in logged
 
     _cli(stack, "remove", "acme/legacy")
     _cli(stack, "remove", "acme/legacy")  # twice is harmless
+
+    # As the API's disconnect: nobody keeps a role on the project for a later reconnection.
+    assert store.list_grants(project.id) == []
 
     assert [h for h in gitlab.store.hooks.values() if h.project_id == project.id] == []
     sqs = stack.client("sqs")
