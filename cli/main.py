@@ -14,7 +14,6 @@ import re
 import signal
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,12 +21,35 @@ from types import FrameType
 from typing import Any
 
 
-def _stop_on_signals() -> threading.Event:
+class StopRequest:
+    """Whether Ctrl-C or SIGTERM asked a foreground command to end.
+
+    ``wait`` looks at a flag a few times a second rather than block on a lock. CPython's
+    C-level handler runs in whichever thread the kernel picks and only marks the signal
+    for the main thread, which runs the Python handler at its next bytecode; a main thread
+    blocked in ``Event.wait()`` wakes only if the signal interrupted that very wait, so a
+    Ctrl-C caught by another of the stack's threads, or by the main thread just before it
+    blocked, went unseen for good. The handler only sets the flag: setting an ``Event``
+    from it could deadlock with the main thread holding that Event's own lock.
+    """
+
+    POLL_SECONDS = 0.1
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def wait(self) -> None:
+        """Returns once a stop was requested, before or during the call."""
+        while not self.requested:
+            time.sleep(self.POLL_SECONDS)
+
+
+def _stop_on_signals() -> StopRequest:
     """Ctrl-C and SIGTERM both end a foreground command cleanly."""
-    stopping = threading.Event()
+    stopping = StopRequest()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
+        stopping.requested = True
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
