@@ -33,7 +33,7 @@ from local.gitlab_sim.pushes import PushService
 from local.gitlab_sim.serializers import Serializer
 from local.gitlab_sim.smart_http import GitHttp
 from local.gitlab_sim.store import NotFound, Store, now_iso
-from local.gitlab_sim.webhooks import WebhookService
+from local.gitlab_sim.webhooks import DELIVERY_WORKERS, WebhookService
 
 SCHEDULER_PERIOD_S = 0.02
 ProjectRef = Project | int | str
@@ -56,7 +56,12 @@ class GitLabSimulator:
     """
 
     def __init__(
-        self, data_dir: Path, host: str = "127.0.0.1", port: int = 0, time_scale: float = 1.0
+        self,
+        data_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        time_scale: float = 1.0,
+        webhook_workers: int = DELIVERY_WORKERS,
     ) -> None:
         if host != "127.0.0.1":
             raise ValueError("the simulator binds only to 127.0.0.1")
@@ -75,6 +80,7 @@ class GitLabSimulator:
             self.serializer,
             fault=self.faults.for_delivery,
             held=self.faults.deliveries_held,
+            workers=webhook_workers,
         )
         self.store.listeners.append(self.webhooks.on_event)
         self.services = Services(

@@ -1,11 +1,12 @@
-"""Project hooks: GitLab's payloads, built when the event happens, delivered from one
-background thread with GitLab's headers and failure rules (4 failures in a row disable a
-hook for 1 minute doubling up to 24 hours, 40 disable it for good, nothing is redelivered
-automatically; a manual resend keeps the Idempotency-Key).
+"""Project hooks: GitLab's payloads, built when the event happens, delivered by a pool of
+workers (GitLab's Sidekiq runs each delivery as its own job, so deliveries overlap and
+nothing orders those of one hook) with GitLab's headers and failure rules (4 failures in a
+row disable a hook for 1 minute doubling up to 24 hours, 40 disable it for good, nothing is
+redelivered automatically; a manual resend keeps the Idempotency-Key).
 
 Injected delivery faults (``faults.py``) drop a delivery, send it twice, or hold it back
-until the next one is sent (or ``HOLD_BACK_MAX_S`` passed, when none follows); while GitLab
-is down, deliveries wait."""
+until the next one has been sent (or ``HOLD_BACK_MAX_S`` passed, when none follows); while
+GitLab is down, deliveries wait."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ PERMANENT_DISABLE_AFTER = 40
 FIRST_BACKOFF_S = 60.0
 MAX_BACKOFF_S = 24 * 3600.0
 DELIVERY_TIMEOUT_S = 10.0
+# Deliveries in flight at once, as many Sidekiq threads as a small GitLab gives its hooks.
+DELIVERY_WORKERS = 8
 # Real seconds a delivery held back for reordering waits for a next one to overtake it.
 HOLD_BACK_MAX_S = 2.0
 IDLE_WAIT_S = 0.05
@@ -47,13 +50,24 @@ class WebhookService:
     fault: Callable[[str], str | None] = lambda _event: None
     # True while GitLab is down: nothing is delivered.
     held: Callable[[], bool] = lambda: False
+    workers: int = DELIVERY_WORKERS
+    # Every queued delivery counts as unfinished until its worker is done with it, so an
+    # empty queue with nothing unfinished means nothing is in flight either.
     _queue: queue.Queue[int] = field(default_factory=queue.Queue)
     # Deliveries held back for reordering, with when they were held.
     _held_back: list[tuple[int, float]] = field(default_factory=list)
+    # Held-back deliveries queued only once the delivery overtaking them was sent: with
+    # several workers, queueing them at the same time would let them arrive first.
+    _overtaken: dict[int, list[int]] = field(default_factory=dict)
     _held_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Resent by hand: sent even to a disabled hook, as GitLab's forced execution is.
+    _manual: set[int] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-    _session: requests.Session = field(default_factory=requests.Session)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"webhook deliveries need at least one worker, not {self.workers}")
 
     # --- events → deliveries ----------------------------------------------------------------
 
@@ -101,6 +115,8 @@ class WebhookService:
         if not manual and hook.alert_status(self.store.monotonic()) != "executable":
             delivery.error = "hook disabled"
             return delivery
+        if manual:
+            self._manual.add(delivery.id)
         action = None if manual else self.fault(event_name)
         if action == "drop":
             delivery.dropped = True
@@ -132,11 +148,17 @@ class WebhookService:
         return delivery
 
     def _send(self, delivery_id: int) -> None:
-        """Queues a delivery; those held back go right after it, overtaken."""
-        self._queue.put(delivery_id)
+        """Queues a delivery; those held back go once it was sent, overtaken."""
         with self._held_lock:
             held, self._held_back = self._held_back, []
-        for held_id, _since in held:
+            if held:
+                self._overtaken[delivery_id] = [held_id for held_id, _since in held]
+        self._queue.put(delivery_id)
+
+    def _release_overtaken(self, delivery_id: int) -> None:
+        with self._held_lock:
+            overtaken = self._overtaken.pop(delivery_id, [])
+        for held_id in overtaken:
             self._queue.put(held_id)
 
     def _release_overdue(self) -> None:
@@ -147,55 +169,76 @@ class WebhookService:
         for delivery_id in overdue:
             self._queue.put(delivery_id)
 
-    # --- delivery thread --------------------------------------------------------------------
+    # --- delivery workers -------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="gitlab-sim-webhooks", daemon=True)
-        self._thread.start()
+        self._stop.clear()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"gitlab-sim-webhooks-{n}", daemon=True)
+            for n in range(self.workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=DELIVERY_TIMEOUT_S + 2)
-        self._session.close()
+        # A worker finishes the delivery it is sending: at most one timeout for them all.
+        deadline = time.monotonic() + DELIVERY_TIMEOUT_S + 2
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._threads = []
 
     def idle(self) -> bool:
+        """Nothing queued, held back or being sent."""
         with self._held_lock:
             holding = bool(self._held_back)
         return self._queue.unfinished_tasks == 0 and not holding
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self._release_overdue()
-            try:
-                delivery_id = self._queue.get(timeout=IDLE_WAIT_S)
-            except queue.Empty:
-                continue
-            while self.held() and not self._stop.is_set():
-                self._stop.wait(IDLE_WAIT_S)
-            try:
-                self._deliver(delivery_id)
-            except Exception:
-                log.exception("webhook delivery %s failed unexpectedly", delivery_id)
-            finally:
-                self._queue.task_done()
+        # One session per worker: a requests.Session is not meant to be shared by threads.
+        with requests.Session() as session:
+            while not self._stop.is_set():
+                self._release_overdue()
+                try:
+                    delivery_id = self._queue.get(timeout=IDLE_WAIT_S)
+                except queue.Empty:
+                    continue
+                try:
+                    while self.held() and not self._stop.is_set():
+                        self._stop.wait(IDLE_WAIT_S)
+                    self._deliver(session, delivery_id)
+                except Exception:
+                    log.exception("webhook delivery %s failed unexpectedly", delivery_id)
+                finally:
+                    # Queued before this one is done, so idle() never sees a gap between.
+                    self._release_overtaken(delivery_id)
+                    self._queue.task_done()
 
-    def _deliver(self, delivery_id: int) -> None:
+    def _deliver(self, session: requests.Session, delivery_id: int) -> None:
         with self.store.lock:
             delivery = self.store.deliveries[delivery_id]
             hook = self.store.hooks.get(delivery.hook_id)
             if hook is None:
                 return
+            forced = delivery_id in self._manual
+            self._manual.discard(delivery_id)
+            # GitLab checks again when the job runs: deliveries queued before the hook was
+            # disabled are not sent.
+            if not forced and hook.alert_status(self.store.monotonic()) != "executable":
+                delivery.error = "hook disabled"
+                return
             url, headers = hook.url, self._headers(hook, delivery)
         status: int | None = None
         error: str | None = None
         try:
-            response = self._session.post(
+            response = session.post(
                 url, json=delivery.body, headers=headers, timeout=DELIVERY_TIMEOUT_S
             )
             status = response.status_code
         except requests.RequestException as err:
             error = type(err).__name__
+        # Under the store's lock, as GitLab updates a hook's failure state under an
+        # exclusive lease: concurrent outcomes are counted one after the other.
         with self.store.lock:
             delivery.status_code, delivery.error, delivery.sent = status, error, True
             self._record_outcome(hook, status is not None and status < 400)
@@ -217,6 +260,10 @@ class WebhookService:
     def _record_outcome(self, hook: Hook, ok: bool) -> None:
         if ok:
             hook.recent_failures, hook.backoff_count, hook.disabled_until = 0, 0, None
+            return
+        # GitLab backs off only a hook that is executable: the failures of deliveries that
+        # were in flight together when the hook got disabled do not count again.
+        if hook.alert_status(self.store.monotonic()) != "executable":
             return
         hook.recent_failures += 1
         if hook.recent_failures >= PERMANENT_DISABLE_AFTER:
