@@ -242,3 +242,45 @@ def test_an_mr_pushed_to_in_a_batch_leaves_it_and_ends_the_wait(setup: Setup) ->
     comment = gitlab.transitions[-1][1].comment
     assert "out of batch `b-1`" in comment
     assert "new commits were pushed" in comment
+
+
+def test_an_echo_is_recorded_without_reading_gitlab(setup: Setup) -> None:
+    dispatcher, gitlab, _ = setup
+    gitlab.facts[1] = _facts(1)
+    dispatcher.handle(_event(1, "k1"))
+    asked = len(gitlab.asked)
+    label_echo = _event(1, "k2").model_copy(
+        update={
+            "actor_id": BOT,
+            "merge_request": _event(1, "k2").merge_request.model_copy(  # type: ignore[union-attr]
+                update={"action": "update", "changed": ("labels", "updated_at"), "labels": ["x"]}
+            ),
+        }
+    )
+
+    result = dispatcher.handle(label_echo)
+
+    assert not result.judged
+    assert result.state is not None
+    assert result.state.last_event_key == "k2"
+    assert result.state.labels == ["x"]
+    assert result.state.status is StatusCategory.QUEUED
+    assert len(gitlab.asked) == asked
+    assert len(gitlab.transitions) == 1
+
+
+def test_events_left_to_a_later_one_are_recorded_and_judged_once(setup: Setup) -> None:
+    dispatcher, gitlab, _ = setup
+    gitlab.facts[1] = _facts(1)
+
+    early = dispatcher.handle(_event(1, "k1"), judged_later=True)
+    assert early.state is not None
+    assert early.state.last_event_key == "k1"
+    assert gitlab.asked == []
+    last = dispatcher.handle(_event(1, "k2"))
+
+    assert last.judged
+    assert gitlab.asked == [1]
+    assert last.state is not None
+    assert last.state.status is StatusCategory.QUEUED
+    assert [iid for iid, _ in gitlab.transitions] == [1]

@@ -211,11 +211,13 @@ def test_a_failure_holds_back_only_its_own_group(store: Any) -> None:
 class FlakyDispatcher:
     """Raises ``failures`` transient errors, then handles every event."""
 
+    bot_user_id = 99
+
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.calls = 0
 
-    def handle(self, event: QueueEvent) -> Dispatched:
+    def handle(self, event: QueueEvent, *, judged_later: bool = False) -> Dispatched:
         self.calls += 1
         if self.calls <= self.failures:
             raise GitLabUnavailable(503, "GitLab is restarting")
@@ -305,3 +307,44 @@ def test_a_readable_event_that_keeps_failing_is_parked_in_the_dead_letter_queue(
     )["Messages"]
     assert [QueueEvent.model_validate_json(m["Body"]).idempotency_key for m in parked] == ["k1"]
     assert parked[0]["Attributes"]["MessageGroupId"] == "5:main"
+
+
+class RecordingDispatcher:
+    bot_user_id = 99
+
+    def __init__(self) -> None:
+        self.handled: list[tuple[str, bool]] = []
+
+    def handle(self, event: QueueEvent, *, judged_later: bool = False) -> Dispatched:
+        self.handled.append((event.idempotency_key, judged_later))
+        return Dispatched(resumed_wait=False, state=None, told=False)
+
+
+def test_a_receive_judges_each_mr_once_at_its_last_event_that_can_decide(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recording = RecordingDispatcher()
+    monkeypatch.setattr("functions.dispatcher.wiring.dispatcher", lambda: recording)
+    echo = _mr_event("echo", iid=1, action="update", changed=["labels"]).model_copy(
+        update={"actor_id": 99}
+    )
+    event = _sqs_event(
+        [
+            _mr_event("first", iid=1, action="update", changed=["title"]),
+            _mr_event("other", iid=2),
+            _mr_event("second", iid=1, action="update", changed=["draft"]),
+            echo,
+        ]
+    )
+
+    response = dispatcher.handler(event, _context())
+
+    assert response["batchItemFailures"] == []
+    # Every event is handled (recorded); only "second" judges MR 1, as the echo after it
+    # cannot change a decision.
+    assert recording.handled == [
+        ("first", True),
+        ("other", False),
+        ("second", False),
+        ("echo", False),
+    ]

@@ -9,18 +9,23 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from merge_assist.platform.config import WebhookSecret
+from merge_assist.platform.config import ProjectConfig, WebhookSecret
+from merge_assist.platform.events import QueueEvent
+from merge_assist.platform.gitlab_events import parse_hook
 from merge_assist.platform.intake import (
     MAX_JSON_DEPTH,
     ROTATION_GRACE,
+    Enqueue,
     TokenMatch,
     UnreadableBody,
     accepted_token,
+    decide,
     idempotency_key,
     load_json_object,
     project_id_hint,
     variant_key,
 )
+from tests.fixtures.gitlab_payloads import merge_request_event, note_event
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 OLD = "old-token-0123456789abcdef"
@@ -167,3 +172,19 @@ def test_a_key_reused_with_another_body_gets_a_key_of_its_own_within_sqs_limits(
     assert len({first, second, "7:abc"}) == 3
     assert variant_key("7:abc", "1" * 64) == first
     assert all(len(key) <= 128 for key in (long_key, variant_key(long_key, "3" * 64)))
+
+
+def test_an_event_names_who_caused_it_and_what_an_update_changed() -> None:
+    config = ProjectConfig(project_id=5)
+    payload = merge_request_event(5, 3)
+    payload["changes"]["labels"] = {"previous": [], "current": []}
+    decided = decide(parse_hook(payload), config, "k1")
+    note = decide(parse_hook(note_event(5, 3)), config, "k2")
+
+    assert isinstance(decided, Enqueue)
+    assert isinstance(note, Enqueue)
+    event: QueueEvent = decided.event
+    assert event.actor_id == 42
+    assert event.merge_request is not None
+    assert event.merge_request.changed == ("labels", "updated_at")
+    assert note.event.actor_id == 42

@@ -45,6 +45,8 @@ class MergeRequestSnapshot(BaseModel):
     head_pipeline_id: int | None = None
     web_url: str | None = None
     action: str | None = None
+    # The attributes an update changed (the keys of the hook's ``changes``).
+    changed: tuple[str, ...] = ()
 
 
 class PipelineSnapshot(BaseModel):
@@ -100,6 +102,7 @@ class QueueEvent(BaseModel):
     push: PushSnapshot | None = None
     job: JobSnapshot | None = None
     actor: str | None = None
+    actor_id: int | None = None
     received_at: datetime = Field(default_factory=utc_now)
 
     @property
@@ -108,8 +111,18 @@ class QueueEvent(BaseModel):
 
     @property
     def message_group_id(self) -> str:
-        """One FIFO group per project and target branch: events for one queue are handled
-        in order, different queues in parallel."""
+        """The FIFO group the event is handled in, in order with the rest of its group and
+        in parallel with other groups. Per MR for what concerns an MR (its hooks, notes and
+        reconciliations stay in order), per sha for pipelines (a pipeline's statuses stay in
+        order, and a batch's result never waits behind other MRs' events), per branch for
+        the rest. Nothing else needs an order: the dispatcher judges an MR on GitLab's
+        current view, and writes that race are conditional."""
+        if self.kind is EventKind.PIPELINE and self.pipeline is not None:
+            return fifo_token(f"{self.project_id}:pipeline:{self.pipeline.sha}")
+        if self.kind is EventKind.JOB and self.job is not None and self.job.sha:
+            return fifo_token(f"{self.project_id}:pipeline:{self.job.sha}")
+        if self.merge_request is not None:
+            return fifo_token(f"{self.project_id}:mr:{self.merge_request.iid}")
         return fifo_token(f"{self.project_id}:{self.target_branch or '*'}")
 
 

@@ -154,6 +154,7 @@ class PushHook(_Payload):
     before: str | None = None
     after: str | None = None
     checkout_sha: str | None = None
+    user_id: int | None = None
     user_username: str | None = None
     project_id: int | None = None
     project: Project

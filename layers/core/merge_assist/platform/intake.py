@@ -208,6 +208,8 @@ def _snapshot(
     attributes: MergeRequestAttributes,
     labels: list[str] | None = None,
     assignee_ids: list[int] | None = None,
+    *,
+    changed: tuple[str, ...] = (),
 ) -> MergeRequestSnapshot:
     return MergeRequestSnapshot(
         iid=attributes.iid,
@@ -226,6 +228,7 @@ def _snapshot(
         head_pipeline_id=attributes.head_pipeline_id,
         web_url=attributes.url,
         action=attributes.action,
+        changed=changed,
     )
 
 
@@ -236,9 +239,13 @@ def _merge_request(hook: MergeRequestHook, common: dict[str, Any]) -> Enqueue:
             kind=EventKind.MERGE_REQUEST,
             target_branch=attributes.target_branch,
             merge_request=_snapshot(
-                attributes, [label.title for label in hook.labels], hook.assignee_ids
+                attributes,
+                [label.title for label in hook.labels],
+                hook.assignee_ids,
+                changed=tuple(sorted(hook.changes)),
             ),
             actor=hook.user.username if hook.user else None,
+            actor_id=hook.user.id if hook.user else None,
             **common,
         )
     )
@@ -257,6 +264,7 @@ def _note(hook: NoteHook, common: dict[str, Any]) -> Enqueue | Ignore:
                 id=note.id, body=note.note[:NOTE_EXCERPT_CHARS], system=bool(note.system)
             ),
             actor=hook.user.username if hook.user else None,
+            actor_id=hook.user.id if hook.user else None,
             **common,
         )
     )
@@ -288,6 +296,7 @@ def _pipeline(hook: PipelineHook, common: dict[str, Any]) -> Enqueue | Ignore:
                 web_url=pipeline.url,
             ),
             actor=hook.user.username if hook.user else None,
+            actor_id=hook.user.id if hook.user else None,
             **common,
         )
     )
@@ -306,6 +315,7 @@ def _push(hook: PushHook, config: ProjectConfig, common: dict[str, Any]) -> Enqu
             target_branch=branch,
             push=PushSnapshot(branch=branch, before=hook.before, after=hook.after),
             actor=hook.user_username,
+            actor_id=hook.user_id,
             **common,
         )
     )
@@ -327,6 +337,7 @@ def _job(hook: JobHook, common: dict[str, Any]) -> Enqueue:
                 allow_failure=bool(hook.build_allow_failure),
             ),
             actor=hook.user.username if hook.user else None,
+            actor_id=hook.user.id if hook.user else None,
             **common,
         )
     )

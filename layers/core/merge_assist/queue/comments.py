@@ -65,33 +65,17 @@ def not_ready(config: ProjectConfig, reasons: Sequence[Reason]) -> Transition:
     )
 
 
-def batched(
-    config: ProjectConfig, batch_id: str, members: Sequence[int], iid: int, link: str | None
-) -> Transition:
+def batched(config: ProjectConfig) -> Transition:
+    """The label alone: the batch, its members and its pipeline are on the dashboard and on
+    the batch MR, and a note per member per batch would be noise (and webhooks) for
+    nothing; the next note is the one that tells how it ended."""
     label = config.labels.ready_to_merge
-    others = [f"!{member}" for member in members if member != iid]
-    together = f" together with {', '.join(others)}" if others else ""
-    where = f" ([batch merge request]({link}))" if link else ""
-    return Transition(
-        comment=(
-            f"Merge Assist is testing this merge request in batch `{batch_id}`{together}"
-            f"{where}. It merges when that pipeline passes."
-        ),
-        add_label=label,
-        remove_labels=_others(config, label),
-    )
+    return Transition(comment="", add_label=label, remove_labels=_others(config, label))
 
 
-def testing_alone(config: ProjectConfig, target_branch: str, sha: str) -> Transition:
-    label = config.labels.ready_to_merge
-    return Transition(
-        comment=(
-            f"Merge Assist rebased this merge request on `{target_branch}` and is waiting for "
-            f"the pipeline of {sha[:8]}. It merges when that pipeline passes."
-        ),
-        add_label=label,
-        remove_labels=_others(config, label),
-    )
+def testing_alone(config: ProjectConfig) -> Transition:
+    """The serial strategy's ``batched``: the label alone."""
+    return batched(config)
 
 
 def dropped(config: ProjectConfig, batch_id: str, reasons: Sequence[Reason]) -> Transition:

@@ -2,14 +2,39 @@
 
 1. A finished pipeline resumes the workflow execution waiting for its sha.
 2. The event is recorded on the state of the MR it concerns (once per event).
-3. If the MR concerns the bot (or did), GitLab's current view of it is triaged: queued or
-   not ready, and the author is told when that changes. The state is saved before the
-   comment is posted, so a retried event never comments twice. An MR that changed while
-   in a batch leaves it, and the batch's wait is interrupted so it rebuilds without it.
-4. A queued MR starts its branch's batch if none runs."""
+3. If the event can change a decision (below) and the MR concerns the bot (or did),
+   GitLab's current view of it is triaged: queued or not ready, and the author is told
+   when that changes. The state is saved before the comment is posted, so a retried event
+   never comments twice. An MR that changed while in a batch leaves it, and the batch's
+   wait is interrupted so it rebuilds without it.
+4. A queued MR starts its branch's batch if none runs.
+
+**Which events can change a decision.** Most events are echoes of the queue's own work;
+judging one costs GitLab reads and changes nothing. An event is only recorded, without
+reading GitLab and without triage, when it is
+
+- a pipeline event whose pipeline has not finished: a pending or running pipeline
+  decides nothing; its finished event will (and only that one resumes a wait);
+- a note by the bot itself: its own comment, or the system note of its own label change;
+- an update of an MR by the bot itself that changed nothing but labels and the MR's
+  timestamps: the queue labels it sets with each transition;
+- any event by the bot on its batch MR (the MR of the batch branch), which the queue
+  tracks through the batch record, never through triage.
+
+Everything else can: whatever a person does (a push, a note, which may be a command or
+open a discussion, an approval, a label, an assignment, a draft flag), any event whose
+actor is unknown, a merge or close by the bot (the MR leaves the queue), the bot's own
+rebase (a new head), a finished pipeline, and the watcher's reconciliation.
+
+**Coalescing.** A receive may hold several events for one MR. Each is recorded, in order;
+the MR is judged once, at the last of them that can change a decision, against GitLab's
+current view, which already holds what the earlier ones said. Should that event fail, it
+is retried with the rest of its group, and it still judges when it comes back.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from merge_assist.platform.config import ProjectConfig
@@ -26,6 +51,7 @@ from merge_assist.queue.queue import queue_order
 from merge_assist.queue.readiness import MergeRequestFacts
 from merge_assist.queue.recording import MAX_ATTEMPTS, pause, record_event
 from merge_assist.queue.triage import Triage, gone, triage
+from merge_assist.queue.workflow.context import batch_branch
 from merge_assist.queue.workflow.start import batch_id_for, start_batch
 
 TRACKED_ONCE_QUEUED = (
@@ -36,12 +62,52 @@ TRACKED_ONCE_QUEUED = (
 )
 
 
+# What an update by the bot can change and still be its echo: its labels, and with them
+# when and by whom the MR was last updated.
+ECHO_CHANGES = frozenset({"labels", "updated_at", "updated_by_id"})
+
+
+def can_change_decision(event: QueueEvent, bot_user_id: int) -> bool:
+    """The rule in the module's docstring."""
+    if event.kind is EventKind.PIPELINE:
+        return event.pipeline is not None and outcome(event.pipeline) is not None
+    if event.actor_id is None or event.actor_id != bot_user_id:
+        return True
+    if event.kind is EventKind.NOTE:
+        return False
+    snapshot = event.merge_request
+    if event.kind is not EventKind.MERGE_REQUEST or snapshot is None:
+        return True
+    if snapshot.target_branch and snapshot.source_branch == batch_branch(snapshot.target_branch):
+        return False
+    return not (snapshot.action == "update" and ECHO_CHANGES.issuperset(snapshot.changed))
+
+
+def judged_later(events: Sequence[QueueEvent | None], bot_user_id: int) -> list[bool]:
+    """For each event of one receive (None: one that could not be read), whether a later
+    event of the receive judges its MR, so this one is only recorded."""
+    later: list[bool] = []
+    judging: set[tuple[int, int]] = set()
+    for event in reversed(events):
+        iid = event.mr_iid if event is not None else None
+        if event is None or iid is None:
+            later.append(False)
+            continue
+        key = (event.project_id, iid)
+        later.append(key in judging)
+        if can_change_decision(event, bot_user_id):
+            judging.add(key)
+    return later[::-1]
+
+
 @dataclass(frozen=True)
 class Dispatched:
     resumed_wait: bool
     state: MergeRequestState | None
     told: bool
     started_batch: bool = False
+    # False when the event was only recorded: an echo, or left to a later event.
+    judged: bool = True
 
 
 def _concerns_bot(state: MergeRequestState, config: ProjectConfig, bot_user_id: int) -> bool:
@@ -74,13 +140,16 @@ class Dispatcher:
     polls: PollIntervals = field(default_factory=PollIntervals)
     meter: Meter = field(default_factory=NullMeter)
 
-    def handle(self, event: QueueEvent) -> Dispatched:
+    def handle(self, event: QueueEvent, *, judged_later: bool = False) -> Dispatched:
+        """``judged_later``: a later event of the same receive judges this one's MR."""
         resumed = resume_waiting(self.store, self.executions, event)
         recorded = record_event(self.store, event)
         if recorded is None:
             for waiting in self._waiting_for_branch_pipeline(event):
                 self._settle(event, waiting)
             return Dispatched(resumed, None, told=False)
+        if judged_later or not can_change_decision(event, self.bot_user_id):
+            return Dispatched(resumed, recorded, told=False, judged=False)
         return self._settle(event, recorded, resumed=resumed)
 
     def _waiting_for_branch_pipeline(self, event: QueueEvent) -> list[MergeRequestState]:

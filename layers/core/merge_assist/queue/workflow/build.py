@@ -99,14 +99,9 @@ def build(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
         description=comments.batch_description(batch.id, batch.target_branch, included),
         labels=[config.labels.batch_merge_request],
     )
-    link = ctx.gitlab.merge_request(batch.project_id, batch_mr).web_url
     for iid in included:
         if members.mark_testing(ctx, batch, iid):
-            members.tell(
-                ctx,
-                members.current(ctx, batch, iid),
-                comments.batched(config, batch.id, included, iid, link),
-            )
+            members.tell(ctx, members.current(ctx, batch, iid), comments.batched(config))
 
     steps = [BatchStep(kind=BatchStepKind.BUILT, sha=built.sha, merge_requests=included)]
     if conflicting:

@@ -66,11 +66,7 @@ def check_rebase(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
     sha, branch = snapshot.sha, snapshot.source_branch
     members.set_fields(ctx, batch, iid, sha=sha, judged_sha=sha, rebasing=False)
     if members.mark_testing(ctx, batch, iid):
-        members.tell(
-            ctx,
-            members.current(ctx, batch, iid),
-            comments.testing_alone(config, batch.target_branch, sha),
-        )
+        members.tell(ctx, members.current(ctx, batch, iid), comments.testing_alone(config))
     save(
         ctx,
         batch,
