@@ -134,6 +134,8 @@ class SimulatorApp:
         if user is None:
             tokens.refused(self.services.store, request, path)
             return error(401, "401 Unauthorized")
+        for observer in self.services.request_observers:
+            observer(user.username, request.method, path)
         matched = self.router.match(request.method, path)
         if matched is None:
             if self.router.known_path(path):

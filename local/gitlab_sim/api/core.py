@@ -22,9 +22,13 @@ from local.gitlab_sim.pushes import PushService
 from local.gitlab_sim.serializers import Serializer
 from local.gitlab_sim.store import NotFound, Store
 from local.gitlab_sim.webhooks import WebhookService
+from local.observers import Observers
 
 API_PREFIX = "/api/v4"
 MAX_PER_PAGE = 100
+
+# Told of every authenticated REST request: (username, method, path under /api/v4).
+RequestObserver = Callable[[str, str, str], None]
 
 
 @dataclass
@@ -39,6 +43,8 @@ class Services:
     issues: IssueService
     # The GitLabSimulator, for the admin-only scenario endpoints (api/sim.py).
     scenario: Any = None
+    # A benchmark's hook: who calls the REST API, and how often.
+    request_observers: Observers[RequestObserver] = field(default_factory=Observers)
 
 
 @dataclass
