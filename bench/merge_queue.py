@@ -4,25 +4,32 @@ Every contender gets a fresh simulator project, the same merge requests on the s
 arrival schedule, and the same simulated CI. Merge Assist runs on the local stack (the
 real handlers and state machine); marge-bot runs unmodified as a subprocess against the
 same simulator. The metrics are read from the simulator afterwards (its pipelines, its
-merge requests, the target branch's history), the same way for every contender."""
+merge requests, the target branch's history), the same way for every contender; Merge
+Assist's own records (its batches, its event log) and what it did during the run (the
+dispatcher's invocations, the bot's REST calls) explain where its waits went."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import platform
 import random
+import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from dulwich.object_store import tree_lookup_path
 from dulwich.objects import Commit
 
 if TYPE_CHECKING:
@@ -30,14 +37,18 @@ if TYPE_CHECKING:
     from local.gitlab_sim.models import Project
     from local.invariants import LandingLog
     from local.stack import LocalStack, LocalStackConfig
+    from merge_assist.adapters.dynamodb_store import DynamoDBStore
 
 SIZES = {"small": 16, "large": 48}
 FAIL_RATE = 0.10
 CONFLICT_RATE = 0.10
 MEAN_GAP_CI = 0.5
 DURATION_S = 60.0
-# 60 simulated seconds of CI take 1.2 s of wall time.
+# 60 simulated seconds of CI take 1.2 s of wall time. A longer CI run lengthens the
+# pipelines' simulated duration, not the clock: the simulator's other delays (rebases, hook
+# back-off) stay what they are, as they would on a real GitLab with slower CI.
 TIME_SCALE = 0.02
+DEFAULT_CI_SECONDS = DURATION_S * TIME_SCALE
 TARGET = "main"
 MAINTAINER = 40
 DEVELOPER = 30
@@ -125,10 +136,14 @@ def generate_workload(
     fail_rate: float = FAIL_RATE,
     conflict_rate: float = CONFLICT_RATE,
     time_scale: float = TIME_SCALE,
+    ci_seconds: float | None = None,
 ) -> Workload:
     """``round(fail_rate * size)`` MRs fail CI together with an earlier partner and
     ``round(conflict_rate * size)`` others edit the same lines as an earlier one; the first
-    MR has no earlier partner, so it is neither."""
+    MR has no earlier partner, so it is neither. ``ci_seconds``: one CI run's wall time
+    (default: 60 simulated seconds at ``time_scale``)."""
+    if ci_seconds is not None and not ci_seconds > 0:
+        raise ValueError("ci_seconds must be positive")
     rng = random.Random(seed)  # noqa: S311 - a reproducible workload, not a secret
     arrivals = [0.0]
     for _ in range(size - 1):
@@ -151,6 +166,7 @@ def generate_workload(
         changes=changes,
         fail_rate=fail_rate,
         conflict_rate=conflict_rate,
+        duration_s=DURATION_S if ci_seconds is None else ci_seconds / time_scale,
         time_scale=time_scale,
     )
 
@@ -188,6 +204,39 @@ class MergeRequestRecord:
     ready_at: float | None  # seconds since the epoch: its own pipeline passed
     merged_at: float | None
     initial_sha: str
+    # Merge Assist's event log: the first time it recorded the MR queued.
+    queued_at: float | None = None
+    # The last pipeline that passed before the merge on a commit holding the MR's change
+    # (created, finished): the CI run a polling bot waited for last.
+    tested: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class AwaitedPipeline:
+    """One pipeline a batch waited for: created and finished in the simulator, and the
+    batch's verdict on it (its ``tested`` step: the workflow's wait had ended)."""
+
+    created_at: float | None
+    finished_at: float | None
+    verdict_at: float
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    id: str
+    created_at: float
+    # Its last step or save: the branch was its own until then.
+    ended_at: float
+    landed: tuple[int, ...]  # the workload indexes of the MRs it landed
+    tests: tuple[AwaitedPipeline, ...]
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """One invocation of the dispatcher: the SQS records it was given, its wall time."""
+
+    records: int
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -201,6 +250,54 @@ class RunRecord:
     untested_heads: tuple[str, ...]
     finished: bool
     wall_seconds: float
+    # Merge Assist's batches of the project; none for a bot that polls.
+    batches: tuple[BatchRecord, ...] = ()
+    # The dispatcher's invocations for the project; None for a bot that polls (no events).
+    dispatches: tuple[Dispatch, ...] | None = None
+    # The REST calls the contender's bot user made during the run.
+    api_calls: int | None = None
+
+
+@dataclass(frozen=True)
+class WaitParts:
+    """Where one merged MR's wait (ready → merged) went. A polling bot has only ``total``
+    and ``ci``; for Merge Assist the parts add up to ``total``."""
+
+    total: float
+    ci: float | None
+    ready_to_queued: float | None = None
+    behind_batch: float | None = None
+    idle: float | None = None
+    workflow: float | None = None
+    resumed: float | None = None
+    other: float | None = None
+
+    def scaled(self, unit: float) -> WaitParts:
+        def part(value: float | None) -> float | None:
+            return None if value is None else value / unit
+
+        return WaitParts(
+            total=self.total / unit,
+            ci=part(self.ci),
+            ready_to_queued=part(self.ready_to_queued),
+            behind_batch=part(self.behind_batch),
+            idle=part(self.idle),
+            workflow=part(self.workflow),
+            resumed=part(self.resumed),
+            other=part(self.other),
+        )
+
+    def parts(self) -> list[float | None]:
+        """Everything but ``total``, in the order the report lists them."""
+        return [
+            self.ready_to_queued,
+            self.behind_batch,
+            self.idle,
+            self.workflow,
+            self.ci,
+            self.resumed,
+            self.other,
+        ]
 
 
 @dataclass(frozen=True)
@@ -217,6 +314,13 @@ class ContenderResult:
     untested_heads: tuple[str, ...]
     finished: bool
     wall_seconds: float
+    # SQS records the dispatcher was given; None for a bot that polls.
+    events: int | None = None
+    # The dispatcher's time per record in ms, one per record (see ``per_record_ms``).
+    dispatch_ms: tuple[float, ...] = ()
+    api_calls: int | None = None
+    # One per merged MR, in CI durations.
+    wait_parts: tuple[WaitParts, ...] = ()
 
     @property
     def pipelines_per_merged(self) -> float:
@@ -229,6 +333,30 @@ class ContenderResult:
     @property
     def p95_wait(self) -> float:
         return percentile(self.waits_ci, 95) if self.waits_ci else math.nan
+
+    @property
+    def events_per_merged(self) -> float | None:
+        if self.events is None:
+            return None
+        return self.events / self.merged if self.merged else math.inf
+
+    @property
+    def dispatch_median_ms(self) -> float | None:
+        return percentile(self.dispatch_ms, 50) if self.dispatch_ms else None
+
+    @property
+    def dispatch_p95_ms(self) -> float | None:
+        return percentile(self.dispatch_ms, 95) if self.dispatch_ms else None
+
+    @property
+    def api_calls_per_merged(self) -> float | None:
+        if self.api_calls is None:
+            return None
+        return self.api_calls / self.merged if self.merged else math.inf
+
+    @property
+    def mean_parts(self) -> WaitParts | None:
+        return mean_parts(self.wait_parts)
 
 
 def percentile(values: Sequence[float], percent: float) -> float:
@@ -274,13 +402,122 @@ def untested_commits(
     return [sha for sha, tree in target_commits if tree not in passed_trees]
 
 
+def per_record_ms(dispatches: Iterable[Dispatch]) -> list[float]:
+    """Each invocation's wall time divided by its record count, once for each of its
+    records: percentiles over these are over events, not invocations."""
+    times: list[float] = []
+    for dispatch in dispatches:
+        if dispatch.records:
+            times += [dispatch.seconds * 1000 / dispatch.records] * dispatch.records
+    return times
+
+
+def overlap(start: float, end: float, intervals: Iterable[tuple[float, float]]) -> float:
+    """How much of [start, end] the union of ``intervals`` covers."""
+    clipped = sorted((max(a, start), min(b, end)) for a, b in intervals if b > start and a < end)
+    covered, reach = 0.0, start
+    for a, b in clipped:
+        if b > reach:
+            covered += b - max(a, reach)
+            reach = b
+    return covered
+
+
+_QUEUE = "queue"
+
+
+def decompose(
+    mr: MergeRequestRecord, landing: BatchRecord | None, others: Iterable[BatchRecord]
+) -> WaitParts:
+    """Merge Assist's wait for a merged MR, in seconds, cut at the instants its records
+    give: queued, the landing batch created, each pipeline it waited for created, finished
+    and judged, merged. Each instant is clamped between the one before and the merge, so
+    the parts never go negative and always add up to the wait; a missing instant merges
+    the two parts around it into ``other``. The time between queued and the landing
+    batch's start is ``behind_batch`` while another batch of the project ran (one before
+    it, or an earlier batch of this MR that put it back in line), ``idle`` otherwise."""
+    if mr.ready_at is None or mr.merged_at is None:
+        raise ValueError("only a merged MR that was ready has a wait")
+    start, end = mr.ready_at, max(mr.merged_at, mr.ready_at)
+    cuts: list[tuple[str, float | None]] = [("ready_to_queued", mr.queued_at)]
+    if landing is not None:
+        cuts.append((_QUEUE, landing.created_at))
+        for test in landing.tests:
+            cuts += [
+                ("workflow", test.created_at),
+                ("ci", test.finished_at),
+                ("resumed", test.verdict_at),
+            ]
+        cuts.append(("workflow", end))
+    else:
+        cuts.append(("other", end))
+    sums = dict.fromkeys(
+        ("ready_to_queued", "behind_batch", "idle", "workflow", "ci", "resumed", "other"), 0.0
+    )
+    busy = [(b.created_at, b.ended_at) for b in others if landing is None or b.id != landing.id]
+    previous, missing = start, False
+    for name, instant in cuts:
+        if instant is None:
+            missing = True
+            continue
+        at = min(max(instant, previous), end)
+        if missing:
+            sums["other"] += at - previous
+        elif name == _QUEUE:
+            behind = overlap(previous, at, busy)
+            sums["behind_batch"] += behind
+            sums["idle"] += at - previous - behind
+        else:
+            sums[name] += at - previous
+        previous, missing = at, False
+    return WaitParts(total=end - start, **sums)
+
+
+def polled_parts(mr: MergeRequestRecord) -> WaitParts:
+    """A polling bot's wait: the total, and the part of it its last CI run took."""
+    if mr.ready_at is None or mr.merged_at is None:
+        raise ValueError("only a merged MR that was ready has a wait")
+    ci = None
+    if mr.tested is not None:
+        created, finished = mr.tested
+        ci = max(0.0, min(finished, mr.merged_at) - max(created, mr.ready_at))
+    return WaitParts(total=mr.merged_at - mr.ready_at, ci=ci)
+
+
+def mean_parts(parts: Sequence[WaitParts]) -> WaitParts | None:
+    """Each part's mean over the MRs that have it (for Merge Assist: all of them, so the
+    means add up to the mean total)."""
+    if not parts:
+        return None
+    means: dict[str, float | None] = {}
+    for name in asdict(parts[0]):
+        known = [v for v in (getattr(p, name) for p in parts) if v is not None]
+        means[name] = sum(known) / len(known) if known else None
+    total = means.pop("total")
+    assert total is not None
+    return WaitParts(total=total, **means)
+
+
 def compute(name: str, workload: Workload, record: RunRecord) -> ContenderResult:
     outcomes = {mr.index: mr.outcome for mr in record.merge_requests}
     extra = extra_pipelines(record.pipelines, [mr.initial_sha for mr in record.merge_requests])
-    waits = tuple(
-        (mr.merged_at - mr.ready_at) / workload.ci_seconds
+    waited = [
+        mr
         for mr in record.merge_requests
         if mr.outcome == "merged" and mr.merged_at is not None and mr.ready_at is not None
+    ]
+    waits = tuple(
+        (mr.merged_at - mr.ready_at) / workload.ci_seconds
+        for mr in waited
+        if mr.merged_at is not None and mr.ready_at is not None
+    )
+    landing = {index: batch for batch in record.batches for index in batch.landed}
+    polls = record.dispatches is None
+    parts = tuple(
+        (
+            polled_parts(mr) if polls else decompose(mr, landing.get(mr.index), record.batches)
+        ).scaled(workload.ci_seconds)
+        for mr in waited
     )
     return ContenderResult(
         name=name,
@@ -295,6 +532,10 @@ def compute(name: str, workload: Workload, record: RunRecord) -> ContenderResult
         untested_heads=record.untested_heads,
         finished=record.finished,
         wall_seconds=record.wall_seconds,
+        events=None if polls else sum(d.records for d in record.dispatches or ()),
+        dispatch_ms=tuple(per_record_ms(record.dispatches or ())),
+        api_calls=record.api_calls,
+        wait_parts=parts,
     )
 
 
@@ -402,6 +643,30 @@ class _Run:
                 if not commit.parents:
                     break
                 sha = commit.parents[0].decode()
+            green = [p for p in pipelines if p.status == "success" and p.finished_at]
+            by_index = {change.index: change for change in self.workload.changes}
+
+            def holds(sha: str, path: str) -> bool:
+                commit = repo[sha.encode()]
+                assert isinstance(commit, Commit)
+                try:
+                    tree_lookup_path(repo.__getitem__, commit.tree, path.encode())
+                except KeyError:
+                    return False
+                return True
+
+            def tested(path: str, merged_at: float | None) -> tuple[float, float] | None:
+                if merged_at is None:
+                    return None
+                for pipeline in reversed(green):
+                    finished = _epoch(pipeline.finished_at)
+                    created = _epoch(pipeline.created_at)
+                    if finished is None or created is None or finished > merged_at:
+                        continue
+                    if holds(pipeline.sha, path):
+                        return created, finished
+                return None
+
             records = []
             for index, iid in self.iids.items():
                 mr = store.merge_request(self.project.id, iid)
@@ -409,13 +674,15 @@ class _Run:
                 own = next(
                     (p for p in pipelines if p.sha == initial and p.status == "success"), None
                 )
+                merged_at = _epoch(mr.merged_at) if mr.state == "merged" else None
                 records.append(
                     MergeRequestRecord(
                         index=index,
                         outcome=outcomes[index],
                         ready_at=_epoch(own.finished_at) if own else None,
-                        merged_at=_epoch(mr.merged_at) if mr.state == "merged" else None,
+                        merged_at=merged_at,
                         initial_sha=initial,
+                        tested=tested(by_index[index].path, merged_at),
                     )
                 )
         return RunRecord(
@@ -464,8 +731,122 @@ def stack_config(data_dir: Path, workload: Workload) -> LocalStackConfig:
     from local.stack import LocalStackConfig
 
     return LocalStackConfig(
-        data_dir=data_dir, http_port=0, web_dir=None, gitlab_time_scale=workload.time_scale
+        data_dir=data_dir,
+        http_port=0,
+        web_dir=None,
+        gitlab_time_scale=workload.time_scale,
+        # The workflow asks GitLab about a pipeline only if its webhook is this late: well
+        # after a CI run, however long the run is.
+        pipeline_poll_seconds=max(30, math.ceil(3 * workload.ci_seconds)),
     )
+
+
+# -- what the contenders did, counted while they ran -------------------------------------
+
+_QUEUE_ARN = re.compile(r":[^:]*-project-(\d+)\.fifo$")
+
+
+@contextlib.contextmanager
+def dispatcher_log(stack: LocalStack, project_id: int) -> Iterator[list[Dispatch]]:
+    """The dispatcher's invocations for the project's queue while the block runs.
+
+    The local Lambda runtime's observers are told a function's name and wall time, not its
+    event, so the bench puts a timing wrapper around the dispatcher's handler for the block
+    (``LambdaRuntime.register`` with a handler) and puts the real one back after. Each SQS
+    batch comes from one queue: its first record's ``eventSourceARN`` names the project."""
+    from merge_assist.platform.resources import function_spec
+
+    name = stack.names.function("dispatcher")
+    spec = function_spec("dispatcher")
+    real = stack.runtime.handler(name)
+    seen: list[Dispatch] = []
+    lock = threading.Lock()
+
+    def timed(event: Any, context: Any) -> Any:
+        records = event.get("Records") or [] if isinstance(event, dict) else []
+        source = str(records[0].get("eventSourceARN", "")) if records else ""
+        match = _QUEUE_ARN.search(source)
+        started = time.perf_counter()
+        try:
+            return real(event, context)
+        finally:
+            elapsed = time.perf_counter() - started
+            if match is not None and int(match.group(1)) == project_id:
+                with lock:
+                    seen.append(Dispatch(records=len(records), seconds=elapsed))
+
+    stack.runtime.register(name, spec, handler=timed)
+    try:
+        yield seen
+    finally:
+        stack.runtime.register(name, spec, handler=real)
+
+
+@contextlib.contextmanager
+def rest_calls(gitlab: GitLabSimulator) -> Iterator[Counter[str]]:
+    """REST calls (``/api/v4``, not git over HTTP) to the simulator by the user each
+    authenticated as, while the block runs."""
+    calls: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def count(username: str, method: str, path: str) -> None:
+        with lock:
+            calls[username] += 1
+
+    gitlab.services.request_observers.add(count)
+    try:
+        yield calls
+    finally:
+        gitlab.services.request_observers.remove(count)
+
+
+def queue_history(
+    store: DynamoDBStore, gitlab: GitLabSimulator, project_id: int, iids: dict[int, int]
+) -> tuple[dict[int, float], tuple[BatchRecord, ...]]:
+    """From Merge Assist's records of the project: when each MR (by workload index) was
+    first queued, by the event log, and its batches with the pipelines they waited for."""
+    from merge_assist.audit.models import AuditAction
+    from merge_assist.queue.models import BatchStepKind
+
+    index_of = {iid: index for index, iid in iids.items()}
+    queued: dict[int, float] = {}
+    cursor: str | None = None
+    while True:
+        entries, cursor = store.list_audit(project_id, limit=500, cursor=cursor)
+        for entry in entries:
+            if (
+                entry.action is AuditAction.STATUS_CHANGED
+                and entry.details.get("to") == "queued"
+                and entry.merge_request in index_of
+            ):
+                index = index_of[entry.merge_request]
+                at = entry.at.timestamp()
+                queued[index] = min(at, queued.get(index, at))
+        if cursor is None:
+            break
+    sim = gitlab.store
+    batches: list[BatchRecord] = []
+    for batch in store.list_batches(project_id, limit=1000):
+        tests: list[AwaitedPipeline] = []
+        for step in batch.steps:
+            if step.kind is not BatchStepKind.TESTED:
+                continue
+            with sim.lock:
+                pipeline = sim.pipelines.get(step.pipeline_id) if step.pipeline_id else None
+                created = _epoch(pipeline.created_at) if pipeline else None
+                finished = _epoch(pipeline.finished_at) if pipeline else None
+            tests.append(AwaitedPipeline(created, finished, step.at.timestamp()))
+        ended = max([batch.updated_at, *(step.at for step in batch.steps)])
+        batches.append(
+            BatchRecord(
+                id=batch.id,
+                created_at=batch.created_at.timestamp(),
+                ended_at=ended.timestamp(),
+                landed=tuple(index_of[iid] for iid in batch.landed if iid in index_of),
+                tests=tuple(tests),
+            )
+        )
+    return queued, tuple(sorted(batches, key=lambda b: b.created_at))
 
 
 def run_merge_assist(
@@ -530,7 +911,18 @@ def run_merge_assist(
     def idle() -> bool:
         return store.get_branch_lock(project.id, TARGET) is None
 
-    record = run.drive(outcome, idle, deadline_seconds(workload))
+    with dispatcher_log(stack, project.id) as dispatches, rest_calls(gitlab) as calls:
+        record = run.drive(outcome, idle, deadline_seconds(workload))
+    queued, batches = queue_history(store, gitlab, project.id, run.iids)
+    record = replace(
+        record,
+        merge_requests=tuple(
+            replace(mr, queued_at=queued.get(mr.index)) for mr in record.merge_requests
+        ),
+        batches=batches,
+        dispatches=tuple(dispatches),
+        api_calls=calls[stack.bot_username],
+    )
     return compute(name, workload, record)
 
 
@@ -559,7 +951,7 @@ def run_marge(
         gitlab.url,
         "--use-https",
         "--ci-timeout",
-        "60s",
+        f"{max(60, math.ceil(10 * workload.ci_seconds))}s",
         "--git-timeout",
         "60s",
         *(["--batch"] if batch else []),
@@ -577,7 +969,7 @@ def run_marge(
 
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{username}.log"
-    with log.open("w") as out:
+    with log.open("w") as out, rest_calls(gitlab) as calls:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             record = run.drive(outcome, lambda: process.poll() is None, deadline_seconds(workload))
@@ -590,10 +982,12 @@ def run_marge(
                 process.wait()
     if process.returncode not in (0, -15) and not record.finished:
         raise RuntimeError(f"marge-bot stopped: see {log}")
-    return compute(name, workload, record)
+    return compute(name, workload, replace(record, api_calls=calls[username]))
 
 
 # -- the whole benchmark ----------------------------------------------------------------
+
+FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -606,9 +1000,67 @@ class QueueBenchmark:
     wall_seconds: float
     # At the end of the run: 1, 5 and 15 minutes (the figures are wall-clock ones).
     load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # When the run ended (UTC, ISO 8601): runs made at different times go in one report.
+    ended_at: str = ""
+
+    @property
+    def heading(self) -> str:
+        """``CI 1.2 s, 16 MRs``: what sets this run apart from another."""
+        return f"CI {self.workload.ci_seconds:g} s, {len(self.workload.changes)} MRs"
 
     def table(self) -> str:
         return render_table(self.workload, self.results)
+
+    def breakdown(self) -> str:
+        return render_breakdown(self.results)
+
+    def to_json(self) -> str:
+        return json.dumps({"format": FORMAT, **asdict(self)}, indent=1)
+
+    @staticmethod
+    def from_json(text: str) -> QueueBenchmark:
+        data = json.loads(text)
+        if data.get("format") != FORMAT:
+            raise ValueError(f"not a queue run of format {FORMAT}: {data.get('format')!r}")
+        workload = data["workload"]
+        changes = tuple(Change(**change) for change in workload.pop("changes"))
+        results = [_result_from(result) for result in data["results"]]
+        one, five, fifteen = data["load_average"]
+        return QueueBenchmark(
+            size=data["size"],
+            workload=Workload(**workload, changes=changes),
+            results=tuple(results),
+            cpu_count=data["cpu_count"],
+            python=data["python"],
+            wall_seconds=data["wall_seconds"],
+            load_average=(one, five, fifteen),
+            ended_at=data.get("ended_at", ""),
+        )
+
+
+def _result_from(data: dict[str, Any]) -> ContenderResult:
+    return ContenderResult(
+        name=data["name"],
+        merged=data["merged"],
+        rejected=data["rejected"],
+        unfinished=data["unfinished"],
+        pipelines=data["pipelines"],
+        target_pipelines=data["target_pipelines"],
+        waits_ci=tuple(data["waits_ci"]),
+        wrongly_rejected=tuple(data["wrongly_rejected"]),
+        untested_commits=tuple(data["untested_commits"]),
+        untested_heads=tuple(data["untested_heads"]),
+        finished=data["finished"],
+        wall_seconds=data["wall_seconds"],
+        events=data["events"],
+        dispatch_ms=tuple(data["dispatch_ms"]),
+        api_calls=data["api_calls"],
+        wait_parts=tuple(WaitParts(**part) for part in data["wait_parts"]),
+    )
+
+
+def load_queue_run(path: Path) -> QueueBenchmark:
+    return QueueBenchmark.from_json(path.read_text())
 
 
 def render_table(workload: Workload, results: Sequence[ContenderResult]) -> str:
@@ -635,6 +1087,64 @@ def render_table(workload: Workload, results: Sequence[ContenderResult]) -> str:
     return "\n".join(lines)
 
 
+NONE = "\u2013"  # an en dash: no such figure for this contender
+# The wait's parts as the tables list them, after the total.
+PART_HEADINGS = (
+    "ready→queued",
+    "behind batch",
+    "idle",
+    "workflow",
+    "CI",
+    "pipeline→resumed",
+    "other",
+)
+
+
+def figure(value: float | None) -> str:
+    if value is None:
+        return NONE
+    return "n/a" if math.isnan(value) or math.isinf(value) else f"{value:.2f}"
+
+
+def breakdown_row(result: ContenderResult) -> list[str]:
+    """The figures that explain a wait: events and dispatcher time, GitLab calls, and the
+    mean wait in parts (CI durations)."""
+    parts = result.mean_parts
+    return [
+        figure(result.events_per_merged),
+        figure(result.dispatch_median_ms),
+        figure(result.dispatch_p95_ms),
+        figure(result.api_calls_per_merged),
+        figure(parts.total if parts else None),
+        *(figure(value) for value in (parts.parts() if parts else [None] * len(PART_HEADINGS))),
+    ]
+
+
+BREAKDOWN_HEADINGS = (
+    "events/MR",
+    "disp ms p50",
+    "disp ms p95",
+    "API/MR",
+    "wait",
+    *PART_HEADINGS,
+)
+
+
+def render_breakdown(results: Sequence[ContenderResult]) -> str:
+    widths = [max(len(h), 6) + 2 for h in BREAKDOWN_HEADINGS]
+    lines = [
+        f"{'contender':<24}"
+        + "".join(f"{h:>{w}}" for h, w in zip(BREAKDOWN_HEADINGS, widths, strict=True))
+    ]
+    for r in results:
+        cells = breakdown_row(r)
+        lines.append(
+            f"{r.name:<24}" + "".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True))
+        )
+    lines.append("(per merged MR; waits in CI durations, mean over merged MRs)")
+    return "\n".join(lines)
+
+
 def describe(workload: Workload) -> str:
     return (
         f"{len(workload.changes)} MRs, seed {workload.seed}, p = {workload.fail_rate:.2f} "
@@ -645,15 +1155,45 @@ def describe(workload: Workload) -> str:
     )
 
 
-def contenders(default_batch: int) -> list[tuple[str, int]]:
+@dataclass(frozen=True)
+class Contender:
+    name: str  # as ``--contenders`` takes it
+    bot: str  # merge-assist | marge-bot
+    strategy: str = "batch"  # Merge Assist's; marge-bot: "batch" for --batch
+    batch_size: int = 1
+
+
+def contenders(default_batch: int) -> list[Contender]:
     sizes = sorted({2, 4, 8, default_batch})
-    return [("serial", 1), *(("batch", n) for n in sizes)]
+    return [
+        Contender("merge-assist-serial", "merge-assist", "serial", 1),
+        *(Contender(f"merge-assist-batch-{n}", "merge-assist", "batch", n) for n in sizes),
+        Contender("marge-bot", "marge-bot", "serial"),
+        Contender("marge-bot-batch", "marge-bot", "batch"),
+    ]
+
+
+def select_contenders(names: Sequence[str] | None, default_batch: int) -> list[Contender]:
+    """The named contenders in the benchmark's order (all of them for None); a name it does
+    not know is a ``ValueError`` that lists those it does."""
+    every = contenders(default_batch)
+    if names is None:
+        return every
+    known = {c.name for c in every}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown contender {', '.join(unknown)}; choose from {', '.join(sorted(known))}"
+        )
+    return [c for c in every if c.name in names]
 
 
 def run_benchmark(
     size: str = "small",
     seed: int = 1,
     *,
+    ci_seconds: float = DEFAULT_CI_SECONDS,
+    only: Sequence[str] | None = None,
     data_dir: Path | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> QueueBenchmark:
@@ -662,7 +1202,8 @@ def run_benchmark(
     from local.stack import LocalStack
     from merge_assist.platform.config import ProjectConfig
 
-    workload = generate_workload(SIZES[size], seed)
+    workload = generate_workload(SIZES[size], seed, ci_seconds=ci_seconds)
+    chosen = select_contenders(only, ProjectConfig(project_id=1).batch_size)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     started = time.monotonic()
     results: list[ContenderResult] = []
@@ -670,12 +1211,20 @@ def run_benchmark(
         if data_dir is None:
             data_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         with LocalStack(stack_config(data_dir, workload)) as stack:
-            for strategy, batch_size in contenders(ProjectConfig(project_id=1).batch_size):
-                progress(f"Merge Assist {strategy} {batch_size} ...")
-                results.append(run_merge_assist(stack, workload, strategy, batch_size))
-            for batch in (False, True):
-                progress(f"marge-bot{' --batch' if batch else ''} ...")
-                results.append(run_marge(stack, workload, batch=batch, log_dir=data_dir / "marge"))
+            for contender in chosen:
+                progress(f"{contender.name} ...")
+                if contender.bot == "marge-bot":
+                    result = run_marge(
+                        stack,
+                        workload,
+                        batch=contender.strategy == "batch",
+                        log_dir=data_dir / "marge",
+                    )
+                else:
+                    result = run_merge_assist(
+                        stack, workload, contender.strategy, contender.batch_size
+                    )
+                results.append(result)
     return QueueBenchmark(
         size=size,
         workload=workload,
@@ -684,4 +1233,5 @@ def run_benchmark(
         python=platform.python_version(),
         wall_seconds=time.monotonic() - started,
         load_average=os.getloadavg(),
+        ended_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )

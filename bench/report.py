@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,8 +19,9 @@ def _number(value: float) -> str:
     return "n/a" if math.isnan(value) or math.isinf(value) else f"{value:.2f}"
 
 
-def queue_section(queue: QueueBenchmark) -> str:
-    from bench.merge_queue import MEAN_GAP_CI, describe, floors
+def queue_run_section(queue: QueueBenchmark, chart_name: str | None) -> str:
+    """One run's heading, workload, tables and chart."""
+    from bench.merge_queue import BREAKDOWN_HEADINGS, NONE, breakdown_row, describe, floors
 
     workload = queue.workload
     floor = floors(workload.fail_rate)
@@ -30,9 +32,8 @@ def queue_section(queue: QueueBenchmark) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in queue.results:
-        name = r.name if r.finished else f"{r.name} (did not finish)"
         rows.append(
-            f"| {name} | {r.merged} | {r.rejected} | {r.unfinished} | {r.pipelines} "
+            f"| {_name(r)} | {r.merged} | {r.rejected} | {r.unfinished} | {r.pipelines} "
             f"| {r.target_pipelines} | {_number(r.pipelines_per_merged)} "
             f"| {_number(r.mean_wait)} | {_number(r.p95_wait)} | {len(r.wrongly_rejected)} "
             f"| {len(r.untested_commits)} | {len(r.untested_heads)} | {r.wall_seconds:.0f} |"
@@ -42,6 +43,12 @@ def queue_section(queue: QueueBenchmark) -> str:
         f"| floor Dorfman 2√p, p = {workload.fail_rate:.2f} | | | | | | {floor.dorfman:.2f} "
         "| | | | | | |",
     ]
+    assert len(BREAKDOWN_HEADINGS) == len(BREAKDOWN_COLUMNS)
+    breakdown = [
+        "| contender | " + " | ".join(BREAKDOWN_COLUMNS) + " |",
+        "|---|" + "---:|" * len(BREAKDOWN_COLUMNS),
+        *(f"| {_name(r)} | " + " | ".join(breakdown_row(r)) + " |" for r in queue.results),
+    ]
     partners = ", ".join(
         f"{c.index}→{c.semantic_partner}" for c in workload.bad if c.semantic_partner is not None
     )
@@ -50,19 +57,70 @@ def queue_section(queue: QueueBenchmark) -> str:
         for c in workload.conflicting
         if c.textual_partner is not None
     )
+    ended = f", ended {queue.ended_at}" if queue.ended_at else ""
     return "\n".join(
         [
-            "## The queue: Merge Assist against marge-bot",
+            f"### {queue.heading}",
             "",
-            f"Workload (`--size {queue.size} --seed {workload.seed}`): {describe(workload)}.",
+            f"Workload (`--size {queue.size} --seed {workload.seed} "
+            f"--ci-seconds {workload.ci_seconds:g}`): {describe(workload)}.",
             f"Semantic pairs (MR → its earlier partner): {partners or 'none'}; "
             f"textual clashes: {clashes or 'none'}.",
-            f"Whole run: {queue.wall_seconds:.0f} s; load average at its end "
+            f"Whole run: {queue.wall_seconds:.0f} s{ended}; load average at its end "
             f"{' / '.join(f'{v:.1f}' for v in queue.load_average)} (1 / 5 / 15 min) on "
             f"{queue.cpu_count} CPUs, Python {queue.python}.",
             "",
             *rows,
             "",
+            "Where the waits went (per merged MR; the wait and its parts are means over the "
+            f"merged MRs, in CI durations; {NONE} where a contender has no such figure):",
+            "",
+            *breakdown,
+            *(["", f"![The queue benchmark, {queue.heading}]({chart_name})"] if chart_name else []),
+        ]
+    )
+
+
+BREAKDOWN_COLUMNS = (
+    "events / merged MR",
+    "dispatcher ms / event, median",
+    "dispatcher ms / event, p95",
+    "GitLab API calls / merged MR",
+    "wait (CI)",
+    "ready → queued",
+    "queued, behind another batch",
+    "queued, idle",
+    "workflow steps",
+    "CI",
+    "pipeline → resumed",
+    "other",
+)
+
+
+def _name(result: ContenderResult) -> str:
+    return result.name if result.finished else f"{result.name} (did not finish)"
+
+
+def queue_section(queues: Sequence[QueueBenchmark], chart_names: Sequence[str | None]) -> str:
+    """Every run's tables, then what was run and how each figure is counted, once."""
+    from bench.merge_queue import DEFAULT_CI_SECONDS, MEAN_GAP_CI, NONE, floors
+
+    first = queues[0].workload
+    floor = floors(first.fail_rate)
+    scales = ", ".join(f"CI {q.workload.ci_seconds:g} s" for q in queues)
+    runs: list[str] = []
+    for queue, chart_name in zip(queues, chart_names, strict=True):
+        runs += [queue_run_section(queue, chart_name), ""]
+    return "\n".join(
+        [
+            "## The queue: Merge Assist against marge-bot",
+            "",
+            f"{len(queues)} run{'s' if len(queues) > 1 else ''} ({scales}), each made by "
+            "`merge-assist bench queue` with the options its heading names (the quick run: "
+            f"`--ci-seconds {DEFAULT_CI_SECONDS:g}`, the default), saved with `--json` and "
+            "gathered here by `--queue-run`.",
+            "",
+            *runs,
             "### What was run",
             "",
             "Every contender gets a fresh project on the same embedded GitLab simulator, the",
@@ -75,14 +133,23 @@ def queue_section(queue: QueueBenchmark) -> str:
             "`conflict_pairs`); a *clashing* MR edits the same line of a shared file as its "
             "earlier partner.",
             "",
+            "`--ci-seconds S` makes one CI run take S seconds of wall time by lengthening the "
+            "pipelines' simulated duration (S / 0.02 simulated seconds); the simulator's clock "
+            "scale stays at 0.02, so its other delays (rebases, webhook back-off) are the same "
+            "in every run, as they would be on one GitLab with slower or faster CI. Waits are "
+            "reported in units of S.",
+            "",
             "- **Merge Assist** runs on the local stack: the real webhook receiver, dispatcher, "
             "workflow functions and the real state machine in moto's interpreter; `serial`, and "
-            "`batch` at sizes 2, 4, 8 and the configured default, landing by `push`.",
+            "`batch` at sizes 2, 4, 8 and the configured default, landing by `push`. Its "
+            "workflow falls back to asking GitLab about a pipeline whose webhook is late by "
+            "`pipeline_poll_seconds` = the larger of 30 s and 3 CI runs.",
             "- **marge-bot 1.4.0** runs unmodified as a subprocess with its own maintainer user, "
-            "HTTPS with its token, `--ci-timeout 60s --git-timeout 60s` (far above the simulated "
-            "CI), its default rebase-then-merge behaviour, and `--batch` for the batch run. Its "
-            "fixed sleeps (5 to 30 s between polls, tuned for real CI) are capped at 0.2 s so its "
-            "polling keeps pace with the compressed CI; nothing else of it is changed.",
+            "HTTPS with its token, `--ci-timeout` of the larger of 60 s and 10 CI runs, "
+            "`--git-timeout 60s`, its default rebase-then-merge behaviour, and `--batch` for the "
+            "batch run. Its fixed sleeps (5 to 30 s between polls, tuned for real CI) are "
+            "capped at 0.2 s so its polling keeps pace with the compressed CI; nothing else of "
+            "it is changed.",
             "- A run ends when every MR is merged or left (rejected, closed or unassigned with a "
             "comment) or a generous deadline passes; an unfinished run is marked.",
             "",
@@ -107,10 +174,48 @@ def queue_section(queue: QueueBenchmark) -> str:
             "marge-bot's `--batch` mode, once the batch pipeline passed, rebases each MR of "
             "the batch and fast-forwards the target to it, one push per MR: the target moves "
             "through each MR's rebased head, and only the last of them has the tested tree.",
+            "- **events / merged MR**: the SQS records the `dispatcher` function was given for "
+            "the contender's project queue during its run (each invocation's `Records`, "
+            "read from its event by a timing wrapper the benchmark puts around the handler in "
+            "the local Lambda runtime), divided by the merged MRs. Every webhook GitLab sent "
+            "that the receiver queued counts, the echoes of the bot's own labels and comments "
+            f"included; a record handed back and redelivered counts again. {NONE} for marge-bot, "
+            "which polls.",
+            "- **dispatcher ms / event**: each invocation's wall time (the handler's call, as "
+            "the local runtime runs it in-process against moto) divided by its record count "
+            "and attributed to each of its records; median and p95 (nearest rank) over the "
+            "records.",
+            "- **GitLab API calls / merged MR**: the REST requests (`/api/v4/...`, not git over "
+            "HTTP) the simulator answered, counted by the user whose token authenticated them, "
+            "while the contender's run lasted (from its first MR opened to its end; onboarding "
+            "the project is not included), for the contender's bot user: Merge Assist's bot, "
+            "or marge-bot's own user. Merge Assist's bot is one user for all its contenders, "
+            "so a call it makes then for another project (the watcher's reconciling, every "
+            "five minutes) counts too; requests GitLab refuses as unauthenticated do not.",
+            "- **the wait's parts** (Merge Assist): each merged MR's wait is cut at the instants "
+            "its records give, all on the one machine's clock: *ready → queued* until the "
+            "first `queued` status in Merge Assist's event log for the MR; then, until the "
+            "batch that landed it was created (its batch record's `created_at`), *queued, "
+            "behind another batch* while another batch of the project held the branch (from "
+            "its creation to its last step: one ahead of it, or an earlier batch of the MR's "
+            "own that put it back in line) and *queued, idle* the rest; then, for each "
+            "pipeline that batch waited for (its `tested` steps), *workflow steps* until the "
+            "pipeline was created in the simulator, *CI* until it finished there, and "
+            "*pipeline → resumed* until the batch's `tested` step recorded the verdict (the "
+            "workflow's wait had ended and it had read the result); and *workflow steps* again "
+            "from the last verdict to GitLab's merge. A bisected batch has several pipelines, "
+            "so several CI parts. Each instant is clamped between the one before it and the "
+            "merge (a pipeline that existed before its batch, as for a serial batch whose "
+            "rebase was a no-op, counts only from the batch's start), so the parts are never "
+            "negative and add up to the wait; an instant missing from the records joins the "
+            "two parts around it into *other*. Means over the merged MRs, in CI durations.",
+            "- **the wait's parts** (marge-bot): only the total, and *CI*: the part of the wait "
+            "that its last CI run took, the latest-created pipeline that passed before the "
+            "merge on a commit holding the MR's change (the batch pipeline for `--batch`).",
             "",
             "### The floors",
             "",
-            f"At p = {workload.fail_rate:.2f}, no scheme that learns each change's fate from "
+            f"At p = {first.fail_rate:.2f}, no scheme that learns each change's fate from "
             "pass/fail pipelines can use fewer than H(p) = -p log2(p) - (1-p) log2(1-p) = "
             f"{floor.entropy:.3f} pipelines per change on average; two-stage (Dorfman) group "
             f"testing at its best group size needs about 2√p = {floor.dorfman:.3f} (the exact "
@@ -120,12 +225,15 @@ def queue_section(queue: QueueBenchmark) -> str:
             "",
             "### Reading the waits",
             "",
-            "CI is compressed to about a second of wall time so the whole comparison runs in "
-            "minutes. Fixed costs that do not shrink with it (Merge Assist's webhook → queue → "
-            "Step Functions → Lambda path, run here by moto in one process, and git fetches "
-            "and pushes; marge-bot's clone, rebase and polling) are therefore large in units of "
-            "CI. With real CI runs of many minutes, these costs shrink towards zero and the "
-            "waits approach the number of CI runs each MR waits behind.",
+            f"In the quick run CI is compressed to {DEFAULT_CI_SECONDS:g} s of wall time so the "
+            "whole comparison runs in minutes. Fixed costs that do not shrink with it (Merge "
+            "Assist's webhook → queue → Step Functions → Lambda path, run here by moto in one "
+            "process, and git fetches and pushes; marge-bot's clone, rebase and polling) are "
+            "therefore large in units of CI. In a run with longer CI (`--ci-seconds 12`) the "
+            "same costs weigh ten times less; with real CI runs of many minutes they shrink "
+            "towards zero and the waits approach the number of CI runs each MR waits behind. "
+            "The parts of the wait show which costs these are: *CI* and *behind another batch* "
+            "are the queue's own, the rest is overhead.",
             "",
             "The largest such cost for Merge Assist is its event path. Every webhook of a "
             "project and target branch goes through one SQS FIFO message group, handled in "
@@ -133,12 +241,10 @@ def queue_section(queue: QueueBenchmark) -> str:
             "reading GitLab and DynamoDB). Sixteen MRs arriving within about ten seconds, "
             "each bringing several webhooks (open, pipeline, label and note updates, many "
             "caused by the queue's own labels and comments), build a backlog of tens of "
-            "events, and a batch's pipeline webhook waits behind it: watching the project "
-            "queue during a `batch` run shows it peak near 70 messages while the batch "
-            "pipelines finish in about a second. marge-bot polls GitLab instead and does "
+            "events, and a batch's pipeline webhook waits behind it: it shows as "
+            "*pipeline → resumed* and *queued, idle*. marge-bot polls GitLab instead and does "
             "not pay this. In the cloud, with CI runs of minutes and MRs minutes apart, the "
-            "backlog does not form; here it is the main reason Merge Assist's waits exceed "
-            "marge-bot's, and a dispatcher that keeps up with bursts is the fix it points to.",
+            "backlog does not form.",
             "",
             "Merge Assist's `serial` strategy polls a rebase with a Step Functions Wait state "
             "of at least one second (`rebase_poll_seconds`), close to one compressed CI run.",
@@ -194,8 +300,7 @@ def chart(queue: QueueBenchmark, path: Path) -> None:
     for axis in (pipes, waits):
         axis.set_xticks(positions, names, rotation=30, ha="right")
     figure.suptitle(
-        f"{len(queue.workload.changes)} MRs, p = {queue.workload.fail_rate:.2f}, "
-        f"seed {queue.workload.seed}"
+        f"{queue.heading}, p = {queue.workload.fail_rate:.2f}, seed {queue.workload.seed}"
     )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -206,14 +311,21 @@ def _finite(value: float) -> float:
     return 0.0 if math.isnan(value) or math.isinf(value) else value
 
 
+def chart_names(count: int) -> list[str]:
+    """``benchmarks.png`` for the first run (where the quick run's chart always was), then
+    ``benchmarks-2.png`` ..."""
+    return ["benchmarks.png", *(f"benchmarks-{n}.png" for n in range(2, count + 1))]
+
+
 def write(
     docs: Path,
     *,
     webhook: WebhookBenchmark | None,
-    queue: QueueBenchmark | None,
+    queues: Sequence[QueueBenchmark] = (),
     cost: str | None = None,
 ) -> list[Path]:
-    """``cost`` is ``bench_cost.cost_report``'s markdown section, as it is."""
+    """``queues``: the queue runs, each with its own tables and chart, in this order;
+    ``cost`` is ``bench_cost.cost_report``'s markdown section, as it is."""
     docs.mkdir(parents=True, exist_ok=True)
     markdown = docs / "benchmarks.md"
     sections = [
@@ -224,10 +336,12 @@ def write(
         f"{platform.python_version()} ({platform.system()} {platform.machine()}).",
     ]
     written = [markdown]
-    if queue is not None:
-        sections += ["", queue_section(queue), "", "![The queue benchmark](benchmarks.png)"]
-        chart(queue, docs / "benchmarks.png")
-        written.append(docs / "benchmarks.png")
+    if queues:
+        names = chart_names(len(queues))
+        sections += ["", queue_section(queues, names)]
+        for queue, name in zip(queues, names, strict=True):
+            chart(queue, docs / name)
+            written.append(docs / name)
     if cost is not None:
         sections += ["", cost]
     if webhook is not None:

@@ -74,9 +74,17 @@ def _run_gitlab_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
+    return seconds
+
+
 def _run_bench(args: argparse.Namespace) -> int:
     from bench import merge_queue as bench_queue
     from bench import webhook as bench_webhook
+    from merge_assist.platform.config import ProjectConfig
 
     if not args.verbose:
         # One JSON line per Lambda event would bury the figures.
@@ -91,15 +99,41 @@ def _run_bench(args: argparse.Namespace) -> int:
         print(faults.table())
         print(f"({time.monotonic() - started:.0f} s)", flush=True)
         return 0 if faults.passed else 1
-    queue = None
+    only = [name.strip() for name in args.contenders.split(",")] if args.contenders else None
+    if args.which == "report" and not args.queue_run:
+        print("merge-assist bench report: give the runs with --queue-run FILE", file=sys.stderr)
+        return 2
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        print(f"merge-assist bench: no folder for {args.json}", file=sys.stderr)
+        return 2
+    try:
+        if only is not None:
+            bench_queue.select_contenders(only, ProjectConfig(project_id=1).batch_size)
+        # Read before a run of many minutes, so a wrong path fails first.
+        queues = [bench_queue.load_queue_run(Path(path)) for path in args.queue_run]
+    except (OSError, ValueError) as error:
+        print(f"merge-assist bench: {error}", file=sys.stderr)
+        return 2
     if args.which in ("queue", "all"):
-        print(f"Queue benchmark ({args.size}, seed {args.seed}) ...", flush=True)
+        print(
+            f"Queue benchmark ({args.size}, seed {args.seed}, CI {args.ci_seconds:g} s) ...",
+            flush=True,
+        )
         queue = bench_queue.run_benchmark(
-            args.size, args.seed, progress=lambda line: print(f"  {line}", flush=True)
+            args.size,
+            args.seed,
+            ci_seconds=args.ci_seconds,
+            only=only,
+            progress=lambda line: print(f"  {line}", flush=True),
         )
         print(bench_queue.describe(queue.workload))
         print(queue.table())
+        print(queue.breakdown())
         print(f"({queue.wall_seconds:.0f} s)", flush=True)
+        if args.json:
+            Path(args.json).write_text(queue.to_json())
+            print(f"Wrote {args.json}", flush=True)
+        queues.insert(0, queue)
     cost = None
     if args.which in ("cost", "all"):
         print(f"Cost of a Merge Assist run ({args.size}, seed {args.seed}) ...", flush=True)
@@ -111,11 +145,11 @@ def _run_bench(args: argparse.Namespace) -> int:
     if args.which in ("webhook", "all"):
         webhook = bench_webhook.run(iterations=args.iterations)
         print(webhook.report(), flush=True)
-    report = args.report if args.report is not None else args.which == "all"
+    report = args.report if args.report is not None else args.which in ("all", "report")
     if report:
         from bench import report as bench_report
 
-        written = bench_report.write(Path(args.docs), webhook=webhook, queue=queue, cost=cost)
+        written = bench_report.write(Path(args.docs), webhook=webhook, queues=queues, cost=cost)
         print("Wrote " + ", ".join(str(path) for path in written), flush=True)
     return 0
 
@@ -248,10 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure Merge Assist and print the figures")
     bench.add_argument(
         "which",
-        choices=["queue", "webhook", "cost", "faults", "all"],
+        choices=["queue", "webhook", "cost", "faults", "all", "report"],
         help="queue: Merge Assist against marge-bot on one workload; webhook: the receiver's "
         "latency; cost: AWS usage of a queue run, priced; faults: the queue draining after "
-        "GitLab's faults (not part of all); all: the first three, and the report",
+        "GitLab's faults (not part of all); all: the first three, and the report; report: "
+        "only the report, of the --queue-run files",
     )
     bench.add_argument("--mrs", type=int, default=100, help="faults: how many MRs")
     bench.add_argument("--iterations", type=int, default=200, help="rounds of deliveries")
@@ -259,6 +294,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", choices=["small", "large"], default="small", help="queue workload: 16 or 48 MRs"
     )
     bench.add_argument("--seed", type=int, default=1, help="the queue workload's seed")
+    bench.add_argument(
+        "--ci-seconds",
+        type=_positive_seconds,
+        default=1.2,
+        help="queue: wall seconds one CI run takes; waits are reported in these units "
+        "(default 1.2, the quick run)",
+    )
+    bench.add_argument(
+        "--contenders",
+        help="queue: only these, comma-separated (merge-assist-serial, merge-assist-batch-N "
+        "for N in 2, 4, 8 and the default size, marge-bot, marge-bot-batch)",
+    )
+    bench.add_argument("--json", help="queue: also write the run's results to this file")
+    bench.add_argument(
+        "--queue-run",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a queue run written by --json, shown in the report after this run's (repeat "
+        "for several: each gets its own tables)",
+    )
     bench.add_argument(
         "--report",
         action=argparse.BooleanOptionalAction,

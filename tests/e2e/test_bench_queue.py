@@ -48,9 +48,28 @@ def test_merge_assist_batch_and_marge_bot_batch_on_one_tiny_workload(
     ours = run_merge_assist(stack, WORKLOAD, "batch", 4)
     _assert_sane(ours)
     assert ours.untested_heads == ()
+    # The figures that explain the waits: every event of the project went to the
+    # dispatcher, the bot called GitLab, and each wait's parts add up to it.
+    assert ours.events is not None
+    assert ours.events >= 4
+    assert len(ours.dispatch_ms) == ours.events
+    assert ours.api_calls is not None
+    assert ours.api_calls > 0
+    assert len(ours.wait_parts) == 3
+    for parts, wait in zip(ours.wait_parts, ours.waits_ci, strict=True):
+        assert parts.total == pytest.approx(wait)
+        assert sum(part or 0.0 for part in parts.parts()) == pytest.approx(wait)
+        assert parts.ci is not None
+        assert parts.ci > 0
+        # Everything was in the records: nothing left unattributed.
+        assert parts.other == pytest.approx(0.0)
 
     marge = run_marge(stack, WORKLOAD, batch=True, log_dir=tmp_path)
     _assert_sane(marge)
+    assert marge.events is None
+    assert marge.api_calls is not None
+    assert marge.api_calls > 0
+    assert all(parts.ci is not None for parts in marge.wait_parts)
 
     table = render_table(WORKLOAD, [ours, marge])
     assert "merge-assist-batch-4" in table
