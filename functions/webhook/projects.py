@@ -24,7 +24,7 @@ def project_config(project_id: int) -> ProjectConfig:
         cached = _cache.get(project_id)
     if cached and now - cached[0] < CONFIG_CACHE_SECONDS:
         return cached[1]
-    config = wiring.store().get_project(project_id)
+    config = wiring.project_configs().get_project(project_id)
     with _lock:
         _cache[project_id] = (now, config)
     return config

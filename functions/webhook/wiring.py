@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from functools import cache
 
-from merge_assist.adapters.aws import register_cache, store_from_settings
-from merge_assist.adapters.dynamodb_store import DynamoDBStore
+from merge_assist.adapters.aws import dynamodb_table, register_cache
 from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
+from merge_assist.adapters.project_configs import DynamoDBProjectConfigs
 from merge_assist.adapters.webhook_secrets import read_webhook_secret
 from merge_assist.platform.config import WebhookSecret
 from merge_assist.platform.ports import Meter
@@ -20,8 +20,8 @@ meter: Meter = PowertoolsMeter(metrics)
 
 
 @cache
-def store() -> DynamoDBStore:
-    return store_from_settings()
+def project_configs() -> DynamoDBProjectConfigs:
+    return DynamoDBProjectConfigs(dynamodb_table(get_settings().resolved_table_name))
 
 
 def webhook_secret(project_id: int, *, refresh: bool = False) -> WebhookSecret:
@@ -30,4 +30,4 @@ def webhook_secret(project_id: int, *, refresh: bool = False) -> WebhookSecret:
     return read_webhook_secret(get_settings().names, project_id, refresh=refresh)
 
 
-register_cache(store.cache_clear)
+register_cache(project_configs.cache_clear)

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 
 import boto3
 
-from merge_assist.adapters.dynamodb_store import DynamoDBStore
 from merge_assist.platform.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
+
+    from merge_assist.adapters.dynamodb_store import DynamoDBStore
 
 
 @lru_cache(maxsize=8)
@@ -23,6 +24,11 @@ def dynamodb_table(name: str) -> Table:
 
 
 def store_from_settings(settings: Settings | None = None) -> DynamoDBStore:
+    # Imported here: the webhook receiver imports this module for its caches and reads
+    # only project configs (``project_configs``); the whole store would cost its cold
+    # start every context's models.
+    from merge_assist.adapters.dynamodb_store import DynamoDBStore  # noqa: PLC0415
+
     settings = settings or get_settings()
     return DynamoDBStore(
         dynamodb_table(settings.resolved_table_name),

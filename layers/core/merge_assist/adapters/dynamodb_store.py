@@ -31,6 +31,7 @@ from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
+from merge_assist.adapters.project_configs import CONFIG_SK, project_pk, read_project
 from merge_assist.audit import AuditEntry
 from merge_assist.platform.access import Grant
 from merge_assist.platform.clock import SystemClock
@@ -52,10 +53,6 @@ if TYPE_CHECKING:
 
 # A notice older than this tells of a state long gone; DynamoDB's TTL drops it.
 NOTICE_TTL = timedelta(days=1)
-
-
-def project_pk(project_id: int) -> str:
-    return f"PROJECT#{project_id}"
 
 
 def mr_sk(iid: int) -> str:
@@ -101,10 +98,7 @@ class DynamoDBStore:
     # -- projects ---------------------------------------------------------------------
 
     def get_project(self, project_id: int) -> ProjectConfig:
-        item = self._get(project_pk(project_id), "CONFIG")
-        if item is None:
-            raise NotFoundError(f"project {project_id} is not connected")
-        return load(ProjectConfig, item)
+        return read_project(self._table, project_id)
 
     def list_projects(self) -> list[ProjectConfig]:
         return [
@@ -120,7 +114,7 @@ class DynamoDBStore:
             stored,
             keys={
                 TABLE.partition_key: project_pk(config.project_id),
-                TABLE.sort_key: "CONFIG",
+                TABLE.sort_key: CONFIG_SK,
                 TABLE.index_partition_key: "PROJECTS",
                 TABLE.index_sort_key: f"{config.project_id:012d}",
                 "kind": "project",
@@ -132,7 +126,7 @@ class DynamoDBStore:
 
     def delete_project(self, project_id: int) -> None:
         self._table.delete_item(
-            Key={TABLE.partition_key: project_pk(project_id), TABLE.sort_key: "CONFIG"}
+            Key={TABLE.partition_key: project_pk(project_id), TABLE.sort_key: CONFIG_SK}
         )
 
     # -- merge requests ---------------------------------------------------------------
