@@ -232,8 +232,9 @@ def queue_section(queues: Sequence[QueueBenchmark], chart_names: Sequence[str | 
             "therefore large in units of CI. In a run with longer CI (`--ci-seconds 12`) the "
             "same costs weigh ten times less; with real CI runs of many minutes they shrink "
             "towards zero and the waits approach the number of CI runs each MR waits behind. "
-            "The parts of the wait show which costs these are: *CI* and *behind another batch* "
-            "are the queue's own, the rest is overhead.",
+            "The parts of the wait show which costs these are: *CI* is the testing itself and "
+            "*behind another batch* the queue's order (stretched by the overhead of the batches "
+            "ahead); the other parts are overhead.",
             "",
             "The largest such cost for Merge Assist is its event path. Every webhook of a "
             "project and target branch goes through one SQS FIFO message group, handled in "
@@ -241,8 +242,8 @@ def queue_section(queues: Sequence[QueueBenchmark], chart_names: Sequence[str | 
             "reading GitLab and DynamoDB). Sixteen MRs arriving within about ten seconds, "
             "each bringing several webhooks (open, pipeline, label and note updates, many "
             "caused by the queue's own labels and comments), build a backlog of tens of "
-            "events, and a batch's pipeline webhook waits behind it: it shows as "
-            "*pipeline → resumed* and *queued, idle*. marge-bot polls GitLab instead and does "
+            "events, and the pipeline webhooks wait behind it: an MR's own, as *ready → "
+            "queued*; a batch's, as *pipeline → resumed*. marge-bot polls GitLab instead and does "
             "not pay this. In the cloud, with CI runs of minutes and MRs minutes apart, the "
             "backlog does not form.",
             "",
