@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import gitlab
 import pytest
 
+from bench.merge_queue import rest_calls
 from local.gitlab_sim import GitLabSimulator
 from local.gitlab_sim.models import Project
 from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway
@@ -98,8 +99,11 @@ def test_facts_of_a_ready_merge_request_leave_no_reason(gl: GitLab) -> None:
     gl.sim.approve(project, iid, "alice")
     assert gl.sim.wait_idle()
 
-    facts = gl.gateway.merge_request_facts(project.id, iid)
+    with rest_calls(gl.sim) as calls:
+        facts = gl.gateway.merge_request_facts(project.id, iid)
 
+    # "mergeable" says the approvals are there: one call, not two.
+    assert calls["bot"] == 1
     assert facts.iid == iid
     assert facts.state == "opened"
     assert facts.assignee_ids == [gl.bot_id]
@@ -117,8 +121,12 @@ def test_facts_of_a_draft_failing_unapproved_merge_request(gl: GitLab) -> None:
     iid = gl.sim.create_merge_request(project, "topic", "Draft: break it", {"ci/fail": "x\n"})
     assert gl.sim.wait_idle()
 
-    facts = gl.gateway.merge_request_facts(project.id, iid)
+    with rest_calls(gl.sim) as calls:
+        facts = gl.gateway.merge_request_facts(project.id, iid)
 
+    # A draft's status names the draft, not the approvals: those are asked.
+    assert facts.detailed_merge_status == "draft_status"
+    assert calls["bot"] == 2
     assert facts.draft
     assert facts.approved is False
     assert facts.head_pipeline_status == "failed"

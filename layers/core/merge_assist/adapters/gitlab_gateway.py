@@ -109,6 +109,18 @@ def _no_answer(error: requests.RequestException, what: str) -> MergeAssistError:
     return GitLabUnavailable(None, f"{what}: GitLab did not answer ({type(error).__name__})")
 
 
+def _approval_from_merge_status(status: str | None) -> bool | None:
+    """What GitLab's ``detailed_merge_status`` already says of the approvals: ``mergeable``
+    only once every merge check passed, approvals included; ``not_approved`` when they are
+    missing. Any other status names only the first check that fails, so the approvals have
+    to be asked (one more call)."""
+    if status == "mergeable":
+        return True
+    if status == "not_approved":
+        return False
+    return None
+
+
 @contextmanager
 def _translated(what: str) -> Iterator[None]:
     try:
@@ -342,8 +354,10 @@ class PythonGitLabGateway:
         what = f"!{iid} of project {project_id}"
         with _translated(what):
             mr = self._merge_requests(project_id).get(iid, include_rebase_in_progress=True)
-            approvals = mr.approvals.get()
-        attributes: dict[str, Any] = mr.attributes
+            attributes: dict[str, Any] = mr.attributes
+            approved = _approval_from_merge_status(attributes.get("detailed_merge_status"))
+            if approved is None:
+                approved = mr.approvals.get().attributes.get("approved")
         pipeline = attributes.get("head_pipeline")
         draft = attributes.get("draft")
         return MergeRequestFacts(
@@ -361,7 +375,7 @@ class PythonGitLabGateway:
             blocking_discussions_resolved=attributes.get("blocking_discussions_resolved"),
             has_conflicts=bool(attributes.get("has_conflicts")),
             head_pipeline_status=pipeline.get("status") if isinstance(pipeline, dict) else None,
-            approved=approvals.attributes.get("approved"),
+            approved=approved,
         )
 
     def apply_transition(
