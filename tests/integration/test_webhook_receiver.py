@@ -145,7 +145,7 @@ def deployment(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deplo
 
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["gitlab-18", "gitlab-16"])
-def test_merge_request_event_is_normalized_onto_its_mr_group(
+def test_merge_request_event_is_normalized_onto_its_source_branch_group(
     deployment: Deployment, legacy: bool
 ) -> None:
     body = payloads.merge_request_event(PROJECT, 3, legacy=legacy, labels=("backend",))
@@ -156,7 +156,7 @@ def test_merge_request_event_is_normalized_onto_its_mr_group(
     assert status == 202
     assert answer["status"] == "queued"
     [message] = deployment.queued()
-    assert message["group"] == f"{PROJECT}:mr:3"
+    assert message["group"] == f"{PROJECT}:branch:feature/3"
     assert message["dedup"] == answer["idempotency_key"]
     event = message["body"]
     assert event["kind"] == "merge_request"
@@ -187,11 +187,11 @@ def test_each_handled_event_type_is_queued(deployment: Deployment) -> None:
 
     assert set(events) == {"note", "pipeline", "push", "job"}
     assert events["note"]["body"]["note"]["body"] == "/merge please"
-    assert events["note"]["group"] == f"{PROJECT}:mr:4"
+    assert events["note"]["group"] == f"{PROJECT}:branch:feature/4"
     assert events["push"]["body"]["push"]["branch"] == "release/1.x"
-    assert events["push"]["group"] == f"{PROJECT}:release/1.x"
+    assert events["push"]["group"] == f"{PROJECT}:branch:release/1.x"
     assert events["job"]["body"]["job"]["status"] == "failed"
-    assert events["job"]["group"] == f"{PROJECT}:pipeline:{events['job']['body']['job']['sha']}"
+    assert events["job"]["group"] == f"{PROJECT}:branch:main"
 
 
 def test_pipelines_keep_their_merge_request_and_status(deployment: Deployment) -> None:
@@ -201,8 +201,8 @@ def test_pipelines_keep_their_merge_request_and_status(deployment: Deployment) -
 
     assert message["body"]["pipeline"]["status"] == "failed"
     assert message["body"]["merge_request"]["iid"] == 4
-    # Per sha, not per MR: a batch's result never waits behind other events of its MR.
-    assert message["group"] == f"{PROJECT}:pipeline:{message['body']['pipeline']['sha']}"
+    # With its MR's source branch, so the MR and its own pipeline are judged in order.
+    assert message["group"] == f"{PROJECT}:branch:feature/4"
 
 
 @pytest.mark.parametrize(

@@ -67,7 +67,7 @@ def test_untracked_and_changed_mrs_are_queued_as_reconcile_events() -> None:
     assert all(event.kind is EventKind.RECONCILE for event in events)
     assert events[0].merge_request is not None
     assert events[0].merge_request.sha == "e" * 40
-    assert events[0].message_group_id == "3:mr:2"  # in order with the MR's own events
+    assert events[0].message_group_id == "3:branch:feature/2"  # with the MR's own events
 
 
 def test_tracked_mr_that_left_the_open_list_is_looked_up() -> None:

@@ -111,19 +111,33 @@ class QueueEvent(BaseModel):
 
     @property
     def message_group_id(self) -> str:
-        """The FIFO group the event is handled in, in order with the rest of its group and
-        in parallel with other groups. Per MR for what concerns an MR (its hooks, notes and
-        reconciliations stay in order), per sha for pipelines (a pipeline's statuses stay in
-        order, and a batch's result never waits behind other MRs' events), per branch for
-        the rest. Nothing else needs an order: the dispatcher judges an MR on GitLab's
-        current view, and writes that race are conditional."""
-        if self.kind is EventKind.PIPELINE and self.pipeline is not None:
-            return fifo_token(f"{self.project_id}:pipeline:{self.pipeline.sha}")
-        if self.kind is EventKind.JOB and self.job is not None and self.job.sha:
-            return fifo_token(f"{self.project_id}:pipeline:{self.job.sha}")
+        """The FIFO group the event is handled in: in order with the rest of its group, in
+        parallel with other groups. One group per branch the work happens on: an MR's
+        events go with its source branch, and so do that branch's pipelines, so an MR's
+        readiness and the end of its own pipeline are judged in the order they happened
+        (in groups of their own, the MR could be judged on a running pipeline while the
+        finished one found it not yet recorded, and wait for the watcher). A batch's
+        pipeline runs on the batch branch, never behind other MRs' events; pushes and the
+        target's own pipelines go with the target. Nothing needs an order across
+        branches: the dispatcher judges an MR on GitLab's current view, and racing writes
+        are conditional."""
+        branch = self._work_branch()
+        if branch is not None:
+            return fifo_token(f"{self.project_id}:branch:{branch}")
         if self.merge_request is not None:
             return fifo_token(f"{self.project_id}:mr:{self.merge_request.iid}")
         return fifo_token(f"{self.project_id}:{self.target_branch or '*'}")
+
+    def _work_branch(self) -> str | None:
+        if self.merge_request is not None:
+            return self.merge_request.source_branch
+        if self.pipeline is not None:
+            return self.pipeline.ref
+        if self.job is not None:
+            return self.job.ref
+        if self.push is not None:
+            return self.push.branch
+        return None
 
 
 # SQS accepts 1..128 characters of ASCII letters, digits and punctuation in group and
