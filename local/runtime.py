@@ -4,6 +4,13 @@ moto's non-Docker Lambda backend (``LambdaSimpleBackend``) answers ``Invoke`` wi
 payload; ``LambdaRuntime.install`` routes it here instead, so a Step Functions task, an
 ``Invoke`` API call and the local poller all run the same handler code the cloud runs.
 
+Invocations of one function overlap, each in its caller's thread, up to the function's
+concurrency: its reserved concurrency when it has one, else ``DEFAULT_CONCURRENCY``. Past
+that Lambda throttles: a synchronous ``Invoke`` fails with ``TooManyRequestsException``
+(429), an asynchronous one waits for a free execution environment, and the SQS poller
+reserves one before it receives a batch, as an event source mapping does not invoke above
+the limit.
+
 ``LambdaRuntime.crashing_after_side_effects`` plays a function whose sandbox dies right
 after a call changed something (the process is killed, the invocation times out): the
 invocation ends at that point with Lambda's ``Runtime.ExitError`` and nothing after the
@@ -29,6 +36,7 @@ from urllib.parse import urlsplit
 
 from aws_lambda_powertools.utilities.typing import LambdaContext as PowertoolsLambdaContext
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.exceptions import JsonRESTError
 from urllib3.connectionpool import HTTPConnectionPool
 
 from local.observers import Observers
@@ -39,6 +47,12 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Any, Any], Any]
 # Told of every finished invocation, sync or async: (function name, wall seconds, memory MB).
 InvokeObserver = Callable[[str, float, int], None]
+
+# Lambda's per-function default here; the account's default quota on a new AWS account.
+DEFAULT_CONCURRENCY = 10
+# Threads for asynchronous invocations: enough that they never cap the concurrency of the
+# functions invoked that way.
+ASYNC_WORKERS = 64
 
 _running = threading.local()
 
@@ -80,6 +94,25 @@ def make_context(
         PowertoolsLambdaContext,
         LambdaContext(function_name, memory_mb, arn, timeout_seconds),
     )
+
+
+class TooManyRequests(Exception):
+    """Lambda throttled the invocation: every execution environment the function's
+    concurrency allows is busy."""
+
+    def __init__(self, function_name: str, limit: int) -> None:
+        super().__init__(f"Rate Exceeded: {function_name} runs {limit} invocations already")
+        self.function_name = function_name
+        self.limit = limit
+
+
+class ThrottledInvoke(JsonRESTError):
+    """What Lambda's ``Invoke`` API answers a throttled call."""
+
+    code = 429
+
+    def __init__(self) -> None:
+        super().__init__("TooManyRequestsException", "Rate Exceeded.")
 
 
 class SandboxCrash(BaseException):
@@ -167,25 +200,103 @@ def function_name_from(identifier: str) -> str:
 
 
 class LambdaRuntime:
-    def __init__(self, account_id: str, region: str) -> None:
+    def __init__(
+        self, account_id: str, region: str, *, default_concurrency: int = DEFAULT_CONCURRENCY
+    ) -> None:
+        if default_concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {default_concurrency}")
         self._account_id = account_id
         self._region = region
+        self._default_concurrency = default_concurrency
         self._functions: dict[str, FunctionSpec] = {}
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
-        self._async = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambda-async")
+        # Guards the concurrency figures below; notified whenever an invocation ends.
+        self._slots = threading.Condition(threading.Lock())
+        self._limits: dict[str, int] = {}
+        self._busy: dict[str, int] = {}
+        self._waiting: dict[str, int] = {}
+        self._closing = False
+        self._async = ThreadPoolExecutor(
+            max_workers=ASYNC_WORKERS, thread_name_prefix="lambda-async"
+        )
         self.invocations: dict[str, int] = {}
+        self.throttles: dict[str, int] = {}
         self.observers: Observers[InvokeObserver] = Observers()
 
     def register(
-        self, function_name: str, spec: FunctionSpec, handler: Handler | None = None
+        self,
+        function_name: str,
+        spec: FunctionSpec,
+        handler: Handler | None = None,
+        *,
+        reserved_concurrency: int | None = None,
     ) -> None:
         """Route invocations of ``function_name`` to ``spec.handler`` (or to ``handler``,
-        for a function the deployment does not define, such as a test's)."""
+        for a function the deployment does not define, such as a test's), at most
+        ``reserved_concurrency`` of them at once (else the spec's, else the default)."""
+        # A FunctionSpec that declares reserved concurrency is honoured as Lambda would;
+        # 0 throttles every invocation, as it does there.
+        limit = reserved_concurrency
+        if limit is None:
+            limit = getattr(spec, "reserved_concurrency", None)
+        if limit is None:
+            limit = self._default_concurrency
+        if limit < 0:
+            raise ValueError(f"reserved concurrency must not be negative, not {limit}")
         with self._lock:
             self._functions[function_name] = spec
             if handler is not None:
                 self._handlers[function_name] = handler
+        with self._slots:
+            self._limits[function_name] = limit
+            self._slots.notify_all()
+
+    # --- concurrency ------------------------------------------------------------------------
+
+    def concurrency(self, function_name: str) -> int:
+        """How many invocations of the function may run at once."""
+        with self._slots:
+            return self._limits.get(function_name, self._default_concurrency)
+
+    def running(self, function_name: str) -> int:
+        with self._slots:
+            return self._busy.get(function_name, 0)
+
+    def waiting(self, function_name: str) -> int:
+        """How many callers wait in ``reserve`` for one of the function's environments."""
+        with self._slots:
+            return self._waiting.get(function_name, 0)
+
+    def reserve(self, function_name: str, timeout: float | None = 0.0) -> bool:
+        """Takes one of the function's execution environments for an invocation to come
+        (``invoke(..., reserved=True)`` gives it back), waiting up to ``timeout`` seconds
+        (None: until one is free); False when none could be had."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._slots:
+            while True:
+                limit = self._limits.get(function_name, self._default_concurrency)
+                busy = self._busy.get(function_name, 0)
+                if busy < limit:
+                    self._busy[function_name] = busy + 1
+                    return True
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if self._closing or (remaining is not None and remaining <= 0):
+                    return False
+                self._waiting[function_name] = self._waiting.get(function_name, 0) + 1
+                try:
+                    self._slots.wait(remaining)
+                finally:
+                    self._waiting[function_name] -= 1
+
+    def release(self, function_name: str) -> None:
+        """Gives back an environment that ``reserve`` took and no invocation used."""
+        with self._slots:
+            busy = self._busy.get(function_name, 0)
+            if busy <= 0:
+                raise RuntimeError(f"{function_name} has no reserved environment to release")
+            self._busy[function_name] = busy - 1
+            self._slots.notify_all()
 
     def arn(self, function_name: str) -> str:
         return f"arn:aws:lambda:{self._region}:{self._account_id}:function:{function_name}"
@@ -202,10 +313,22 @@ class LambdaRuntime:
     def knows(self, function_name: str) -> bool:
         return function_name in self._functions
 
-    def invoke(self, function_name: str, event: Any) -> InvocationResult:
+    def invoke(self, function_name: str, event: Any, *, reserved: bool = False) -> InvocationResult:
         """Run the handler as Lambda would: an exception becomes an ``Unhandled`` function
-        error with Lambda's error payload, never an exception in the caller."""
+        error with Lambda's error payload, never an exception in the caller. Raises
+        ``TooManyRequests`` when the function is at its concurrency, unless the caller
+        ``reserved`` an environment first (which this invocation then gives back)."""
         spec = self._functions[function_name]
+        if not reserved and not self.reserve(function_name):
+            with self._slots:
+                self.throttles[function_name] = self.throttles.get(function_name, 0) + 1
+            raise TooManyRequests(function_name, self.concurrency(function_name))
+        try:
+            return self._invoke(function_name, spec, event)
+        finally:
+            self.release(function_name)
+
+    def _invoke(self, function_name: str, spec: FunctionSpec, event: Any) -> InvocationResult:
         context = LambdaContext(
             function_name=function_name,
             memory_limit_in_mb=spec.memory_mb,
@@ -252,9 +375,19 @@ class LambdaRuntime:
         return InvocationResult(json.dumps(result).encode() if result is not None else b"null")
 
     def invoke_async(self, function_name: str, event: Any) -> None:
-        self._async.submit(self.invoke, function_name, event)
+        """Lambda queues an asynchronous event and runs it once an environment is free."""
+        self._async.submit(self._invoke_queued, function_name, event)
+
+    def _invoke_queued(self, function_name: str, event: Any) -> None:
+        if not self.reserve(function_name, timeout=None):
+            log.warning("%s: an asynchronous event dropped at shutdown", function_name)
+            return
+        self.invoke(function_name, event, reserved=True)
 
     def shutdown(self) -> None:
+        with self._slots:
+            self._closing = True
+            self._slots.notify_all()
         self._async.shutdown(wait=True, cancel_futures=False)
 
     @contextmanager
@@ -319,7 +452,11 @@ class LambdaRuntime:
             if headers.get("X-Amz-Invocation-Type") == "Event":
                 runtime.invoke_async(name, event)
                 return b""
-            result = runtime.invoke(name, event)
+            try:
+                result = runtime.invoke(name, event)
+            except TooManyRequests as throttled:
+                log.info("%s", throttled)
+                raise ThrottledInvoke() from throttled
             if result.function_error:
                 response_headers["x-amz-function-error"] = result.function_error
             return result.payload
@@ -339,6 +476,7 @@ __all__ = [
     "LambdaRuntime",
     "SandboxCrash",
     "SideEffectCrashes",
+    "TooManyRequests",
     "current_function",
     "function_name_from",
 ]

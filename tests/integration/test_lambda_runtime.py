@@ -1,0 +1,131 @@
+"""The local Lambda's concurrency: invocations of one function overlap up to its limit,
+past which a synchronous call is throttled and an asynchronous one waits its turn."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from local.runtime import DEFAULT_CONCURRENCY, LambdaRuntime, TooManyRequests
+from merge_assist.platform.resources import FunctionSpec
+
+WAIT_S = 10.0
+
+
+def _spec(name: str) -> FunctionSpec:
+    return FunctionSpec(key=name, handler=f"tests.{name}.handler", description="test function")
+
+
+class Gate:
+    """A handler that holds every invocation until ``open`` is set; ``inside`` counts
+    those holding."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.entered = threading.Semaphore(0)
+        self.lock = threading.Lock()
+        self.inside = 0
+        self.most_inside = 0
+
+    def __call__(self, event: Any, context: Any) -> str:
+        with self.lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        self.entered.release()
+        try:
+            self.open.wait(WAIT_S)
+            return "done"
+        finally:
+            with self.lock:
+                self.inside -= 1
+
+    def wait_entered(self, count: int) -> bool:
+        return all(self.entered.acquire(timeout=WAIT_S) for _ in range(count))
+
+
+@pytest.fixture
+def runtime() -> Iterator[LambdaRuntime]:
+    runtime = LambdaRuntime("123456789012", "us-east-1")
+    yield runtime
+    runtime.shutdown()
+
+
+def test_invocations_overlap_up_to_the_limit_and_beyond_it_are_throttled(
+    runtime: LambdaRuntime,
+) -> None:
+    gate = Gate()
+    runtime.register("limited", _spec("limited"), handler=gate, reserved_concurrency=2)
+    results: list[Any] = []
+    callers = [
+        threading.Thread(target=lambda: results.append(runtime.invoke("limited", {})))
+        for _ in range(2)
+    ]
+    for caller in callers:
+        caller.start()
+    assert gate.wait_entered(2)  # both inside at once
+
+    with pytest.raises(TooManyRequests) as throttled:
+        runtime.invoke("limited", {})
+    assert throttled.value.limit == 2
+    assert runtime.throttles == {"limited": 1}
+    assert not runtime.reserve("limited")
+
+    gate.open.set()
+    for caller in callers:
+        caller.join(WAIT_S)
+    assert [r.json() for r in results] == ["done", "done"]
+    assert runtime.invocations == {"limited": 2}
+    assert runtime.running("limited") == 0
+    assert runtime.invoke("limited", {}).json() == "done"
+
+
+def test_a_reserved_environment_is_used_by_the_invocation_and_given_back(
+    runtime: LambdaRuntime,
+) -> None:
+    runtime.register(
+        "one", _spec("one"), handler=lambda event, context: event, reserved_concurrency=1
+    )
+    assert runtime.reserve("one")
+    with pytest.raises(TooManyRequests):
+        runtime.invoke("one", {"x": 1})
+    assert runtime.invoke("one", {"x": 2}, reserved=True).json() == {"x": 2}
+    assert runtime.running("one") == 0
+    assert runtime.reserve("one")
+    runtime.release("one")
+    assert runtime.running("one") == 0
+
+
+def test_the_default_limit_applies_to_a_function_without_reserved_concurrency(
+    runtime: LambdaRuntime,
+) -> None:
+    runtime.register("plain", _spec("plain"), handler=lambda event, context: None)
+    assert runtime.concurrency("plain") == DEFAULT_CONCURRENCY
+    held = [runtime.reserve("plain") for _ in range(DEFAULT_CONCURRENCY)]
+    assert all(held)
+    assert not runtime.reserve("plain")
+    with pytest.raises(TooManyRequests):
+        runtime.invoke("plain", {})
+
+
+def test_asynchronous_invocations_run_up_to_the_limit_and_the_rest_wait(
+    runtime: LambdaRuntime,
+) -> None:
+    gate = Gate()
+    limit = 6  # above the four workers asynchronous invocations once had
+    runtime.register("async", _spec("async"), handler=gate, reserved_concurrency=limit)
+    for _ in range(limit + 2):
+        runtime.invoke_async("async", {})
+
+    assert gate.wait_entered(limit)
+    # The two beyond the limit wait for an environment instead of failing.
+    assert gate.most_inside == limit
+    assert not gate.entered.acquire(timeout=0)
+    assert runtime.throttles == {}
+    gate.open.set()
+    assert gate.wait_entered(2)
+    runtime.shutdown()
+    assert runtime.invocations == {"async": limit + 2}
+    assert gate.most_inside == limit
