@@ -30,7 +30,7 @@ from local import moto_atomic
 from local.authorizer import JwtAuthorizer
 from local.gitlab_sim import GitLabSimulator
 from local.http_front import HttpFront, compile_route
-from local.poller import SqsPoller, detached_event_sources
+from local.poller import SqsPoller, detached_event_sources, serialized_queues
 from local.provision import REPO_ROOT, Provisioned, provision
 from local.runtime import LambdaRuntime
 from local.scheduler import Scheduler
@@ -185,6 +185,7 @@ class LocalStack:
         self._exit.enter_context(self.runtime.installed())
         self._exit.callback(self.runtime.shutdown)
         self._exit.enter_context(detached_event_sources())
+        self._exit.enter_context(serialized_queues())
 
         self.provisioned = provision(
             self.session, self.names, environment=environment, bot_token=bot_token
