@@ -26,7 +26,7 @@ import requests
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from local import moto_atomic
+from local import moto_atomic, moto_routing
 from local.authorizer import JwtAuthorizer
 from local.gitlab_sim import GitLabSimulator
 from local.http_front import HttpFront, compile_route
@@ -128,6 +128,7 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._exit.enter_context(_moto_config())
         moto_atomic.install()
+        moto_routing.install()
         self._moto = ThreadedMotoServer(ip_address=config.host, port=config.aws_port, verbose=False)
         self._moto.start()
         self._exit.callback(self._moto.stop)
