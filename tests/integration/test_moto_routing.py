@@ -3,8 +3,7 @@ lookup would, once per host."""
 
 from __future__ import annotations
 
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-from moto.server import create_backend_app
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from local import moto_routing
 
