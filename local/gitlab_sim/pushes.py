@@ -1,12 +1,23 @@
 """What happens when refs move, whether by a git push over smart HTTP or by the API:
 branch protection decides who may move them; afterwards pipelines start, push hooks fire,
 open MRs of the branch get their new head, and MRs whose head reached their target are
-marked merged (as GitLab does)."""
+marked merged (as GitLab does).
+
+A git push is answered once its refs are updated; what follows runs in the background, as
+GitLab's ``PostReceive`` Sidekiq job does after Gitaly's post-receive hook queued it. The
+API's own ref updates (commits, branches, merges) keep running it at once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import threading
+import weakref
+from collections import deque
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from dulwich.objects import Commit, ObjectID
+from dulwich.repo import Repo
 
 from local.gitlab_sim import gitops
 from local.gitlab_sim.gitops import ZERO_SHA
@@ -17,9 +28,108 @@ from local.gitlab_sim.store import Event, Store
 if TYPE_CHECKING:
     from local.gitlab_sim.merge_requests import MergeRequestService
 
+log = logging.getLogger(__name__)
+
 BRANCH_PREFIX = "refs/heads/"
 
 RefUpdate = tuple[str, str, str]
+
+
+class CommitGraph:
+    """Parents and generation numbers (git's commit-graph "topological levels") of a
+    repository's commits, remembered as they are met: commits never change. An ancestry
+    question then walks only the commits newer, by generation, than the ancestor asked
+    about, where a plain walk goes down to the root commit for every "no"."""
+
+    def __init__(self, repo: Repo) -> None:
+        self._repo = repo
+        self._parents: dict[ObjectID, tuple[ObjectID, ...]] = {}
+        self._generation: dict[ObjectID, int] = {}
+
+    def parents(self, sha: ObjectID) -> tuple[ObjectID, ...]:
+        found = self._parents.get(sha)
+        if found is None:
+            commit = self._repo[sha]
+            if not isinstance(commit, Commit):
+                raise KeyError(sha)
+            found = self._parents[sha] = tuple(commit.parents)
+        return found
+
+    def get_parents(self, sha: ObjectID) -> list[ObjectID] | None:
+        """dulwich's commit-graph lookup: None for what is not a commit of the repository,
+        which dulwich then reads itself."""
+        try:
+            return list(self.parents(sha))
+        except KeyError:
+            return None
+
+    def knows(self, sha: ObjectID) -> bool:
+        """Met already, as a commit."""
+        return sha in self._parents
+
+    def generation(self, sha: ObjectID) -> int:
+        """1 for a root commit, else one more than its highest parent."""
+        known = self._generation.get(sha)
+        if known is not None:
+            return known
+        pending = [sha]
+        while pending:
+            top = pending[-1]
+            if top in self._generation:
+                pending.pop()
+                continue
+            missing = [p for p in self.parents(top) if p not in self._generation]
+            if missing:
+                pending.extend(missing)
+                continue
+            self._generation[top] = 1 + max(
+                (self._generation[p] for p in self.parents(top)), default=0
+            )
+            pending.pop()
+        return self._generation[sha]
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Exact, like ``gitops.is_ancestor``: a commit of generation at most the
+        ancestor's, other than the ancestor itself, cannot lead to it."""
+        if ancestor == descendant:
+            return True
+        target, start = ObjectID(ancestor.encode()), ObjectID(descendant.encode())
+        if target not in self._repo.object_store:
+            return False
+        floor = self.generation(target)
+        pending, seen = [start], {start}
+        while pending:
+            sha = pending.pop()
+            if sha == target:
+                return True
+            if self.generation(sha) <= floor:
+                continue
+            for parent in self.parents(sha):
+                if parent not in seen:
+                    seen.add(parent)
+                    pending.append(parent)
+        return False
+
+
+_graphs: weakref.WeakKeyDictionary[Repo, CommitGraph] = weakref.WeakKeyDictionary()
+_graphs_lock = threading.Lock()
+
+
+def commit_graph(repo: Repo) -> CommitGraph:
+    with _graphs_lock:
+        graph = _graphs.get(repo)
+        if graph is None:
+            graph = _graphs[repo] = CommitGraph(repo)
+        return graph
+
+
+@dataclass(frozen=True)
+class _PostReceive:
+    project: Project
+    user: User
+    updates: list[RefUpdate]
+    # The project's MRs when the push was answered: see ``_run_post_receive``.
+    merge_requests_before: frozenset[int]
 
 
 @dataclass
@@ -27,6 +137,11 @@ class PushService:
     store: Store
     pipelines: PipelineService
     merge_requests: MergeRequestService | None = None
+    # Post-receive work of git pushes, in the order the pushes were answered, and whether
+    # a worker is taking them (one at a time: each push sees the effects of the previous).
+    _queued: deque[_PostReceive] = field(default_factory=deque)
+    _working: bool = False
+    _changed: threading.Condition = field(default_factory=threading.Condition)
 
     def may_push(self, project: Project, user: User, branch: str) -> bool:
         level = self.store.access_level(project, user)
@@ -62,19 +177,79 @@ class PushService:
                 rule is not None
                 and old != ZERO_SHA
                 and not rule.allow_force_push
-                and not gitops.is_ancestor(self.store.repo(project.id), old, new)
+                and not commit_graph(self.store.repo(project.id)).is_ancestor(old, new)
             ):
                 return (
                     "You are not allowed to force push code to a protected branch on this project."
                 )
             return None
 
+    def after_push(self, project: Project, user: User, updates: list[RefUpdate]) -> None:
+        """A git push's refs are updated: its effects follow in the background."""
+        with self.store.lock:
+            opened = frozenset(mr.iid for mr in self.store.project_merge_requests(project.id))
+        with self._changed:
+            self._queued.append(_PostReceive(project, user, updates, opened))
+            if not self._working:
+                self._working = True
+                threading.Thread(
+                    target=self._work, name="gitlab-sim-post-receive", daemon=True
+                ).start()
+
+    def idle(self) -> bool:
+        """No push waits for its post-receive work."""
+        with self._changed:
+            return not self._working
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._working, timeout)
+
+    def _work(self) -> None:
+        while True:
+            with self._changed:
+                if not self._queued:
+                    self._working = False
+                    self._changed.notify_all()
+                    return
+                job = self._queued.popleft()
+            try:
+                self._run_post_receive(job)
+            except Exception:
+                # As a failed Sidekiq job: logged, and the next push is still handled.
+                log.exception("post-receive of a push to project %s failed", job.project.id)
+
+    def _run_post_receive(self, job: _PostReceive) -> None:
+        self.on_push(job.project, job.user, job.updates, opened_before=job.merge_requests_before)
+
     def on_push(
-        self, project: Project, user: User, updates: list[RefUpdate], skip_ci: bool = False
+        self,
+        project: Project,
+        user: User,
+        updates: list[RefUpdate],
+        skip_ci: bool = False,
+        *,
+        opened_before: frozenset[int] | None = None,
     ) -> None:
+        """The effects of ``updates``; ``opened_before``: the project's MRs when the push
+        was answered, for the work of a git push that ran after its answer."""
         store = self.store
         assert self.merge_requests is not None
         with store.lock:
+            # An MR opened on the pushed commit before this ran has started its own
+            # pipeline for it (the simulator's MRs do when their head has none): one is
+            # enough, as it was when this work ran inside the push.
+            already_tested = (
+                set()
+                if opened_before is None
+                else {
+                    p.sha
+                    for p in store.pipelines.values()
+                    if p.project_id == project.id
+                    and p.mr_iid is not None
+                    and p.mr_iid not in opened_before
+                }
+            )
             for old, new, ref in updates:
                 if not ref.startswith(BRANCH_PREFIX):
                     continue
@@ -94,13 +269,13 @@ class PushService:
                 )
                 if new == ZERO_SHA:
                     continue
-                if not skip_ci:
+                if not skip_ci and new not in already_tested:
                     self.pipelines.create(project, new, branch, "push", user)
                 self._follow_branch(project, user, branch, new)
 
     def _follow_branch(self, project: Project, user: User, branch: str, new: str) -> None:
         assert self.merge_requests is not None
-        repo = self.store.repo(project.id)
+        graph = commit_graph(self.store.repo(project.id))
         for mr in self.store.project_merge_requests(project.id):
             if mr.state != "opened":
                 continue
@@ -110,7 +285,7 @@ class PushService:
             if (
                 mr.state == "opened"
                 and mr.target_branch == branch
-                and gitops.is_ancestor(repo, mr.sha, new)
+                and graph.is_ancestor(mr.sha, new)
             ):
                 self.merge_requests.on_landed_by_push(mr, user)
 

@@ -191,14 +191,17 @@ class GitLabSimulator:
         self.pipelines.tick()
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Waits until no pipeline, rebase or webhook delivery is outstanding."""
+        """Waits until no pipeline, rebase, push's post-receive work or webhook delivery is
+        outstanding."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            # Pushes first: their post-receive work starts pipelines and queues hooks.
+            pushed = self.pushes.idle()
             with self.store.lock:
                 busy = any(p.status not in FINISHED for p in self.store.pipelines.values()) or any(
                     m.rebase_in_progress for m in self.store.merge_requests.values()
                 )
-            if not busy and self.webhooks.idle():
+            if pushed and not busy and self.webhooks.idle():
                 return True
             time.sleep(SCHEDULER_PERIOD_S)
         return False

@@ -8,12 +8,16 @@ import base64
 import gzip
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dulwich.errors import HookError
+from dulwich.object_store import BaseObjectStore, GraphTraversalReachability
+from dulwich.objects import ObjectID, ShaFile
 from dulwich.protocol import CAPABILITY_FILTER
+from dulwich.refs import Ref
+from dulwich.repo import Repo
 from dulwich.server import (
     Backend,
     BackendRepo,
@@ -24,7 +28,7 @@ from dulwich.server import (
 from dulwich.web import HTTPGitApplication
 
 from local.gitlab_sim.models import REPORTER, Project, User
-from local.gitlab_sim.pushes import PushService, RefUpdate
+from local.gitlab_sim.pushes import CommitGraph, PushService, RefUpdate, commit_graph
 from local.gitlab_sim.store import NotFound, Store
 
 GIT_PATH = re.compile(r"^/(?P<project>.+?)\.git(?P<rest>/.*)$")
@@ -53,15 +57,79 @@ class _UpdateCheck:
 
 
 class _PostReceive:
-    """Plays git's ``post-receive`` hook: the push's effects on MRs, pipelines and hooks."""
+    """Plays git's ``post-receive`` hook as GitLab's does: it queues the push's effects on
+    MRs, pipelines and hooks (GitLab's ``PostReceive`` job), and the push is answered."""
 
     def __init__(self, pushes: PushService, project: Project, user: User) -> None:
         self.pushes, self.project, self.user = pushes, project, user
 
     def execute(self, updates: Sequence[tuple[bytes, bytes, bytes]]) -> bytes:
         moved: list[RefUpdate] = [(o.decode(), n.decode(), r.decode()) for o, n, r in updates]
-        self.pushes.on_push(self.project, self.user, moved)
+        self.pushes.after_push(self.project, self.user, moved)
         return b""
+
+
+class _GraphStore:
+    """The repository's object store as upload-pack sees it, with the commit graph the
+    simulator keeps in memory (``pushes.CommitGraph``). Without it dulwich finds what a
+    fetch lacks by reading every commit of the history behind the client's haves from
+    its object files, at every fetch."""
+
+    def __init__(self, store: BaseObjectStore, graph: CommitGraph) -> None:
+        self._store, self._graph = store, graph
+
+    def get_commit_graph(self) -> CommitGraph:
+        return self._graph
+
+    def get_reachability_provider(self, prefer_bitmaps: bool = True) -> GraphTraversalReachability:
+        return GraphTraversalReachability(self)  # type: ignore[arg-type]
+
+    def __contains__(self, sha: ObjectID) -> bool:
+        return sha in self._store
+
+    def __getitem__(self, sha: ObjectID) -> ShaFile:
+        return self._store[sha]
+
+    def __iter__(self) -> Iterator[ObjectID]:
+        return iter(self._store)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+class _ServedRepo:
+    """The repository as the smart HTTP handlers see it: itself, but with ``_GraphStore``
+    for finding a fetch's objects, and refs to commits peeled from the commit graph
+    rather than by reading each commit (every ref advertisement peels every ref)."""
+
+    def __init__(self, repo: Repo, graph: CommitGraph) -> None:
+        self._repo, self._graph = repo, graph
+        self._graph_store = _GraphStore(repo.object_store, graph)
+
+    def find_missing_objects(self, *args: Any, **kwargs: Any) -> Any:
+        # dulwich's own logic (wants, haves, shallow) over the graph-backed store.
+        view = _FindingView(self._repo, self._graph_store)
+        return Repo.find_missing_objects(view, *args, **kwargs)  # type: ignore[arg-type]
+
+    def get_peeled(self, ref: Ref) -> ObjectID:
+        sha = self._repo.refs[ref]
+        if self._graph.knows(sha):
+            return sha
+        peeled: ObjectID = self._repo.get_peeled(ref)
+        return peeled
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._repo, name)
+
+
+class _FindingView:
+    """What ``Repo.find_missing_objects`` reads of a repository."""
+
+    def __init__(self, repo: Repo, store: _GraphStore) -> None:
+        self._repo, self.object_store = repo, store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._repo, name)
 
 
 @dataclass
@@ -95,7 +163,8 @@ class GitHttp:
             repo = self.store.repo(project.id)
             repo.hooks["update"] = _UpdateCheck(self.pushes, project, user)  # type: ignore[assignment]
             repo.hooks["post-receive"] = _PostReceive(self.pushes, project, user)  # type: ignore[assignment]
-            repos: dict[str, BackendRepo] = {"/": repo}
+            served = _ServedRepo(repo, commit_graph(repo))
+            repos: dict[str, BackendRepo] = {"/": served}
             backend: Backend = DictBackend(repos)
             app = HTTPGitApplication(
                 backend,

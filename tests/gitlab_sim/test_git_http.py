@@ -1,15 +1,22 @@
 """Git smart HTTP with the real git CLI and dulwich's client: clone, push, protected
-branches, MR head refs, and MRs merged by a push."""
+branches, MR head refs, MRs merged by a push, and the push's effects following its
+answer."""
 
 from __future__ import annotations
 
 import io
+import random
 import subprocess
+import threading
 from pathlib import Path
+from typing import Any
 
+import pytest
 from dulwich import porcelain
 
-from local.gitlab_sim import GitLabSimulator
+from local.gitlab_sim import GitLabSimulator, gitops
+from local.gitlab_sim.models import Project, User
+from local.gitlab_sim.pushes import CommitGraph, RefUpdate
 
 
 def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -75,6 +82,8 @@ def test_push_that_lands_mr_head_marks_it_merged(sim: GitLabSimulator, tmp_path:
     _git(work, "merge", "--ff-only", "mr1")
     pushed = _git(work, "push", "origin", "HEAD:main")
     assert pushed.returncode == 0, pushed.stderr
+    # GitLab marks it merged shortly after the push, in its post-receive work.
+    assert sim.wait_idle()
     landed = sim.merge_request("g/app", first)
     assert landed["state"] == "merged"
     assert landed["merged_by"]["username"] == "bot"
@@ -123,3 +132,105 @@ def test_dulwich_client_clone_and_push(sim: GitLabSimulator, tmp_path: Path) -> 
         local.close()
     assert sim.branch_sha("g/app", "from-dulwich") == sha.decode()
     assert sim.read_file("g/app", "from-dulwich", "c.txt") == b"c\n"
+
+
+def test_a_push_is_answered_before_its_effects_follow(
+    sim: GitLabSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As GitLab's: the refs move when receive-pack answers; MR updates, pipelines and
+    hooks come after, from the post-receive work the push queued."""
+    _, bot_token = sim.create_user("bot")
+    sim.create_project("app", namespace="g", files={"a.txt": "a\n"}, members={"bot": 40})
+    iid = sim.create_merge_request("g/app", "one", "One", {"one.txt": "1\n"})
+    assert sim.wait_idle()
+    head = sim.merge_request("g/app", iid)["sha"]
+    pipelines_before = len(sim.store.pipelines)
+    release, started = threading.Event(), threading.Event()
+    original = sim.pushes.on_push
+
+    def held(project: Project, user: User, updates: list[RefUpdate], *args: Any, **kw: Any) -> None:
+        started.set()
+        assert release.wait(30), "the test never released the post-receive work"
+        original(project, user, updates, *args, **kw)
+
+    monkeypatch.setattr(sim.pushes, "on_push", held)
+    work = tmp_path / "work"
+    assert _git(tmp_path, "clone", _url(sim, bot_token, "g/app"), str(work)).returncode == 0
+    assert _git(work, "fetch", "origin", f"refs/merge-requests/{iid}/head").returncode == 0
+    assert _git(work, "merge", "--ff-only", "FETCH_HEAD").returncode == 0
+
+    pushed = _git(work, "push", "origin", "HEAD:main")
+
+    assert pushed.returncode == 0, pushed.stderr
+    assert sim.branch_sha("g/app", "main") == head
+    assert started.wait(30)
+    assert sim.merge_request("g/app", iid)["state"] == "opened"
+    assert len(sim.store.pipelines) == pipelines_before
+    assert not sim.pushes.idle()
+    release.set()
+    assert sim.wait_idle()
+    assert sim.merge_request("g/app", iid)["state"] == "merged"
+    assert [p.sha for p in list(sim.store.pipelines.values())[pipelines_before:]] == [head]
+
+
+def test_an_mr_opened_before_the_push_effects_ran_gets_one_pipeline(
+    sim: GitLabSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The MR opened on the pushed commit starts its pipeline; the push's own work, coming
+    after, does not start a second one for the same commit."""
+    _, bot_token = sim.create_user("bot")
+    sim.create_project("app", namespace="g", files={"a.txt": "a\n"}, members={"bot": 40})
+    release = threading.Event()
+    original = sim.pushes.on_push
+
+    def held(project: Project, user: User, updates: list[RefUpdate], *args: Any, **kw: Any) -> None:
+        assert release.wait(30), "the test never released the post-receive work"
+        original(project, user, updates, *args, **kw)
+
+    monkeypatch.setattr(sim.pushes, "on_push", held)
+    work = tmp_path / "work"
+    assert _git(tmp_path, "clone", _url(sim, bot_token, "g/app"), str(work)).returncode == 0
+    (work / "b.txt").write_text("b\n")
+    assert _git(work, "add", "b.txt").returncode == 0
+    assert _git(work, "commit", "-q", "-m", "Add b").returncode == 0
+    assert _git(work, "push", "origin", "HEAD:refs/heads/topic").returncode == 0
+    head = sim.branch_sha("g/app", "topic")
+    project = sim.project("g/app")
+    sim.merge_requests.create(
+        project,
+        sim.store.user_by_username("bot"),
+        {"source_branch": "topic", "target_branch": "main", "title": "Add b"},
+    )
+    release.set()
+    assert sim.wait_idle()
+    assert [p.sha for p in sim.store.pipelines.values()] == [head]
+
+
+def test_commit_graph_answers_ancestry_as_the_full_walk_does(
+    sim: GitLabSimulator,
+) -> None:
+    """On a random history whose commits share one timestamp (date-pruned walks get those
+    wrong), every ancestry question gets the exact walk's answer."""
+    project = sim.create_project("app", namespace="g", files={"a.txt": "a\n"})
+    rng = random.Random(7)
+    author = gitops.Identity("Dev", "dev@example.com")
+    with sim.store.lock:
+        repo = sim.store.repo(project.id)
+        root = gitops.branch_sha(repo, "main")
+        assert root is not None
+        commits = [root]
+        for number in range(60):
+            parents = rng.sample(commits, k=min(len(commits), rng.choice([1, 1, 2])))
+            tree = gitops.apply_actions(
+                repo,
+                parents[0],
+                [{"action": "update", "file_path": "a.txt", "content": f"{number}\n"}],
+            )
+            commits.append(
+                gitops.make_commit(repo, tree, parents, str(number), author, author_time=0)
+            )
+        graph = CommitGraph(repo)
+        for _ in range(400):
+            ancestor, descendant = rng.choice(commits), rng.choice(commits)
+            expected = gitops.is_ancestor(repo, ancestor, descendant)
+            assert graph.is_ancestor(ancestor, descendant) is expected
