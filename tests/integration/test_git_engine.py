@@ -14,9 +14,13 @@ from typing import Any
 import pytest
 from dulwich.client import AbstractHttpGitClient
 from dulwich.errors import GitProtocolError
-from dulwich.objects import Commit
+from dulwich.object_store import iter_tree_contents
+from dulwich.objects import Commit, ObjectID, ShaFile
+from dulwich.pack import pack_objects_to_data
+from dulwich.repo import Repo
 
 from local.gitlab_sim import GitLabSimulator
+from merge_assist.adapters import git_engine
 from merge_assist.adapters.git_engine import (
     GitAuthError,
     GitEngine,
@@ -286,7 +290,7 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_fetch_the_transport_fails_is_tried_again(
     scene: Scene, monkeypatch: pytest.MonkeyPatch, no_sleep: None
 ) -> None:
-    real = AbstractHttpGitClient.fetch
+    real = AbstractHttpGitClient.fetch_pack
     failures = iter([GitProtocolError("unexpected http resp 503"), OSError("reset")])
 
     def flaky(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -295,7 +299,7 @@ def test_a_fetch_the_transport_fails_is_tried_again(
             raise failure
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(AbstractHttpGitClient, "fetch", flaky)
+    monkeypatch.setattr(AbstractHttpGitClient, "fetch_pack", flaky)
 
     assert scene.engine.fetch([branch_ref("main")]) == {"refs/heads/main": scene.target_sha}
 
@@ -327,8 +331,95 @@ def test_a_transport_that_keeps_failing_is_an_error_without_the_token(
     def down(self: Any, *args: Any, **kwargs: Any) -> Any:
         raise GitProtocolError(f"unexpected http resp 503 for {scene.token}")
 
-    monkeypatch.setattr(AbstractHttpGitClient, "fetch", down)
+    monkeypatch.setattr(AbstractHttpGitClient, "fetch_pack", down)
 
     with pytest.raises(GitTransportError) as raised:
         scene.engine.fetch([branch_ref("main")])
     assert scene.token not in str(raised.value)
+
+
+def _reachable(repo: Repo, sha: str) -> set[ObjectID]:
+    """Every object of ``sha``'s history: commits, trees and blobs."""
+    found: set[ObjectID] = set()
+    pending = [ObjectID(sha.encode())]
+    while pending:
+        commit = repo[pending.pop()]
+        assert isinstance(commit, Commit)
+        if commit.id in found:
+            continue
+        found.add(commit.id)
+        found.add(commit.tree)
+        found.update(
+            entry.sha
+            for entry in iter_tree_contents(repo.object_store, commit.tree, include_trees=True)
+            if entry.sha is not None
+        )
+        pending.extend(commit.parents)
+    return found
+
+
+def _server_objects(scene: Scene) -> set[ObjectID]:
+    """What the remote holds for sure: what its refs reach. Objects it made for itself
+    (the trees of its mergeability checks) may be there too, but no client can know."""
+    with scene.sim.store.lock:
+        repo = scene.sim.store.repo(scene.sim.project(PROJECT).id)
+        found: set[ObjectID] = set()
+        for sha in set(repo.refs.as_dict().values()):
+            found |= _reachable(repo, sha.decode())
+        return found
+
+
+def test_a_push_sends_exactly_what_the_remote_lacks(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the batch's own commits, trees and merged blobs go over the wire: nothing the
+    remote holds is sent again, and nothing it lacks is left out."""
+    batch = build(scene, ["one", "two", "three"])
+    held = _server_objects(scene)
+    lacking = _reachable(scene.engine.repo, batch.sha) - held
+    sent: list[ObjectID] = []
+    real = pack_objects_to_data
+
+    def recorded(objects: list[ShaFile]) -> Any:
+        sent.extend(o.id for o in objects)
+        return real(objects)
+
+    monkeypatch.setattr("merge_assist.adapters.git_engine.pack_objects_to_data", recorded)
+
+    scene.engine.push("merge-assist/batch", batch.sha, expected_old_sha=None, force=True)
+
+    assert sorted(sent) == sorted(lacking)
+    assert lacking <= _server_objects(scene)
+
+
+def test_a_push_far_from_what_the_remote_holds_still_sends_everything(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the walk's limit dulwich's own finder decides what to send."""
+    batch = build(scene, ["one", "two", "three"])
+    monkeypatch.setattr(git_engine, "PUSH_WALK_LIMIT", 1)
+    scene.engine.push("merge-assist/batch", batch.sha, expected_old_sha=None, force=True)
+    assert _reachable(scene.engine.repo, batch.sha) <= _server_objects(scene)
+    for path, content in EXPECTED.items():
+        assert scene.sim.read_file(PROJECT, "merge-assist/batch", path) == content
+
+
+def test_a_warm_fetch_brings_only_the_new_commits(scene: Scene) -> None:
+    """The repository kept from the last fetch tells the remote what it holds: the pack
+    that comes back holds the MR's new commit and what it changed, nothing else."""
+    one = scene.members["one"]
+    new_head = scene.sim.commit_files(PROJECT, "one", {"one.txt": "1\n1\n"}, author="dev")
+    assert scene.sim.wait_idle()
+    store = scene.engine.repo.object_store
+    held = set(store)
+    packs = {pack.name() for pack in store.packs}
+
+    shas = scene.engine.fetch([branch_ref("main"), merge_request_ref(one.iid)])
+
+    assert shas[merge_request_ref(one.iid)] == new_head
+    received = [pack for pack in store.packs if pack.name() not in packs]
+    assert len(received) == 1
+    assert set(received[0]) == _reachable(scene.engine.repo, new_head) - held
+    # Nothing new: no pack at all.
+    scene.engine.fetch([branch_ref("main"), merge_request_ref(one.iid)])
+    assert len([pack for pack in store.packs if pack.name() not in packs]) == 1

@@ -4,19 +4,26 @@ so later fetches only bring what is new."""
 
 from __future__ import annotations
 
+import heapq
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from tempfile import SpooledTemporaryFile
 from typing import Any, TypeVar
 
-from dulwich.client import GitClient, HTTPUnauthorized, get_transport_and_path
+from dulwich.client import (
+    FetchPackResult,
+    GitClient,
+    HTTPUnauthorized,
+    get_transport_and_path,
+)
 from dulwich.errors import GitProtocolError, NotGitRepository
-from dulwich.graph import find_merge_base
 from dulwich.merge import Merger
-from dulwich.objects import Commit, ObjectID, Tree
-from dulwich.pack import UnpackedObject
+from dulwich.objects import S_ISGITLINK, Commit, ObjectID, ShaFile, Tree
+from dulwich.pack import UnpackedObject, pack_objects_to_data
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 from dulwich.walk import ORDER_TOPO
@@ -58,6 +65,13 @@ TRANSPORT_ATTEMPTS = 5
 TRANSPORT_RETRY_SECONDS = 0.5
 TRANSPORT_RETRY_CAP_SECONDS = 4.0
 
+# A fetched pack stays in memory up to this size (dulwich's own threshold), then spills to
+# a file in the work directory.
+PACK_SPOOL_FILE_MAX_SIZE = 16 * 1024 * 1024
+# A push whose new commits reach further than this from anything the remote is known to
+# hold is worked out by dulwich's generic finder instead.
+PUSH_WALK_LIMIT = 2000
+
 __all__ = [
     "GitAuthError",
     "GitCredentialsRefused",
@@ -72,6 +86,131 @@ __all__ = [
 
 def _oid(sha: str) -> ObjectID:
     return ObjectID(sha.encode("ascii"))
+
+
+class _Tips:
+    """The haves a fetch sends: the commits we hold among the remote's current values of
+    the refs asked for and our copies of them. The target's head is usually ours already
+    (we pushed it), so the remote finds the new MR commits' bases at once. dulwich's own
+    walker would instead send our whole history, one have per commit, up to its limit,
+    and the remote would check every one."""
+
+    def __init__(self) -> None:
+        self._offered: list[ObjectID] = []
+        self._pending: list[ObjectID] = []
+
+    def offer(self, shas: Set[ObjectID], store: Any) -> None:
+        self._offered = sorted(sha for sha in shas if sha in store)
+        self._pending = list(self._offered)
+
+    def reset(self) -> None:
+        self._offered, self._pending = [], []
+
+    def __next__(self) -> ObjectID | None:
+        return self._pending.pop(0) if self._pending else None
+
+    def ack(self, sha: ObjectID, /) -> None:
+        """The remote has it: nothing more to learn, the haves are all sent at once."""
+
+    def nak(self) -> None:
+        """Nothing in common (a cold repository): the remote sends everything."""
+
+
+_PARENT1, _PARENT2, _STALE, _RESULT = 1, 2, 4, 8
+
+
+class CommitHistory:
+    """Parents and generation numbers (git's commit-graph "topological levels") of the
+    commits met, kept while the engine lives: commits never change. Ancestry and merge
+    bases are then exact walks over the commits newer, by generation, than the answer, as
+    git does with a commit-graph. dulwich's own merge base orders by commit time and, when
+    times tie (commits made within one second), walks far down the history and may also
+    return stale ancestors of the real base."""
+
+    def __init__(self, repo: Callable[[], Repo]) -> None:
+        self._repo = repo
+        self._parents: dict[ObjectID, tuple[ObjectID, ...]] = {}
+        self._generation: dict[ObjectID, int] = {}
+
+    def parents(self, sha: ObjectID) -> tuple[ObjectID, ...]:
+        found = self._parents.get(sha)
+        if found is None:
+            commit = self._repo().object_store[sha]
+            if not isinstance(commit, Commit):
+                raise RefNotFound(f"{sha.decode()} is not a commit")
+            store = self._repo().object_store
+            # A parent we do not hold (a shallow history) ends the walk there.
+            found = self._parents[sha] = tuple(p for p in commit.parents if p in store)
+        return found
+
+    def generation(self, sha: ObjectID) -> int:
+        """1 for a root commit, else one more than its highest parent."""
+        known = self._generation.get(sha)
+        if known is not None:
+            return known
+        pending = [sha]
+        while pending:
+            top = pending[-1]
+            if top in self._generation:
+                pending.pop()
+                continue
+            missing = [p for p in self.parents(top) if p not in self._generation]
+            if missing:
+                pending.extend(missing)
+                continue
+            parents = self.parents(top)
+            self._generation[top] = 1 + max((self._generation[p] for p in parents), default=0)
+            pending.pop()
+        return self._generation[sha]
+
+    def is_ancestor(self, ancestor: ObjectID, descendant: ObjectID) -> bool:
+        """A commit whose generation is at most the ancestor's, other than the ancestor
+        itself, cannot lead to it."""
+        if ancestor == descendant:
+            return True
+        floor = self.generation(ancestor)
+        pending, seen = [descendant], {descendant}
+        while pending:
+            sha = pending.pop()
+            if sha == ancestor:
+                return True
+            if self.generation(sha) <= floor:
+                continue
+            for parent in self.parents(sha):
+                if parent not in seen:
+                    seen.add(parent)
+                    pending.append(parent)
+        return False
+
+    def merge_bases(self, ours: ObjectID, theirs: ObjectID) -> list[ObjectID]:
+        """git's ``paint_down_to_common`` with generation numbers, then its
+        ``remove_redundant``: newest first, commits reached from one side are painted
+        with it; one painted from both is a common ancestor, and its own ancestors are
+        stale. The walk ends when only stale commits are left to visit."""
+        if ours == theirs:
+            return [ours]
+        flags: dict[ObjectID, int] = {ours: _PARENT1, theirs: _PARENT2}
+        queue = [(-self.generation(ours), ours), (-self.generation(theirs), theirs)]
+        heapq.heapify(queue)
+        found: list[ObjectID] = []
+        while any(not flags[sha] & _STALE for _, sha in queue):
+            _, sha = heapq.heappop(queue)
+            painted = flags[sha] & (_PARENT1 | _PARENT2 | _STALE)
+            if painted == _PARENT1 | _PARENT2:
+                if not flags[sha] & _RESULT:
+                    flags[sha] |= _RESULT
+                    found.append(sha)
+                painted |= _STALE
+            for parent in self.parents(sha):
+                if flags.get(parent, 0) & painted == painted:
+                    continue
+                flags[parent] = flags.get(parent, 0) | painted
+                heapq.heappush(queue, (-self.generation(parent), parent))
+        return [
+            base
+            for base in found
+            if not any(other != base and self.is_ancestor(base, other) for other in found)
+        ]
 
 
 class GitEngine:
@@ -92,6 +231,12 @@ class GitEngine:
         self._work_dir = work_dir
         self.project_path = project_path
         self._repo: Repo | None = None
+        # Our copies of the remote's refs, and commits known to be on the remote: read from
+        # the work directory once, then kept up to date by ``fetch``.
+        self._local: dict[Ref, ObjectID] = {}
+        self._local_read = False
+        self._on_remote: set[ObjectID] = set()
+        self._history = CommitHistory(lambda: self.repo)
 
     @property
     def repo(self) -> Repo:
@@ -107,6 +252,9 @@ class GitEngine:
         if self._repo is not None:
             self._repo.close()
             self._repo = None
+        self._local.clear()
+        self._local_read = False
+        self._on_remote.clear()
 
     def __enter__(self) -> GitEngine:
         return self
@@ -117,22 +265,41 @@ class GitEngine:
     # --- remote -------------------------------------------------------------------------
 
     def fetch(self, refs: Sequence[str]) -> dict[str, str]:
-        """Fetches the given full ref names into the same local names; their shas."""
+        """Fetches the given full ref names into the same local names; their shas. Only
+        commits not in the local repository are asked for, and the remote is told the few
+        tips we hold that matter (see ``_Tips``), so it sends only what is new."""
         wanted = [Ref(ref.encode()) for ref in refs]
         store = self.repo.object_store
+        tips = _Tips()
 
         def determine_wants(
             refs: Mapping[Ref, ObjectID], depth: int | None = None
         ) -> list[ObjectID]:
             found = {refs[ref] for ref in wanted if refs.get(ref)}
+            tips.offer(found | self._local_values(wanted), store)
             return [sha for sha in found if sha not in store]
 
         client, path = self._client()
-        result = self._over_the_wire(
-            lambda: client.fetch(
-                path.encode(), self.repo, determine_wants=determine_wants, ref_prefix=wanted
+
+        def fetch_once() -> FetchPackResult:
+            tips.reset()
+            incoming = SpooledTemporaryFile(  # noqa: SIM115 - closed below, as dulwich does
+                max_size=PACK_SPOOL_FILE_MAX_SIZE,
+                prefix="incoming-",
+                dir=str(self._work_dir),
             )
-        )
+            try:
+                result = client.fetch_pack(
+                    path.encode(), determine_wants, tips, incoming.write, ref_prefix=wanted
+                )
+                if incoming.tell():
+                    incoming.seek(0)
+                    store.add_thin_pack(incoming.read, None)
+            finally:
+                incoming.close()
+            return result
+
+        result = self._over_the_wire(fetch_once)
         shas: dict[str, str] = {}
         missing = []
         for ref in wanted:
@@ -140,11 +307,22 @@ class GitEngine:
             if sha is None:
                 missing.append(ref.decode())
                 continue
-            self.repo.refs[ref] = sha
+            if self._local.get(ref) != sha:
+                self.repo.refs[ref] = sha
+                self._local[ref] = sha
+            self._on_remote.add(sha)
             shas[ref.decode()] = sha.decode()
         if missing:
             raise RefNotFound(f"not on the remote: {', '.join(missing)}")
         return shas
+
+    def _local_values(self, refs: Sequence[Ref]) -> set[ObjectID]:
+        """Where our copies of ``refs`` point (as last fetched)."""
+        if not self._local_read:
+            self._local.update(self.repo.refs.as_dict())
+            self._on_remote.update(self._local.values())
+            self._local_read = True
+        return {self._local[ref] for ref in refs if ref in self._local}
 
     def push(self, branch: str, sha: str, *, expected_old_sha: str | None, force: bool) -> None:
         """Moves the remote ``branch`` to ``sha``. With ``expected_old_sha`` the push is a
@@ -176,8 +354,7 @@ class GitEngine:
             ofs_delta: bool = False,
             progress: Any = None,
         ) -> tuple[int, Iterator[UnpackedObject]]:
-            known = {sha for sha in have if sha in self.repo.object_store}
-            return self.repo.generate_pack_data(known, set(want), ofs_delta=ofs_delta)
+            return self._pack_for(have, want, ofs_delta=ofs_delta)
 
         client, path = self._client()
         # Safe to send again: ``update_refs`` looks at the remote anew each time, so a push
@@ -187,6 +364,7 @@ class GitEngine:
         )
         error = (result.ref_status or {}).get(ref)
         if error is None:
+            self._on_remote.add(new)
             return
         # The server compares the old sha it advertised before updating: a loss there means
         # someone pushed between our look and our update.
@@ -196,6 +374,89 @@ class GitEngine:
         if now != seen.get("old"):
             raise RemoteMoved(ref.decode(), "the branch moved during the push")
         raise PushRejected(ref.decode(), self._redact(error))
+
+    def _pack_for(
+        self, have: Set[ObjectID], want: Set[ObjectID], *, ofs_delta: bool
+    ) -> tuple[int, Iterator[UnpackedObject]]:
+        """What a push sends: the commits between ``want`` and what the remote holds, with
+        only the trees and blobs that differ from their parents'. The remote holds every
+        commit it advertises and every commit fetched from it, with all they reach (git's
+        connectivity rule). Walking only the new commits keeps a push's cost to its own
+        size, where dulwich's generic finder walks the whole history behind ``have``."""
+        self._local_values([])
+        on_remote = {sha for sha in have if sha in self.repo.object_store} | self._on_remote
+        found = self._new_objects(want, on_remote)
+        if found is None:
+            # An unusual history (a commit far from anything the remote is known to
+            # hold): dulwich's finder works it out from the remote's refs.
+            known = {sha for sha in have if sha in self.repo.object_store}
+            return self.repo.generate_pack_data(known, set(want), ofs_delta=ofs_delta)
+        return pack_objects_to_data(found)
+
+    def _new_objects(self, want: Set[ObjectID], on_remote: Set[ObjectID]) -> list[ShaFile] | None:
+        """Commits reachable from ``want`` but not from ``on_remote``, parents first, each
+        followed by the trees and blobs it brings; None past ``PUSH_WALK_LIMIT`` commits."""
+        store = self.repo.object_store
+        order: list[Commit] = []
+        state: dict[ObjectID, bool] = {}  # False: being walked, True: done
+        stack = [sha for sha in want if sha not in on_remote]
+        while stack:
+            sha = stack[-1]
+            if state.get(sha):
+                stack.pop()
+                continue
+            commit = self._commit(sha)
+            if sha not in state:
+                state[sha] = False
+                if len(state) > PUSH_WALK_LIMIT:
+                    return None
+                # A parent we do not hold is the remote's (we never made it).
+                stack.extend(
+                    parent
+                    for parent in commit.parents
+                    if parent not in on_remote and parent not in state and parent in store
+                )
+                continue
+            state[sha] = True
+            stack.pop()
+            order.append(commit)
+        sent: set[ObjectID] = set()
+        objects: list[ShaFile] = []
+        for commit in order:
+            objects.append(commit)
+            # Every parent we hold is on the remote or was walked before this commit.
+            bases = [self._commit(parent).tree for parent in commit.parents if parent in store]
+            self._new_tree_objects(commit.tree, bases, sent, objects)
+        return objects
+
+    def _new_tree_objects(
+        self, tree_id: ObjectID, bases: list[ObjectID], sent: set[ObjectID], out: list[ShaFile]
+    ) -> None:
+        """``tree_id`` and what it holds that is neither sent already nor at the same path
+        in one of ``bases``: trees of parents, each either on the remote or sent before
+        (parents go first)."""
+        if tree_id in sent or tree_id in bases:
+            return
+        tree = self._tree(tree_id)
+        sent.add(tree_id)
+        out.append(tree)
+        base_trees = [self._tree(base) for base in bases]
+        for name, mode, sha in tree.iteritems():
+            if sha in sent or S_ISGITLINK(mode):
+                continue  # a submodule's commit lives in another repository
+            same_path = [base[name] for base in base_trees if name in base]
+            if any(base_sha == sha for _, base_sha in same_path):
+                continue
+            if stat.S_ISDIR(mode):
+                self._new_tree_objects(
+                    sha,
+                    [base_sha for base_mode, base_sha in same_path if stat.S_ISDIR(base_mode)],
+                    sent,
+                    out,
+                )
+            else:
+                sent.add(sha)
+                out.append(self.repo.object_store[sha])
 
     def _remote_ref(self, ref: Ref) -> ObjectID | None:
         client, path = self._client()
@@ -249,26 +510,14 @@ class GitEngine:
         return self._tree_of(_oid(first)) == self._tree_of(_oid(second))
 
     def _is_ancestor(self, ancestor: ObjectID, descendant: ObjectID) -> bool:
-        if ancestor == descendant:
-            return True
         # A commit we never fetched cannot be in the history of one we have.
-        if ancestor not in self.repo.object_store:
+        if ancestor != descendant and ancestor not in self.repo.object_store:
             return False
-        # Not dulwich's can_fast_forward: it wants the merge bases to be exactly
-        # [ancestor], but with equal commit times dulwich also returns stale ancestors of
-        # the real base. Every commit it returns is a common ancestor, so membership is
-        # exact.
-        return ancestor in find_merge_base(self.repo, [ancestor, descendant])
+        return self._history.is_ancestor(ancestor, descendant)
 
     def _merge_bases(self, ours: ObjectID, theirs: ObjectID) -> list[ObjectID]:
-        """The best common ancestors. dulwich may add ancestors of the best ones when commit
-        times tie; dropping those is git's ``remove_redundant``."""
-        found = find_merge_base(self.repo, [ours, theirs])
-        return [
-            base
-            for base in found
-            if not any(other != base and self._is_ancestor(base, other) for other in found)
-        ]
+        """The best common ancestors, as ``git merge-base --all`` finds them."""
+        return self._history.merge_bases(ours, theirs)
 
     def _commit_time(self, stamp: int, parents: Sequence[ObjectID]) -> int:
         """Newer than every parent. Ancestry walks (git's without generation numbers,
