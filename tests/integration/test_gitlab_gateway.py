@@ -496,3 +496,28 @@ def test_a_note_whose_answer_was_lost_after_gitlab_took_it_is_not_posted_twice(
     )
 
     assert len(_user_notes(gl, project, iid)) == 1
+
+
+def test_several_merge_requests_are_read_in_one_call(gl: GitLab) -> None:
+    project = gl.project()
+    iids = [
+        gl.sim.create_merge_request(project, f"topic-{n}", f"Change {n}", {f"{n}.txt": "x\n"})
+        for n in range(3)
+    ]
+    gl.sim.create_merge_request(project, "other", "Other", {"other.txt": "x\n"})
+    assert gl.sim.wait_idle()
+
+    with rest_calls(gl.sim) as calls:
+        found = gl.gateway.merge_requests(project.id, [iids[2], iids[0], iids[1]])
+
+    assert calls["bot"] == 1
+    assert list(found) == sorted(iids)
+    for iid in iids:
+        one = gl.gateway.merge_request(project.id, iid)
+        assert (found[iid].sha, found[iid].state, found[iid].source_branch) == (
+            one.sha,
+            one.state,
+            one.source_branch,
+        )
+    with pytest.raises(NotFoundError, match=f"!{max(iids) + 10} "):
+        gl.gateway.merge_requests(project.id, [iids[0], max(iids) + 10])

@@ -67,6 +67,9 @@ class FakeGitLab:
     def merge_request(self, project_id: int, iid: int) -> MergeRequestSnapshot:
         return MergeRequestSnapshot(iid=iid, state="opened", sha=f"{iid:040x}")
 
+    def merge_requests(self, project_id: int, iids: list[int]) -> dict[int, MergeRequestSnapshot]:
+        return {iid: self.merge_request(project_id, iid) for iid in iids}
+
 
 class FakeRepository:
     def __init__(self) -> None:

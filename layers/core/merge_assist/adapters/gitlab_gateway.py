@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from functools import lru_cache
@@ -318,6 +318,28 @@ class PythonGitLabGateway:
             if error.response_code == 404:
                 raise NotFoundError(f"!{iid} of project {project_id} not found") from error
             raise
+
+    def merge_requests(
+        self, project_id: int, iids: Sequence[int]
+    ) -> dict[int, MergeRequestSnapshot]:
+        """One list call (``iids[]``) where ``merge_request`` would make one per MR."""
+        wanted = sorted(set(iids))
+        if not wanted:
+            return {}
+        try:
+            found = self._merge_requests(project_id).list(
+                iids=wanted, state="all", per_page=100, iterator=True
+            )
+            snapshots = {int(mr.iid): snapshot(mr) for mr in found}
+        except GitlabListError as error:
+            if error.response_code == 404:
+                raise NotFoundError(f"GitLab project {project_id} not found") from error
+            raise
+        missing = [iid for iid in wanted if iid not in snapshots]
+        if missing:
+            listed = ", ".join(f"!{iid}" for iid in missing)
+            raise NotFoundError(f"{listed} of project {project_id} not found")
+        return {iid: snapshots[iid] for iid in wanted}
 
     def ensure_hook(self, project_id: int, url: str, token: str) -> int:
         hooks = self._gl.projects.get(project_id, lazy=True).hooks

@@ -94,6 +94,12 @@ class GitLabGateway(Protocol):
 
     def merge_request(self, project_id: int, iid: int) -> MergeRequestSnapshot: ...
 
+    def merge_requests(
+        self, project_id: int, iids: Sequence[int]
+    ) -> dict[int, MergeRequestSnapshot]:
+        """Several MRs in one call, by iid; ``NotFoundError`` if one of them is not found."""
+        ...
+
     def ensure_hook(self, project_id: int, url: str, token: str) -> int:
         """Create the project hook for ``url`` or bring the existing one up to date; returns
         its id. Calling it again changes nothing."""

@@ -27,7 +27,8 @@ def land(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
     if batch.state is not BatchState.LANDING or batch.build is None:
         return StepResult(next=Next.RELEASE)
     landing = list(batch.build.included[: batch.land_length])
-    snapshots = {mr.iid: ctx.gitlab.merge_request(batch.project_id, mr.iid) for mr in landing}
+    # One call for all of them: a round trip to GitLab each would grow with the batch.
+    snapshots = ctx.gitlab.merge_requests(batch.project_id, [mr.iid for mr in landing])
     changed = [
         mr.iid
         for mr in landing
