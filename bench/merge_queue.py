@@ -1211,6 +1211,7 @@ def run_benchmark(
         if data_dir is None:
             data_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         with LocalStack(stack_config(data_dir, workload)) as stack:
+            stack.runtime.warm()
             for contender in chosen:
                 progress(f"{contender.name} ...")
                 if contender.bot == "marge-bot":

@@ -143,7 +143,10 @@ def queue_section(queues: Sequence[QueueBenchmark], chart_names: Sequence[str | 
             "workflow functions and the real state machine in moto's interpreter; `serial`, and "
             "`batch` at sizes 2, 4, 8 and the configured default, landing by `push`. Its "
             "workflow falls back to asking GitLab about a pipeline whose webhook is late by "
-            "`pipeline_poll_seconds` = the larger of 30 s and 3 CI runs.",
+            "`pipeline_poll_seconds` = the larger of 30 s and 3 CI runs. Its functions are "
+            "initialized before the first contender starts, as provisioned concurrency would "
+            "have them: the runs measure the queue, not one burst of cold starts (the webhook "
+            "benchmark measures a cold start).",
             "- **marge-bot 1.4.0** runs unmodified as a subprocess with its own maintainer user, "
             "HTTPS with its token, `--ci-timeout` of the larger of 60 s and 10 CI runs, "
             "`--git-timeout 60s`, its default rebase-then-merge behaviour, and `--batch` for the "

@@ -302,13 +302,28 @@ class LambdaRuntime:
         return f"arn:aws:lambda:{self._region}:{self._account_id}:function:{function_name}"
 
     def handler(self, function_name: str) -> Handler:
+        """The function's handler, its module imported on first use. The import runs
+        outside the runtime's lock: one function's cold start (seconds, for the workflow's
+        git and GitLab libraries) must not hold up every other function's invocations, as
+        it never would on Lambda (importlib serializes imports of one module itself)."""
         with self._lock:
-            if function_name not in self._handlers:
-                module_name, _, attribute = self._functions[function_name].handler.rpartition(".")
-                self._handlers[function_name] = getattr(
-                    importlib.import_module(module_name), attribute
-                )
-            return self._handlers[function_name]
+            known = self._handlers.get(function_name)
+            spec = self._functions[function_name]
+        if known is not None:
+            return known
+        module_name, _, attribute = spec.handler.rpartition(".")
+        loaded: Handler = getattr(importlib.import_module(module_name), attribute)
+        with self._lock:
+            return self._handlers.setdefault(function_name, loaded)
+
+    def warm(self) -> None:
+        """Import every registered function's handler now, as provisioned concurrency
+        initializes environments before the first request: for a measurement of the
+        steady state, not of the first cold start."""
+        with self._lock:
+            names = list(self._functions)
+        for name in names:
+            self.handler(name)
 
     def knows(self, function_name: str) -> bool:
         return function_name in self._functions

@@ -129,3 +129,49 @@ def test_asynchronous_invocations_run_up_to_the_limit_and_the_rest_wait(
     runtime.shutdown()
     assert runtime.invocations == {"async": limit + 2}
     assert gate.most_inside == limit
+
+
+def test_one_functions_cold_start_holds_up_no_other_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runtime = LambdaRuntime("123456789012", "us-east-1")
+    runtime.register("cold", _spec("cold"))
+    runtime.register("warm", _spec("warm"), handler=lambda event, context: "warm")
+    importing = threading.Event()
+    imported = threading.Event()
+
+    def slow_import(name: str) -> Any:
+        importing.set()
+        assert imported.wait(WAIT_S)
+        return type("Module", (), {"handler": staticmethod(lambda event, context: "cold")})
+
+    monkeypatch.setattr("local.runtime.importlib.import_module", slow_import)
+    results: list[Any] = []
+    cold = threading.Thread(target=lambda: results.append(runtime.invoke("cold", {}).json()))
+    cold.start()
+    assert importing.wait(WAIT_S)
+
+    # While "cold" is still importing its module, "warm" is invoked and answers.
+    assert runtime.invoke("warm", {}).json() == "warm"
+    imported.set()
+    cold.join(WAIT_S)
+    assert results == ["cold"]
+
+
+def test_warming_imports_every_handler_before_the_first_invocation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runtime = LambdaRuntime("123456789012", "us-east-1")
+    runtime.register("one", _spec("one"))
+    runtime.register("two", _spec("two"))
+    imported: list[str] = []
+
+    def fake_import(name: str) -> Any:
+        imported.append(name)
+        return type("Module", (), {"handler": staticmethod(lambda event, context: name)})
+
+    monkeypatch.setattr("local.runtime.importlib.import_module", fake_import)
+    runtime.warm()
+    assert sorted(imported) == ["tests.one", "tests.two"]
+    assert runtime.invoke("two", {}).json() == "tests.two"
+    assert sorted(imported) == ["tests.one", "tests.two"]  # not imported again
