@@ -78,7 +78,7 @@ def _percentile(values: list[float], percent: int) -> float:
 
 
 def _deliveries() -> dict[str, Callable[[], dict[str, Any]]]:
-    from tests.fixtures import gitlab_payloads as payloads
+    from bench import gitlab_payloads as payloads
 
     return {
         "merge_request": lambda: payloads.merge_request_event(PROJECT_ID, 12, labels=("api",)),
@@ -107,6 +107,7 @@ def measure_handler(iterations: int) -> dict[str, list[float]]:
         }
     )
     os.environ.pop("AWS_ENDPOINT_URL", None)
+    from bench import gitlab_payloads as payloads
     from functions.webhook import app as webhook
     from functions.webhook.enqueue import clear_enqueue_cache
     from functions.webhook.projects import clear_config_cache
@@ -116,7 +117,6 @@ def measure_handler(iterations: int) -> dict[str, list[float]]:
     from merge_assist.adapters.aws import clear_caches, store_from_settings
     from merge_assist.platform.config import ProjectConfig
     from merge_assist.platform.resources import ResourceNames
-    from tests.fixtures import gitlab_payloads as payloads
 
     names = ResourceNames("bench")
     samples: dict[str, list[float]] = {kind: [] for kind in _deliveries()}

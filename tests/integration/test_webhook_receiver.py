@@ -17,6 +17,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from bench import gitlab_payloads as payloads
 from cli import main as cli
 from cli import project as cli_project
 from cli.deployment import AdminContext
@@ -33,7 +34,6 @@ from merge_assist.adapters.project_infra import AwsProjectInfrastructure
 from merge_assist.adapters.project_queues import send_event
 from merge_assist.platform.config import ProjectConfig, ProjectRef
 from merge_assist.platform.resources import ResourceNames
-from tests.fixtures import gitlab_payloads as payloads
 
 PROJECT = 7
 TOKEN = "s3cret-token-for-project-7"

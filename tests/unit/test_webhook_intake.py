@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bench.gitlab_payloads import merge_request_event, note_event
 from merge_assist.platform.config import ProjectConfig, WebhookSecret
 from merge_assist.platform.events import QueueEvent
 from merge_assist.platform.gitlab_events import parse_hook
@@ -25,7 +26,6 @@ from merge_assist.platform.intake import (
     project_id_hint,
     variant_key,
 )
-from tests.fixtures.gitlab_payloads import merge_request_event, note_event
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 OLD = "old-token-0123456789abcdef"
