@@ -1,5 +1,6 @@
-"""GitLabSimulator: wires the store and services, runs the HTTP server, the CI scheduler and
-the webhook delivery thread, and offers the scenario and fault controls tests use."""
+"""GitLabSimulator: wires the store and services, runs the HTTP server, the CI scheduler,
+the webhook delivery workers and the post-receive worker, and offers the scenario and fault
+controls tests use."""
 
 from __future__ import annotations
 
