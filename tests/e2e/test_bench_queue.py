@@ -36,7 +36,10 @@ STACK_SETTINGS = {"web_dir": None, "gitlab_time_scale": WORKLOAD.time_scale}
 def _assert_sane(result: ContenderResult) -> None:
     assert result.finished, result
     assert (result.merged, result.rejected, result.unfinished) == (3, 1, 0), result
-    assert result.wrongly_rejected == ()
+    # One of the failing pair lands and the other is rejected. Which one depends on which
+    # the bot learns is ready first: webhooks are delivered in parallel (as GitLab's are),
+    # so MR 3's may overtake MR 0's, and then MR 0 is the one that fails on the target.
+    assert result.wrongly_rejected in ((), (0,)), result
     assert result.pipelines > 0
     assert len(result.waits_ci) == 3
     assert all(wait > 0 for wait in result.waits_ci)
