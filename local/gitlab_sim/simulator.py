@@ -572,6 +572,23 @@ class GitLabSimulator:
             if pending_s is not None:
                 rules.pending_s = pending_s
 
+    def finish_pipelines_within(self, project: ProjectRef, duration_s: float) -> int:
+        """Brings the end of every unfinished pipeline of ``project`` forward to at most
+        ``duration_s`` simulated seconds from now (a scenario's "CI speeds up"), so a test
+        can hold a pipeline for as long as it needs and then let it finish. Returns how
+        many pipelines were moved."""
+        with self.store.lock:
+            proj = self.project(project)
+            due = self.store.monotonic() + self.store.real_seconds(duration_s)
+            moved = 0
+            for pipeline in self.store.pipelines.values():
+                if pipeline.project_id != proj.id or pipeline.status in FINISHED:
+                    continue
+                if pipeline.finish_at > due:
+                    pipeline.finish_at = max(due, pipeline.running_at)
+                    moved += 1
+            return moved
+
     def add_hook(
         self,
         project: ProjectRef,
