@@ -233,10 +233,13 @@ class BatchRecord:
 
 @dataclass(frozen=True)
 class Dispatch:
-    """One invocation of the dispatcher: the SQS records it was given, its wall time."""
+    """One invocation of the dispatcher: the SQS records it was given, its wall time, and
+    how many of the records were echoes (events that cannot change a decision, by the
+    dispatcher's own rule ``can_change_decision``)."""
 
     records: int
     seconds: float
+    echoes: int = 0
 
 
 @dataclass(frozen=True)
@@ -318,6 +321,8 @@ class ContenderResult:
     events: int | None = None
     # The dispatcher's time per record in ms, one per record (see ``per_record_ms``).
     dispatch_ms: tuple[float, ...] = ()
+    # The same, for the records of invocations that were given only echoes.
+    echo_ms: tuple[float, ...] = ()
     api_calls: int | None = None
     # One per merged MR, in CI durations.
     wait_parts: tuple[WaitParts, ...] = ()
@@ -347,6 +352,10 @@ class ContenderResult:
     @property
     def dispatch_p95_ms(self) -> float | None:
         return percentile(self.dispatch_ms, 95) if self.dispatch_ms else None
+
+    @property
+    def echo_median_ms(self) -> float | None:
+        return percentile(self.echo_ms, 50) if self.echo_ms else None
 
     @property
     def api_calls_per_merged(self) -> float | None:
@@ -402,11 +411,14 @@ def untested_commits(
     return [sha for sha, tree in target_commits if tree not in passed_trees]
 
 
-def per_record_ms(dispatches: Iterable[Dispatch]) -> list[float]:
+def per_record_ms(dispatches: Iterable[Dispatch], *, echoes_only: bool = False) -> list[float]:
     """Each invocation's wall time divided by its record count, once for each of its
-    records: percentiles over these are over events, not invocations."""
+    records: percentiles over these are over events, not invocations. ``echoes_only``:
+    only the invocations all of whose records were echoes, so their time is an echo's."""
     times: list[float] = []
     for dispatch in dispatches:
+        if echoes_only and dispatch.echoes != dispatch.records:
+            continue
         if dispatch.records:
             times += [dispatch.seconds * 1000 / dispatch.records] * dispatch.records
     return times
@@ -534,6 +546,7 @@ def compute(name: str, workload: Workload, record: RunRecord) -> ContenderResult
         wall_seconds=record.wall_seconds,
         events=None if polls else sum(d.records for d in record.dispatches or ()),
         dispatch_ms=tuple(per_record_ms(record.dispatches or ())),
+        echo_ms=tuple(per_record_ms(record.dispatches or (), echoes_only=True)),
         api_calls=record.api_calls,
         wait_parts=parts,
     )
@@ -747,14 +760,28 @@ _QUEUE_ARN = re.compile(r":[^:]*-project-(\d+)\.fifo$")
 
 
 @contextlib.contextmanager
-def dispatcher_log(stack: LocalStack, project_id: int) -> Iterator[list[Dispatch]]:
+def dispatcher_log(
+    stack: LocalStack, project_id: int, bot_user_id: int
+) -> Iterator[list[Dispatch]]:
     """The dispatcher's invocations for the project's queue while the block runs.
 
     The local Lambda runtime's observers are told a function's name and wall time, not its
     event, so the bench puts a timing wrapper around the dispatcher's handler for the block
     (``LambdaRuntime.register`` with a handler) and puts the real one back after. Each SQS
     batch comes from one queue: its first record's ``eventSourceARN`` names the project."""
+    from merge_assist.platform.events import QueueEvent
     from merge_assist.platform.resources import function_spec
+    from merge_assist.queue.dispatch import can_change_decision
+
+    def echoes(records: list[Any]) -> int:
+        count = 0
+        for record in records:
+            try:
+                event = QueueEvent.model_validate_json(record.get("body", ""))
+            except ValueError:
+                continue  # the dispatcher parks what it cannot read; no echo
+            count += not can_change_decision(event, bot_user_id)
+        return count
 
     name = stack.names.function("dispatcher")
     spec = function_spec("dispatcher")
@@ -772,8 +799,9 @@ def dispatcher_log(stack: LocalStack, project_id: int) -> Iterator[list[Dispatch
         finally:
             elapsed = time.perf_counter() - started
             if match is not None and int(match.group(1)) == project_id:
+                dispatch = Dispatch(len(records), elapsed, echoes=echoes(records))
                 with lock:
-                    seen.append(Dispatch(records=len(records), seconds=elapsed))
+                    seen.append(dispatch)
 
     stack.runtime.register(name, spec, handler=timed)
     try:
@@ -911,7 +939,11 @@ def run_merge_assist(
     def idle() -> bool:
         return store.get_branch_lock(project.id, TARGET) is None
 
-    with dispatcher_log(stack, project.id) as dispatches, rest_calls(gitlab) as calls:
+    bot_user_id = gitlab.store.user_by_username(stack.bot_username).id
+    with (
+        dispatcher_log(stack, project.id, bot_user_id) as dispatches,
+        rest_calls(gitlab) as calls,
+    ):
         record = run.drive(outcome, idle, deadline_seconds(workload))
     queued, batches = queue_history(store, gitlab, project.id, run.iids)
     record = replace(
@@ -1054,6 +1086,8 @@ def _result_from(data: dict[str, Any]) -> ContenderResult:
         wall_seconds=data["wall_seconds"],
         events=data["events"],
         dispatch_ms=tuple(data["dispatch_ms"]),
+        # Runs saved before echoes were timed apart have none.
+        echo_ms=tuple(data.get("echo_ms", ())),
         api_calls=data["api_calls"],
         wait_parts=tuple(WaitParts(**part) for part in data["wait_parts"]),
     )
@@ -1114,6 +1148,7 @@ def breakdown_row(result: ContenderResult) -> list[str]:
         figure(result.events_per_merged),
         figure(result.dispatch_median_ms),
         figure(result.dispatch_p95_ms),
+        figure(result.echo_median_ms),
         figure(result.api_calls_per_merged),
         figure(parts.total if parts else None),
         *(figure(value) for value in (parts.parts() if parts else [None] * len(PART_HEADINGS))),
@@ -1124,6 +1159,7 @@ BREAKDOWN_HEADINGS = (
     "events/MR",
     "disp ms p50",
     "disp ms p95",
+    "echo ms p50",
     "API/MR",
     "wait",
     *PART_HEADINGS,

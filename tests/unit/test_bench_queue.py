@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -331,6 +332,15 @@ def test_dispatcher_time_is_shared_by_an_invocations_records() -> None:
     assert percentile(times, 95) == pytest.approx(30.0)
 
 
+def test_an_echos_time_is_taken_only_from_invocations_given_nothing_else() -> None:
+    dispatches = [Dispatch(2, 0.010, echoes=2), Dispatch(2, 0.030, echoes=1), Dispatch(1, 0.004)]
+    assert per_record_ms(dispatches, echoes_only=True) == pytest.approx([5.0, 5.0])
+    result = compute("merge-assist-batch-5", WORKLOAD, _run(tuple(dispatches), queued_at=100.0))
+    assert result.echo_median_ms == pytest.approx(5.0)
+    assert result.dispatch_median_ms == pytest.approx(5.0)
+    assert compute("marge-bot", WORKLOAD, _run(None)).echo_median_ms is None
+
+
 def _run(dispatches: tuple[Dispatch, ...] | None, **mr: Any) -> RunRecord:
     ci = WORKLOAD.ci_seconds
     record = MergeRequestRecord(
@@ -500,12 +510,16 @@ def test_the_report_shows_each_run_under_its_own_heading_with_its_breakdown(
     assert "### CI 1.2 s, 16 MRs" in markdown
     assert "### CI 12 s, 16 MRs" in markdown
     assert markdown.index("### CI 1.2 s") < markdown.index("### CI 12 s")
-    # events/MR 70/14, dispatcher p50 and p95, calls/MR 280/14, then the wait and its parts.
+    # events/MR 70/14, dispatcher p50 and p95, no echo timed, calls/MR 280/14, then the wait
+    # and its parts.
     assert (
-        "| merge-assist-batch-5 | 5.00 | 10.00 | 40.00 | 20.00 | 2.00 | 0.10 | 0.50 | 0.25 "
-        "| 0.25 | 0.75 | 0.15 | 0.00 |" in markdown
+        f"| merge-assist-batch-5 | 5.00 | 10.00 | 40.00 | {NONE} | 20.00 | 2.00 | 0.10 | 0.50 "
+        "| 0.25 | 0.25 | 0.75 | 0.15 | 0.00 |" in markdown
     )
-    assert f"| marge-bot | {NONE} | {NONE} | {NONE} | 60.00 | 2.00 | {NONE} | {NONE} " in markdown
+    assert (
+        f"| marge-bot | {NONE} | {NONE} | {NONE} | {NONE} | 60.00 | 2.00 | {NONE} | {NONE} "
+        in markdown
+    )
     # The shared explanations once, whatever the number of runs.
     assert markdown.count("### How each metric is counted") == 1
     assert "**events / merged MR**" in markdown
@@ -525,17 +539,26 @@ def test_the_dispatcher_log_counts_the_records_of_its_projects_queue_only() -> N
     runtime.register(name, function_spec("dispatcher"), handler=handler)
     stack = cast("LocalStack", SimpleNamespace(names=names, runtime=runtime))
 
-    def batch(project_id: int, count: int) -> dict[str, Any]:
+    bot = 99
+
+    def note_by(actor_id: int) -> str:
+        event = {"kind": "note", "idempotency_key": "k", "project_id": 7, "actor_id": actor_id}
+        return json.dumps(event)
+
+    def batch(project_id: int, bodies: list[str]) -> dict[str, Any]:
         arn = f"arn:aws:sqs:us-east-1:123456789012:{names.project_queue(project_id)}"
-        return {"Records": [{"eventSourceARN": arn, "body": "{}"}] * count}
+        return {"Records": [{"eventSourceARN": arn, "body": body} for body in bodies]}
 
-    with dispatcher_log(stack, 7) as dispatches:
-        runtime.invoke(name, batch(7, 3))
-        runtime.invoke(name, batch(17, 5))  # another project's queue
-        runtime.invoke(name, batch(7, 1))
-    runtime.invoke(name, batch(7, 2))  # after the block, with the real handler back
+    with dispatcher_log(stack, 7, bot) as dispatches:
+        # The bot's own note is an echo; a person's note and a body no event could be
+        # read from are not.
+        runtime.invoke(name, batch(7, [note_by(bot), note_by(5), "{}"]))
+        runtime.invoke(name, batch(17, [note_by(bot)] * 5))  # another project's queue
+        runtime.invoke(name, batch(7, [note_by(bot)]))
+    runtime.invoke(name, batch(7, ["{}", "{}"]))  # after the block, with the real handler back
 
-    assert [d.records for d in dispatches] == [3, 1]
+    assert [(d.records, d.echoes) for d in dispatches] == [(3, 1), (1, 1)]
+    assert per_record_ms(dispatches, echoes_only=True) == [dispatches[1].seconds * 1000]
     assert all(d.seconds >= 0 for d in dispatches)
     assert given == [3, 5, 1, 2]
     assert runtime.handler(name) is handler
