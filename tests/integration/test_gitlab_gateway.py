@@ -6,6 +6,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -109,6 +110,11 @@ def test_facts_of_a_ready_merge_request_leave_no_reason(gl: GitLab) -> None:
     assert facts.assignee_ids == [gl.bot_id]
     assert facts.approved is True
     assert facts.head_pipeline_status == "success"
+    # GitLab's own time for the pipeline's end, as the MR's head_pipeline gives it.
+    finished = gl.sim.merge_request(project, iid)["head_pipeline"]["finished_at"]
+    assert facts.head_pipeline_finished_at == datetime.fromisoformat(finished)
+    assert facts.head_pipeline_finished_at is not None
+    assert facts.head_pipeline_finished_at.tzinfo is not None
     assert facts.detailed_merge_status == "mergeable"
     assert not facts.draft
     assert not facts.has_conflicts

@@ -284,3 +284,46 @@ def test_three_strikes_need_a_push() -> None:
 
     assert reassigned.state.status is StatusCategory.REJECTED
     assert pushed.state.status is StatusCategory.QUEUED
+
+
+def _waiting_for(*codes: ReasonCode) -> MergeRequestState:
+    return _state(reasons=[Reason(code=code, message=code.value) for code in codes])
+
+
+def test_an_mr_that_waited_only_for_its_pipeline_stands_in_line_from_when_it_finished() -> None:
+    # GitLab delivers hooks from parallel workers: the queue may hear of this pipeline
+    # after one that finished later, and the MR still goes first.
+    finished = NOW - timedelta(seconds=40)
+    facts = _facts(head_pipeline_finished_at=finished)
+
+    result = triage(
+        _waiting_for(ReasonCode.PIPELINE), facts, CONFIG, BOT, NOW, head_sha=SHA, queue_position=1
+    )
+
+    assert result.state.status is StatusCategory.QUEUED
+    assert result.state.ready_since == finished
+
+
+def test_an_mr_that_waited_for_anything_else_stands_in_line_from_now() -> None:
+    # GitLab gives no time for an approval, an assignment or a draft ending: the queue's
+    # own moment is the earliest it knows.
+    facts = _facts(head_pipeline_finished_at=NOW - timedelta(hours=2))
+    for state in (
+        _waiting_for(ReasonCode.PIPELINE, ReasonCode.APPROVALS),
+        _waiting_for(ReasonCode.NOT_ASSIGNED),
+        _state(),  # never judged before
+        _state(StatusCategory.REJECTED, reasons=[Reason(code=ReasonCode.CI_FAILED, message="")]),
+    ):
+        result = triage(state, facts, CONFIG, BOT, NOW, head_sha="b" * 40, queue_position=1)
+        assert result.state.status is StatusCategory.QUEUED, state
+        assert result.state.ready_since == NOW, state
+
+
+def test_a_pipeline_finished_by_a_clock_ahead_of_ours_queues_the_mr_now() -> None:
+    facts = _facts(head_pipeline_finished_at=NOW + timedelta(minutes=3))
+
+    result = triage(
+        _waiting_for(ReasonCode.PIPELINE), facts, CONFIG, BOT, NOW, head_sha=SHA, queue_position=1
+    )
+
+    assert result.state.ready_since == NOW

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -397,6 +397,7 @@ class PythonGitLabGateway:
             blocking_discussions_resolved=attributes.get("blocking_discussions_resolved"),
             has_conflicts=bool(attributes.get("has_conflicts")),
             head_pipeline_status=pipeline.get("status") if isinstance(pipeline, dict) else None,
+            head_pipeline_finished_at=_finished_at(pipeline),
             approved=approved,
         )
 
@@ -766,3 +767,16 @@ def clear_gateway_cache() -> None:
 
 
 register_cache(clear_gateway_cache)
+
+
+def _finished_at(pipeline: object) -> datetime | None:
+    """GitLab's ISO 8601 ``finished_at`` of a pipeline object; None when it has not
+    finished or the value is not one GitLab would send."""
+    value = pipeline.get("finished_at") if isinstance(pipeline, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

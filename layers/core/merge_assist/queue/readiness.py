@@ -8,6 +8,8 @@ is trusted where it speaks, and the raw facts cover what it does not."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from merge_assist.platform.config import ProjectConfig
@@ -57,6 +59,9 @@ class MergeRequestFacts(BaseModel):
     blocking_discussions_resolved: bool | None = None
     has_conflicts: bool = False
     head_pipeline_status: str | None = None
+    # When the head pipeline finished, by GitLab's clock: for an MR that waited only for
+    # it, the moment it became ready.
+    head_pipeline_finished_at: datetime | None = None
     approved: bool | None = None
 
 

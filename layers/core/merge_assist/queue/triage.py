@@ -76,8 +76,26 @@ def triage(
         seen = strikes.reset(seen)
     reasons = not_ready_reasons(facts, config, bot_user_id)
     if not reasons:
-        return _queue(state, seen, config, now, queue_position)
+        return _queue(state, seen, config, ready_moment(state, facts, now), queue_position)
     return _hold_back(state, seen, config, reasons)
+
+
+def ready_moment(state: MergeRequestState, facts: MergeRequestFacts, now: datetime) -> datetime:
+    """When an MR found ready became so, which places it in line. GitLab delivers webhooks
+    from parallel workers, so the queue may learn of two MRs' pipelines finishing in the
+    other order; an MR that waited for nothing but its pipeline became ready when GitLab
+    says the pipeline finished. Any other wait (an approval, an assignment, a draft) ended
+    when the queue saw it end: GitLab gives no time for it. Never later than ``now``, so a
+    clock ahead of ours cannot put an MR behind those queued after it."""
+    finished = facts.head_pipeline_finished_at
+    waited_for_pipeline_only = (
+        state.status is StatusCategory.NOT_READY
+        and bool(state.reasons)
+        and all(reason.code is ReasonCode.PIPELINE for reason in state.reasons)
+    )
+    if finished is None or not waited_for_pipeline_only:
+        return now
+    return min(finished, now)
 
 
 def gone(state: MergeRequestState) -> Triage:
