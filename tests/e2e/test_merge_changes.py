@@ -67,7 +67,12 @@ def _of_kind(batch: Batch, kind: str) -> list[BatchStep]:
     return [step for step in batch.steps if step.kind.value == kind]
 
 
-def _pipelines(scenario: Scenario, sha: str) -> list[dict[str, Any]]:
+BATCH_REF_PREFIX = "merge-assist/batch/"
+
+
+def _pipelines(scenario: Scenario, sha: str, *, batch_only: bool = False) -> list[dict[str, Any]]:
+    """The simulator's pipelines for ``sha``; ``batch_only``: those on a batch branch (not
+    the target's own pipeline for the same commit once it landed)."""
     gitlab_sim = _sim(scenario.stack)
     with gitlab_sim.store.lock:
         return [
@@ -78,7 +83,9 @@ def _pipelines(scenario: Scenario, sha: str) -> list[dict[str, Any]]:
                 "finished_at": p.finished_at,
             }
             for p in gitlab_sim.store.pipelines.values()
-            if p.project_id == scenario.project.id and p.sha == sha
+            if p.project_id == scenario.project.id
+            and p.sha == sha
+            and (not batch_only or p.ref.startswith(BATCH_REF_PREFIX))
         ]
 
 
@@ -88,7 +95,7 @@ def _batch_pipelines(scenario: Scenario) -> list[dict[str, Any]]:
         return [
             {"id": p.id, "sha": p.sha, "status": p.status}
             for p in gitlab_sim.store.pipelines.values()
-            if p.project_id == scenario.project.id and p.ref.startswith("merge-assist/batch/")
+            if p.project_id == scenario.project.id and p.ref.startswith(BATCH_REF_PREFIX)
         ]
 
 
@@ -507,12 +514,8 @@ def test_a_lost_pipeline_webhook_costs_one_poll_interval(
         assert (tested.sha, tested.status) == (batch.sha, "success")
         # The webhook never came: the workflow asked GitLab after one poll interval.
         assert batch.sha is not None
-        # The target's own pipeline for the landed commit may have run too: the batch's is the
-        # one on the batch branch.
         [pipeline] = [
-            p
-            for p in _pipelines(scenario, batch.sha)
-            if p["status"] == "success" and p["ref"].startswith("merge-assist/batch/")
+            p for p in _pipelines(scenario, batch.sha, batch_only=True) if p["status"] == "success"
         ]
         dropped = [
             d
