@@ -251,12 +251,14 @@ def queue_section(queues: Sequence[QueueBenchmark], chart_names: Sequence[str | 
             "bot's own labels, notes and unfinished pipelines (the *events / merged MR* and "
             "*dispatcher ms* columns). What is left of the overhead at compressed CI is the "
             "local stack's own: every function runs in one Python process on the machine's "
-            "cores, each AWS call goes over HTTP to moto (tens of milliseconds, against a few in "
-            "the cloud), and a burst of sixteen MRs makes the functions' invocations contend for "
-            "one interpreter (the dispatcher's p95). Batches go one after another, and each pays "
-            "that overhead in its select, build and land steps, so *behind another batch* grows "
-            "with it. In the cloud, with CI runs of minutes and MRs minutes apart, none of these "
-            "is a large part of a wait, as the run with longer CI shows.",
+            "cores, each AWS call is answered by moto's Python backends in the caller's thread "
+            "(a few milliseconds, about what a call takes in the cloud, but taken from the "
+            "same interpreter as everything else), and a burst of sixteen MRs makes the "
+            "functions' invocations contend for that one interpreter (the dispatcher's p95). "
+            "Batches go one after another, and each pays that overhead in its select, build and "
+            "land steps, so *behind another batch* grows with it. In the cloud, with CI runs of "
+            "minutes and MRs minutes apart, none of these is a large part of a wait, as the run "
+            "with longer CI shows.",
             "",
             "Merge Assist's `serial` strategy polls a rebase with a Step Functions Wait state "
             "of at least one second (`rebase_poll_seconds`), close to one compressed CI run.",

@@ -3,7 +3,8 @@
 A threaded moto server on 127.0.0.1 plays every AWS service; handlers run in-process
 (``local.runtime``); moto's Step Functions interpreter runs the real ASL files; the HTTP
 front plays API Gateway; the poller plays the SQS event source mapping. Every client in the
-process, and any other process that reads ``DATA/endpoints.json``, talks to the same moto.
+process talks to the same moto in-process (``local.moto_transport``), and any other process
+that reads ``DATA/endpoints.json`` over HTTP.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import requests
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from local import moto_atomic, moto_routing
+from local import moto_atomic, moto_routing, moto_transport
 from local.authorizer import JwtAuthorizer
 from local.gitlab_sim import GitLabSimulator
 from local.http_front import HttpFront, compile_route
@@ -134,6 +135,12 @@ class LocalStack:
         self._exit.callback(self._moto.stop)
         host, port = self._moto.get_host_and_port()
         self.aws_endpoint = f"http://{host}:{port}"
+        self._exit.enter_context(
+            moto_transport.in_process(
+                moto_transport.server_app(self._moto),
+                [self.aws_endpoint, f"http://localhost:{port}"],
+            )
+        )
         # moto's backends are process-wide: a second stack in one process starts clean.
         requests.post(f"{self.aws_endpoint}/moto-api/reset", timeout=10).raise_for_status()
 
