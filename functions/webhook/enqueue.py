@@ -10,7 +10,6 @@ under a key of its own instead of being dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -23,6 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from merge_assist.adapters.aws import register_cache
 from merge_assist.adapters.project_queues import send_event
+from merge_assist.platform.caching import built_once
 from merge_assist.platform.events import QueueEvent
 from merge_assist.platform.intake import variant_key
 from merge_assist.platform.resources import TABLE
@@ -40,7 +40,7 @@ class QueueResult:
     key: str = ""
 
 
-@lru_cache(maxsize=1)
+@built_once
 def _idempotency_config() -> IdempotencyConfig:
     return IdempotencyConfig(
         event_key_jmespath="key",
@@ -56,7 +56,7 @@ def register_context(context: LambdaContext) -> None:
     _idempotency_config().register_lambda_context(context)
 
 
-@lru_cache(maxsize=1)
+@built_once
 def _enqueue_function() -> Any:
     settings = get_settings()
     persistence = DynamoDBPersistenceLayer(

@@ -4,12 +4,11 @@ delivery needs is imported here: GitLab waits for the cold start."""
 
 from __future__ import annotations
 
-from functools import cache
-
 from merge_assist.adapters.aws import dynamodb_table, register_cache
 from merge_assist.adapters.meter import PowertoolsMeter, lambda_metrics
 from merge_assist.adapters.project_configs import DynamoDBProjectConfigs
 from merge_assist.adapters.webhook_secrets import read_webhook_secret
+from merge_assist.platform.caching import built_once
 from merge_assist.platform.config import WebhookSecret
 from merge_assist.platform.ports import Meter
 from merge_assist.platform.settings import get_settings
@@ -19,7 +18,7 @@ metrics = lambda_metrics()
 meter: Meter = PowertoolsMeter(metrics)
 
 
-@cache
+@built_once
 def project_configs() -> DynamoDBProjectConfigs:
     return DynamoDBProjectConfigs(dynamodb_table(get_settings().resolved_table_name))
 

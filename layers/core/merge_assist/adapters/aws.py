@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import boto3
 
+from merge_assist.platform.caching import built_once
 from merge_assist.platform.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from merge_assist.adapters.dynamodb_store import DynamoDBStore
 
 
-@lru_cache(maxsize=8)
+@built_once
 def dynamodb_table(name: str) -> Table:
     return boto3.resource("dynamodb").Table(name)
 

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from merge_assist.adapters.aws import register_cache
+from merge_assist.platform.caching import built_once
 from merge_assist.platform.settings import get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
 
-@lru_cache(maxsize=1)
+@built_once
 def stepfunctions_client() -> SFNClient:
     return boto3.client("stepfunctions")
 

@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from functools import lru_cache
 from typing import Any, Protocol
 
 import gitlab
@@ -23,6 +22,7 @@ from gitlab.v4.objects import Project, ProjectMergeRequestManager
 
 from merge_assist.adapters.aws import register_cache
 from merge_assist.admin.token_rotation import TokenDetails
+from merge_assist.platform.caching import built_once
 from merge_assist.platform.config import ProjectRef
 from merge_assist.platform.errors import (
     ConflictError,
@@ -655,7 +655,7 @@ class StaticToken:
         return None
 
 
-@lru_cache(maxsize=1)
+@built_once
 def _secrets() -> SecretsProvider:
     return SecretsProvider()
 

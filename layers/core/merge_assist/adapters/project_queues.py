@@ -9,6 +9,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from merge_assist.adapters.aws import register_cache
+from merge_assist.platform.caching import built_once
 from merge_assist.platform.errors import NotFoundError
 from merge_assist.platform.events import QueueEvent
 from merge_assist.platform.resources import ResourceNames
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
-@lru_cache(maxsize=1)
+@built_once
 def sqs_client() -> SQSClient:
     return boto3.client("sqs")
 

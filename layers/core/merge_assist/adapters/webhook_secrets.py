@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -14,6 +13,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from botocore.exceptions import ClientError
 
 from merge_assist.adapters.aws import register_cache
+from merge_assist.platform.caching import built_once
 from merge_assist.platform.config import WebhookSecret
 from merge_assist.platform.errors import NotFoundError
 from merge_assist.platform.resources import ResourceNames
@@ -28,7 +28,7 @@ _refreshed_at: dict[int, float] = {}
 _lock = threading.Lock()
 
 
-@lru_cache(maxsize=1)
+@built_once
 def _provider() -> SecretsProvider:
     return SecretsProvider()
 
