@@ -185,6 +185,20 @@ def _executions(scenario: Scenario) -> list[dict[str, Any]]:
     return found
 
 
+def _task_failures(scenario: Scenario) -> list[str]:
+    """The failure events (a step's attempt, or a whole execution) in the project's
+    workflow executions' histories."""
+    sfn = scenario.stack.client("stepfunctions")
+    failures: list[str] = []
+    for execution in _executions(scenario):
+        pages = sfn.get_paginator("get_execution_history").paginate(
+            executionArn=execution["executionArn"]
+        )
+        for page in pages:
+            failures += [e["type"] for e in page["events"] if e["type"].endswith("Failed")]
+    return failures
+
+
 @contextlib.contextmanager
 def _faults_cleared(stack: LocalStack) -> Iterator[None]:
     """A failing scenario leaves no fault behind for the next one."""
@@ -317,8 +331,11 @@ def test_gitlab_down_mid_batch(stack: LocalStack, scenario_name: str) -> None:
                 lambda: gitlab.faults.outage() is None, "the outage to end", OUTAGE_S + 10
             )
             stopped = time.monotonic()
-            failed = [e for e in _executions(scenario) if e["status"] == "FAILED"]
-            assert failed, f"no execution failed during the outage: {_executions(scenario)}"
+            # Whether a step's retries outlast the outage (the execution fails and the
+            # recovery starts a new one) or not depends on the machine's speed; that the
+            # outage reached the workflow does not.
+            failures = _task_failures(scenario)
+            assert failures, f"no workflow step failed during the outage: {_executions(scenario)}"
         _assert_recovers(scenario, stopped)
         scenario.assert_invariants()
     finally:
