@@ -151,10 +151,11 @@ def initial_files(count: int = FILES) -> dict[str, str]:
 
 
 class _Ledger:
-    """Books the time of the step running in the calling thread: HTTP calls by where they
-    go (every client here sends through urllib3: boto3, python-gitlab, dulwich) and the
-    time spent inside the project's repository. Other threads (pollers, the simulator's
-    own work) are not the step's and are left out."""
+    """Books the time of the step running in the calling thread: AWS calls where botocore
+    makes them (the local stack answers them in-process, without HTTP), GitLab's REST calls
+    where urllib3 sends them (python-gitlab and dulwich send through it), and the time spent
+    inside the project's repository. Other threads (pollers, the simulator's own work) are
+    not the step's and are left out."""
 
     REPOSITORY_CALLS = ("fetch", "push", "build_batch", "is_ancestor", "same_tree")
 
@@ -185,10 +186,7 @@ class _Ledger:
             finally:
                 ledger._depth.http = 0
                 elapsed = time.perf_counter() - started
-                if pool.port == ledger.aws_port:
-                    spent.aws_calls += 1
-                    spent.aws_seconds += elapsed
-                elif pool.port == ledger.gitlab_port and "/api/v4/" in url:
+                if pool.port == ledger.gitlab_port and "/api/v4/" in url:
                     spent.gitlab_calls += 1
                     spent.gitlab_seconds += elapsed
 
@@ -215,11 +213,37 @@ class _Ledger:
         for name in self.REPOSITORY_CALLS:
             setattr(ReauthenticatingRepository, name, booked(name))
         try:
-            yield
+            with self._aws_calls_booked():
+                yield
         finally:
             HTTPConnectionPool.urlopen = original_urlopen  # type: ignore[method-assign]
             for name, method in originals.items():
                 setattr(ReauthenticatingRepository, name, method)
+
+    @contextlib.contextmanager
+    def _aws_calls_booked(self) -> Iterator[None]:
+        from botocore.endpoint import Endpoint
+
+        ledger = self
+        original = Endpoint.make_request
+        aws_host = f":{self.aws_port}"
+
+        def make_request(endpoint: Endpoint, *args: Any, **kw: Any) -> Any:
+            spent = ledger.mine()
+            if spent is None or not str(endpoint.host).endswith(aws_host):
+                return original(endpoint, *args, **kw)
+            started = time.perf_counter()
+            try:
+                return original(endpoint, *args, **kw)
+            finally:
+                spent.aws_calls += 1
+                spent.aws_seconds += time.perf_counter() - started
+
+        Endpoint.make_request = make_request  # type: ignore[method-assign, assignment]
+        try:
+            yield
+        finally:
+            Endpoint.make_request = original  # type: ignore[method-assign]
 
     def mine(self) -> Spent | None:
         return self.current if threading.get_ident() == self.thread else None
