@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import boto3
 
-from merge_assist.platform.caching import built_once
+from merge_assist.platform.caching import built_once_per_thread
 from merge_assist.platform.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from merge_assist.adapters.dynamodb_store import DynamoDBStore
 
 
-@built_once
+@built_once_per_thread
 def dynamodb_table(name: str) -> Table:
     return boto3.resource("dynamodb").Table(name)
 
