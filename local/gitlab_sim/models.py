@@ -194,6 +194,8 @@ class Pipeline:
     running_at: float = 0.0
     finish_at: float = 0.0
     jobs: list[Job] = field(default_factory=list)
+    # CI/CD variables given to this pipeline (push option ``ci.variable``): (key, value).
+    variables: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass

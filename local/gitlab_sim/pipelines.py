@@ -5,6 +5,7 @@ created → pending → running → success|failed|canceled on a scaled clock.""
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from local.gitlab_sim import gitops
@@ -61,7 +62,11 @@ class PipelineService:
         user: User,
         *,
         mr_iid: int | None = None,
+        variables: Sequence[tuple[str, str]] = (),
+        skipped: bool = False,
     ) -> Pipeline:
+        """A new pipeline for ``sha``. ``skipped``: created and at once ``skipped``, with no
+        jobs, as GitLab records a push with ``ci.skip`` (or ``[ci skip]`` in its message)."""
         store = self.store
         with store.lock:
             paths = gitops.tree_paths(store.repo(project.id), sha)
@@ -86,8 +91,13 @@ class PipelineService:
                 running_at=max(running_at, pending_at),
                 finish_at=max(running_at, pending_at)
                 + store.real_seconds(project.rules.duration_s),
+                variables=list(variables),
             )
             project.next_pipeline_iid += 1
+            if skipped:
+                store.pipelines[pipeline.id] = pipeline
+                self._set_status(pipeline, "skipped")
+                return pipeline
             pipeline.jobs = [
                 Job(store.next_id("job"), "build", "build", "created", created),
                 Job(store.next_id("job"), "test", "test", "created", created),

@@ -13,6 +13,7 @@ import logging
 import threading
 import weakref
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -124,12 +125,36 @@ def commit_graph(repo: Repo) -> CommitGraph:
 
 
 @dataclass(frozen=True)
+class PushOptions:
+    """The GitLab push options the simulator honours (``git push -o ...``; GitLab's "Push
+    options" page): ``ci.skip`` records the push's branch pipeline as skipped, and each
+    ``ci.variable="<name>=<value>"`` is a CI/CD variable of that pipeline. Branch
+    pipelines only, as on GitLab; options GitLab does not know are ignored."""
+
+    skip_ci: bool = False
+    variables: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, options: Iterable[str]) -> PushOptions:
+        skip, variables = False, []
+        for option in options:
+            if option == "ci.skip":
+                skip = True
+            elif option.startswith("ci.variable="):
+                key, sep, value = option[len("ci.variable=") :].partition("=")
+                if key and sep:
+                    variables.append((key, value))
+        return cls(skip, tuple(variables))
+
+
+@dataclass(frozen=True)
 class _PostReceive:
     project: Project
     user: User
     updates: list[RefUpdate]
     # The project's MRs when the push was answered: see ``_run_post_receive``.
     merge_requests_before: frozenset[int]
+    options: PushOptions
 
 
 @dataclass
@@ -184,12 +209,20 @@ class PushService:
                 )
             return None
 
-    def after_push(self, project: Project, user: User, updates: list[RefUpdate]) -> None:
+    def after_push(
+        self,
+        project: Project,
+        user: User,
+        updates: list[RefUpdate],
+        options: PushOptions | None = None,
+    ) -> None:
         """A git push's refs are updated: its effects follow in the background."""
         with self.store.lock:
             opened = frozenset(mr.iid for mr in self.store.project_merge_requests(project.id))
         with self._changed:
-            self._queued.append(_PostReceive(project, user, updates, opened))
+            self._queued.append(
+                _PostReceive(project, user, updates, opened, options or PushOptions())
+            )
             if not self._working:
                 self._working = True
                 threading.Thread(
@@ -220,7 +253,13 @@ class PushService:
                 log.exception("post-receive of a push to project %s failed", job.project.id)
 
     def _run_post_receive(self, job: _PostReceive) -> None:
-        self.on_push(job.project, job.user, job.updates, opened_before=job.merge_requests_before)
+        self.on_push(
+            job.project,
+            job.user,
+            job.updates,
+            opened_before=job.merge_requests_before,
+            options=job.options,
+        )
 
     def on_push(
         self,
@@ -230,9 +269,13 @@ class PushService:
         skip_ci: bool = False,
         *,
         opened_before: frozenset[int] | None = None,
+        options: PushOptions | None = None,
     ) -> None:
         """The effects of ``updates``; ``opened_before``: the project's MRs when the push
-        was answered, for the work of a git push that ran after its answer."""
+        was answered, for the work of a git push that ran after its answer. ``skip_ci``
+        creates no pipeline at all (the rebase API's ``skip_ci``); push ``options`` as
+        ``PushOptions`` says."""
+        options = options or PushOptions()
         store = self.store
         assert self.merge_requests is not None
         with store.lock:
@@ -270,7 +313,15 @@ class PushService:
                 if new == ZERO_SHA:
                     continue
                 if not skip_ci and new not in already_tested:
-                    self.pipelines.create(project, new, branch, "push", user)
+                    self.pipelines.create(
+                        project,
+                        new,
+                        branch,
+                        "push",
+                        user,
+                        variables=options.variables,
+                        skipped=options.skip_ci,
+                    )
                 self._follow_branch(project, user, branch, new)
 
     def _follow_branch(self, project: Project, user: User, branch: str, new: str) -> None:

@@ -10,12 +10,13 @@ import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from dulwich.errors import HookError
 from dulwich.object_store import BaseObjectStore, GraphTraversalReachability
 from dulwich.objects import ObjectID, ShaFile
-from dulwich.protocol import CAPABILITY_FILTER
+from dulwich.protocol import CAPABILITY_FILTER, CAPABILITY_PUSH_OPTIONS
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 from dulwich.server import (
@@ -28,7 +29,13 @@ from dulwich.server import (
 from dulwich.web import HTTPGitApplication
 
 from local.gitlab_sim.models import REPORTER, Project, User
-from local.gitlab_sim.pushes import CommitGraph, PushService, RefUpdate, commit_graph
+from local.gitlab_sim.pushes import (
+    CommitGraph,
+    PushOptions,
+    PushService,
+    RefUpdate,
+    commit_graph,
+)
 from local.gitlab_sim.store import NotFound, Store
 
 GIT_PATH = re.compile(r"^/(?P<project>.+?)\.git(?P<rest>/.*)$")
@@ -60,13 +67,36 @@ class _PostReceive:
     """Plays git's ``post-receive`` hook as GitLab's does: it queues the push's effects on
     MRs, pipelines and hooks (GitLab's ``PostReceive`` job), and the push is answered."""
 
-    def __init__(self, pushes: PushService, project: Project, user: User) -> None:
+    def __init__(
+        self, pushes: PushService, project: Project, user: User, options: list[str]
+    ) -> None:
         self.pushes, self.project, self.user = pushes, project, user
+        self.options = options
 
     def execute(self, updates: Sequence[tuple[bytes, bytes, bytes]]) -> bytes:
         moved: list[RefUpdate] = [(o.decode(), n.decode(), r.decode()) for o, n, r in updates]
-        self.pushes.after_push(self.project, self.user, moved)
+        self.pushes.after_push(self.project, self.user, moved, PushOptions.parse(self.options))
         return b""
+
+
+class _ReceivePack(ReceivePackHandler):
+    """receive-pack with the ``push-options`` capability, which dulwich's server lacks: the
+    options follow the ref commands' flush-pkt as pkt-lines up to another flush (git's
+    pack-protocol), before the pack. They go to ``options``, which post-receive reads, as
+    git hands them to its hooks."""
+
+    def __init__(self, options: list[str], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._options = options
+
+    def capabilities(self) -> Iterable[bytes]:
+        return [*super().capabilities(), CAPABILITY_PUSH_OPTIONS]
+
+    def _on_pre_receive(self, client_refs: list[tuple[ObjectID, ObjectID, Ref]]) -> None:
+        if self.has_capability(CAPABILITY_PUSH_OPTIONS):
+            for line in iter(self.proto.read_pkt_line, None):
+                self._options.append(line.rstrip(b"\n").decode("utf-8", "replace"))
+        super()._on_pre_receive(client_refs)
 
 
 class _GraphStore:
@@ -162,7 +192,8 @@ class GitHttp:
         with self.store.lock:
             repo = self.store.repo(project.id)
             repo.hooks["update"] = _UpdateCheck(self.pushes, project, user)  # type: ignore[assignment]
-            repo.hooks["post-receive"] = _PostReceive(self.pushes, project, user)  # type: ignore[assignment]
+            options: list[str] = []
+            repo.hooks["post-receive"] = _PostReceive(self.pushes, project, user, options)  # type: ignore[assignment]
             served = _ServedRepo(repo, commit_graph(repo))
             repos: dict[str, BackendRepo] = {"/": served}
             backend: Backend = DictBackend(repos)
@@ -170,7 +201,7 @@ class GitHttp:
                 backend,
                 handlers={
                     b"git-upload-pack": _UploadPack,
-                    b"git-receive-pack": ReceivePackHandler,
+                    b"git-receive-pack": partial(_ReceivePack, options),
                 },
             )
             try:

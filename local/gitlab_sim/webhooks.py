@@ -488,7 +488,7 @@ class WebhookService:
                 "finished_at": pipeline.finished_at,
                 "duration": project.rules.duration_s if finished else None,
                 "queued_duration": project.rules.pending_s,
-                "variables": [],
+                "variables": [{"key": k, "value": v} for k, v in pipeline.variables],
                 "url": f"{self.store.project_url(project)}/-/pipelines/{pipeline.id}",
             },
             "merge_request": merge_request,

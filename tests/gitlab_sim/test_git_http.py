@@ -11,8 +11,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import gitlab
 import pytest
 from dulwich import porcelain
+from dulwich.client import get_transport_and_path
+from dulwich.refs import Ref
 
 from local.gitlab_sim import GitLabSimulator, gitops
 from local.gitlab_sim.models import Project, User
@@ -234,3 +237,83 @@ def test_commit_graph_answers_ancestry_as_the_full_walk_does(
             ancestor, descendant = rng.choice(commits), rng.choice(commits)
             expected = gitops.is_ancestor(repo, ancestor, descendant)
             assert graph.is_ancestor(ancestor, descendant) is expected
+
+
+def _branch_pipelines(sim: GitLabSimulator, branch: str) -> list[Any]:
+    return [p for p in sim.store.pipelines.values() if p.ref == branch]
+
+
+def test_git_cli_push_options_skip_ci_and_pass_variables(
+    sim: GitLabSimulator, tmp_path: Path
+) -> None:
+    """GitLab's push options: ``ci.skip`` records the branch pipeline as skipped (no jobs,
+    nothing run), ``ci.variable`` hands CI/CD variables to the pipeline the push creates;
+    an option GitLab does not know changes nothing."""
+    _, dev_token = sim.create_user("dev")
+    sim.create_project("app", namespace="g", files={"a.txt": "a\n"}, members={"dev": 30})
+    work = tmp_path / "work"
+    assert _git(tmp_path, "clone", _url(sim, dev_token, "g/app"), str(work)).returncode == 0
+    for name in ("skipped", "with-vars", "plain"):
+        assert _git(work, "checkout", "-q", "-b", name, "origin/main").returncode == 0
+        (work / f"{name}.txt").write_text(f"{name}\n")
+        assert _git(work, "add", ".").returncode == 0
+        assert _git(work, "commit", "-q", "-m", f"Add {name}").returncode == 0
+
+    skipped = _git(work, "push", "-o", "ci.skip", "origin", "skipped")
+    with_vars = _git(
+        work,
+        "push",
+        "-o",
+        "ci.variable=MAX_RETRIES=10",
+        "-o",
+        "ci.variable=URL=http://x?a=b",
+        "origin",
+        "with-vars",
+    )
+    plain = _git(work, "push", "-o", "merge_request.unknown_thing", "origin", "plain")
+
+    assert skipped.returncode == with_vars.returncode == plain.returncode == 0, (
+        skipped.stderr + with_vars.stderr + plain.stderr
+    )
+    assert sim.wait_idle()
+    [skip] = _branch_pipelines(sim, "skipped")
+    assert (skip.status, skip.jobs, skip.finished_at is not None) == ("skipped", [], True)
+    [run] = _branch_pipelines(sim, "with-vars")
+    assert run.status != "skipped"
+    assert run.jobs
+    assert run.variables == [("MAX_RETRIES", "10"), ("URL", "http://x?a=b")]
+    [default] = _branch_pipelines(sim, "plain")
+    assert default.status != "skipped"
+    assert default.variables == []
+
+    client = gitlab.Gitlab(sim.url, private_token=dev_token)
+    project = client.projects.get("g/app")
+    listed = {v.key: v.value for v in project.pipelines.get(run.id).variables.list()}
+    assert listed == {"MAX_RETRIES": "10", "URL": "http://x?a=b"}
+    assert project.pipelines.get(skip.id).status == "skipped"
+
+
+def test_dulwich_client_sends_push_options(sim: GitLabSimulator, tmp_path: Path) -> None:
+    _, dev_token = sim.create_user("dev")
+    sim.create_project("app", namespace="g", files={"a.txt": "a\n"}, members={"dev": 30})
+    url = f"{sim.url}/g/app.git"
+    local = porcelain.clone(
+        url, str(tmp_path / "clone"), username="oauth2", password=dev_token, errstream=io.BytesIO()
+    )
+    try:
+        (tmp_path / "clone" / "c.txt").write_text("c\n")
+        porcelain.add(local, [str(tmp_path / "clone" / "c.txt")])
+        porcelain.commit(local, message=b"Add c", author=b"D <d@x>", committer=b"D <d@x>")
+        client, path = get_transport_and_path(url, username="oauth2", password=dev_token)
+        head = local.head()
+        result = client.send_pack(
+            path,
+            lambda refs: {Ref(b"refs/heads/landed"): head},
+            local.generate_pack_data,
+            push_options=[b"ci.skip"],
+        )
+    finally:
+        local.close()
+    assert not any(result.ref_status.values())
+    assert sim.wait_idle()
+    assert [p.status for p in _branch_pipelines(sim, "landed")] == ["skipped"]

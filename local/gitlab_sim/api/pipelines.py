@@ -54,8 +54,32 @@ def create_pipeline(ctx: Ctx) -> Reply:
         sha = gitops.branch_sha(ctx.store.repo(project.id), ref)
         if sha is None:
             raise ApiError(400, {"base": ["Reference not found"]})
-        pipeline = ctx.services.pipelines.create(project, sha, ref, "api", ctx.user)
+        pipeline = ctx.services.pipelines.create(
+            project, sha, ref, "api", ctx.user, variables=_variables(ctx.get("variables"))
+        )
         return Reply(ctx.ser.pipeline(pipeline), status=201)
+
+
+def _variables(given: object) -> list[tuple[str, str]]:
+    """``variables`` of a new pipeline: an array of ``{key, value[, variable_type]}``."""
+    if given in (None, ""):
+        return []
+    if not isinstance(given, list) or not all(
+        isinstance(v, dict) and isinstance(v.get("key"), str) and v["key"] for v in given
+    ):
+        raise ApiError(400, {"error": "variables is invalid"})
+    return [(v["key"], str(v.get("value", ""))) for v in given]
+
+
+def variables(ctx: Ctx) -> Reply:
+    with ctx.store.lock:
+        pipeline = _pipeline(ctx)
+        return Reply(
+            [
+                {"variable_type": "env_var", "key": key, "value": value}
+                for key, value in pipeline.variables
+            ]
+        )
 
 
 def retry(ctx: Ctx) -> Reply:
@@ -88,6 +112,7 @@ def register(router: Router) -> None:
     router.add("POST", "/projects/:id/pipeline", create_pipeline)
     router.add("POST", "/projects/:id/pipelines", create_pipeline)
     router.add("GET", "/projects/:id/pipelines/:pipeline_id", get_pipeline)
+    router.add("GET", "/projects/:id/pipelines/:pipeline_id/variables", variables)
     router.add("POST", "/projects/:id/pipelines/:pipeline_id/retry", retry)
     router.add("POST", "/projects/:id/pipelines/:pipeline_id/cancel", cancel)
     router.add("GET", "/projects/:id/pipelines/:pipeline_id/jobs", jobs)
