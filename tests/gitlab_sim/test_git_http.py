@@ -307,13 +307,13 @@ def test_dulwich_client_sends_push_options(sim: GitLabSimulator, tmp_path: Path)
         client, path = get_transport_and_path(url, username="oauth2", password=dev_token)
         head = local.head()
         result = client.send_pack(
-            path,
+            path.encode(),
             lambda refs: {Ref(b"refs/heads/landed"): head},
-            local.generate_pack_data,
+            local.generate_pack_data,  # type: ignore[arg-type]
             push_options=[b"ci.skip"],
         )
     finally:
         local.close()
-    assert not any(result.ref_status.values())
+    assert not any((result.ref_status or {}).values())
     assert sim.wait_idle()
     assert [p.status for p in _branch_pipelines(sim, "landed")] == ["skipped"]
