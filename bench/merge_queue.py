@@ -380,11 +380,14 @@ def percentile(values: Sequence[float], percent: float) -> float:
 def extra_pipelines(
     pipelines: Iterable[PipelineRecord], initial_shas: Iterable[str]
 ) -> list[PipelineRecord]:
-    """All pipelines but the first one on each MR's original head: those every contender
-    gets alike, before it acts."""
+    """All pipelines but the first one on each MR's original head (those every contender
+    gets alike, before it acts) and those CI skipped (a push with ``ci.skip``): the CI
+    runs a contender spent."""
     owed = set(initial_shas)
     extra: list[PipelineRecord] = []
     for pipeline in pipelines:
+        if pipeline.status == "skipped":
+            continue
         if pipeline.sha in owed:
             owed.discard(pipeline.sha)
         else:
@@ -878,7 +881,7 @@ def queue_history(
 
 
 def run_merge_assist(
-    stack: LocalStack, workload: Workload, strategy: str, batch_size: int
+    stack: LocalStack, workload: Workload, contender: Contender
 ) -> ContenderResult:
     """One run on an already started stack whose simulator runs at ``workload.time_scale``."""
     from merge_assist.adapters.aws import store_from_settings
@@ -891,9 +894,7 @@ def run_merge_assist(
     gitlab = stack.gitlab
     if gitlab is None:
         raise RuntimeError("the queue benchmark needs the embedded GitLab simulator")
-    name = (
-        f"merge-assist-{strategy}" if strategy == "serial" else f"merge-assist-batch-{batch_size}"
-    )
+    name = contender.name
     project = _new_project(
         gitlab, workload, f"{name}-{uuid.uuid4().hex[:6]}", {stack.bot_username: MAINTAINER}
     )
@@ -907,7 +908,11 @@ def run_merge_assist(
         PythonGitLabGateway(stack.gitlab_url, token),
         project.id,
         webhook_url=f"{stack.url}/webhook/gitlab",
-        settings={"strategy": strategy, "batch_size": batch_size},
+        settings={
+            "strategy": contender.strategy,
+            "batch_size": contender.batch_size,
+            "skip_target_pipeline": contender.skip_target_pipeline,
+        },
     )
     run = _Run(gitlab, project, workload, stack.bot_username)
 
@@ -1197,6 +1202,7 @@ class Contender:
     bot: str  # merge-assist | marge-bot
     strategy: str = "batch"  # Merge Assist's; marge-bot: "batch" for --batch
     batch_size: int = 1
+    skip_target_pipeline: bool = False  # Merge Assist's landing push with ``ci.skip``
 
 
 def contenders(default_batch: int) -> list[Contender]:
@@ -1204,6 +1210,13 @@ def contenders(default_batch: int) -> list[Contender]:
     return [
         Contender("merge-assist-serial", "merge-assist", "serial", 1),
         *(Contender(f"merge-assist-batch-{n}", "merge-assist", "batch", n) for n in sizes),
+        Contender(
+            f"merge-assist-batch-{default_batch}-ci-skip",
+            "merge-assist",
+            "batch",
+            default_batch,
+            skip_target_pipeline=True,
+        ),
         Contender("marge-bot", "marge-bot", "serial"),
         Contender("marge-bot-batch", "marge-bot", "batch"),
     ]
@@ -1258,9 +1271,7 @@ def run_benchmark(
                         log_dir=data_dir / "marge",
                     )
                 else:
-                    result = run_merge_assist(
-                        stack, workload, contender.strategy, contender.batch_size
-                    )
+                    result = run_merge_assist(stack, workload, contender)
                 results.append(result)
     return QueueBenchmark(
         size=size,

@@ -169,7 +169,13 @@ def _bench_cost(args: argparse.Namespace) -> str:
         LocalStack(bench_queue.stack_config(Path(data_dir), workload)) as stack,
     ):
         with metered(stack) as meter:
-            result = bench_queue.run_merge_assist(stack, workload, "batch", default_batch)
+            result = bench_queue.run_merge_assist(
+                stack,
+                workload,
+                bench_queue.Contender(
+                    f"merge-assist-batch-{default_batch}", "merge-assist", "batch", default_batch
+                ),
+            )
         return bench_cost.cost_report(meter.snapshot(), result.merged)
 
 

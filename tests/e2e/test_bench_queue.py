@@ -10,6 +10,7 @@ import pytest
 
 from bench.merge_queue import (
     Change,
+    Contender,
     ContenderResult,
     Workload,
     render_table,
@@ -48,7 +49,9 @@ def _assert_sane(result: ContenderResult) -> None:
 def test_merge_assist_batch_and_marge_bot_batch_on_one_tiny_workload(
     stack: LocalStack, tmp_path: Path
 ) -> None:
-    ours = run_merge_assist(stack, WORKLOAD, "batch", 4)
+    ours = run_merge_assist(
+        stack, WORKLOAD, Contender("merge-assist-batch-4", "merge-assist", "batch", 4)
+    )
     _assert_sane(ours)
     assert ours.untested_heads == ()
     # The figures that explain the waits: every event of the project went to the

@@ -56,6 +56,37 @@ def test_a_green_batch_of_five_lands_as_one_tested_commit(
         scenario.close()
 
 
+def test_with_skip_target_pipeline_the_landing_push_starts_no_second_pipeline(
+    stack: LocalStack, scenario_name: str
+) -> None:
+    scenario = Scenario.open(
+        stack, scenario_name, settings={"batch_size": 3, "skip_target_pipeline": True}
+    )
+    try:
+        iids = [scenario.open_mr(f"feature/{n}", {f"src/f{n}.py": f"N = {n}\n"}) for n in range(3)]
+        scenario.wait_status(iids, StatusCategory.QUEUED)
+        scenario.start()
+        scenario.settle()
+
+        assert all(scenario.status(iid) is StatusCategory.MERGED for iid in iids)
+        [batch] = scenario.batches()
+        assert batch.skip_target_pipeline
+        assert [p["status"] for p in _batch_pipelines(scenario)] == ["success"]
+        gitlab = scenario.stack.gitlab
+        assert gitlab is not None
+        assert gitlab.branch_sha(scenario.project, "main") == batch.sha
+        with gitlab.store.lock:
+            on_target = [
+                p.status
+                for p in gitlab.store.pipelines.values()
+                if p.project_id == scenario.project.id and p.ref == "main" and p.sha == batch.sha
+            ]
+        assert on_target == ["skipped"]
+        scenario.assert_invariants()
+    finally:
+        scenario.close()
+
+
 def test_a_conflicting_mr_is_rejected_and_the_rest_land(
     stack: LocalStack, scenario_name: str
 ) -> None:

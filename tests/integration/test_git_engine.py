@@ -245,6 +245,29 @@ def test_landing_by_fast_forward_marks_the_mrs_merged(scene: Scene) -> None:
     assert scene.sim.merge_request(PROJECT, scene.members["clash"].iid)["state"] == "opened"
 
 
+def test_a_landing_push_with_skip_pipeline_leaves_the_target_pipeline_skipped(
+    scene: Scene,
+) -> None:
+    batch = build(scene, ["one", "three"])
+    scene.engine.push("merge-assist/batch", batch.sha, expected_old_sha=None, force=True)
+    scene.engine.push(
+        "main", batch.sha, expected_old_sha=scene.target_sha, force=False, skip_pipeline=True
+    )
+    scene.sim.wait_idle()
+    on = {
+        ref: [
+            p.status
+            for p in scene.sim.store.pipelines.values()
+            if p.sha == batch.sha and p.ref == ref
+        ]
+        for ref in ("merge-assist/batch", "main")
+    }
+    assert on["main"] == ["skipped"]
+    assert on["merge-assist/batch"] != ["skipped"]
+    assert len(on["merge-assist/batch"]) == 1
+    assert scene.sim.merge_request(PROJECT, scene.members["one"].iid)["state"] == "merged"
+
+
 def test_landing_after_the_target_moved_fails_and_changes_nothing(scene: Scene) -> None:
     batch = build(scene, ["one", "three"])
     moved = scene.sim.commit_files(PROJECT, "main", {"late.txt": "late\n"})

@@ -75,7 +75,15 @@ class FakeRepository:
     def __init__(self) -> None:
         self.pushed: list[tuple[str, str]] = []
 
-    def push(self, branch: str, sha: str, *, expected_old_sha: str | None, force: bool) -> None:
+    def push(
+        self,
+        branch: str,
+        sha: str,
+        *,
+        expected_old_sha: str | None,
+        force: bool,
+        skip_pipeline: bool = False,
+    ) -> None:
         self.pushed.append((branch, sha))
 
 

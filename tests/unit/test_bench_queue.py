@@ -122,6 +122,7 @@ def test_only_each_mrs_first_own_pipeline_is_left_out() -> None:
         PipelineRecord("a", "change/000", "success"),  # the same head, run again
         PipelineRecord("c", "merge-assist/batch/main", "failed"),
         PipelineRecord("d", "main", "success"),
+        PipelineRecord("c", "main", "skipped"),  # landed with ci.skip: no CI ran
     ]
     extra = extra_pipelines(pipelines, ["a", "b"])
     assert [p.ref for p in extra] == ["change/000", "merge-assist/batch/main", "main"]
@@ -423,6 +424,7 @@ def test_contenders_are_chosen_by_name_in_the_benchmarks_order() -> None:
         "merge-assist-batch-4",
         "merge-assist-batch-5",
         "merge-assist-batch-8",
+        "merge-assist-batch-5-ci-skip",
         "marge-bot",
         "marge-bot-batch",
     ]

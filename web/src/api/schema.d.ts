@@ -358,6 +358,11 @@ export interface components {
             retrying: boolean;
             /** Sha */
             sha?: string | null;
+            /**
+             * Skip Target Pipeline
+             * @default false
+             */
+            skip_target_pipeline: boolean;
             /** @default building */
             state: components["schemas"]["BatchState"];
             /** Steps */
@@ -488,6 +493,11 @@ export interface components {
              * @description A paused project starts no batch; its MRs wait in their queues.
              */
             paused?: boolean | null;
+            /**
+             * Skip Target Pipeline
+             * @description With push landing: the push that lands a tested batch carries GitLab's ci.skip push option, so the target branch runs no second pipeline for a tree that already passed. Leave it off if you deploy from the target branch's pipeline.
+             */
+            skip_target_pipeline?: boolean | null;
             /** @description serial: one MR at a time, rebased and merged by GitLab; batch: several MRs tested together in one pipeline. */
             strategy?: components["schemas"]["Strategy"] | null;
             /**
@@ -766,6 +776,12 @@ export interface components {
             paused: boolean;
             /** Project Id */
             project_id: number;
+            /**
+             * Skip Target Pipeline
+             * @description With push landing: the push that lands a tested batch carries GitLab's ci.skip push option, so the target branch runs no second pipeline for a tree that already passed. Leave it off if you deploy from the target branch's pipeline.
+             * @default false
+             */
+            skip_target_pipeline: boolean;
             /**
              * @description serial: one MR at a time, rebased and merged by GitLab; batch: several MRs tested together in one pipeline.
              * @default batch

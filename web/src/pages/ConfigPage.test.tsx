@@ -12,6 +12,7 @@ function config(extra: Partial<ProjectConfig> = {}): ProjectConfig {
     batch_size: 5,
     strategy: "batch",
     landing: "push",
+    skip_target_pipeline: false,
     ci_timeout_minutes: 60,
     flaky_retries: 0,
     paused: false,
@@ -46,6 +47,10 @@ describe("ConfigPage", () => {
     expect(screen.getByLabelText("Flaky retries")).toHaveValue(0);
     expect(screen.getByLabelText("Target branches")).toHaveValue("main");
     expect(screen.getByLabelText("Paused")).not.toBeChecked();
+    expect(screen.getByLabelText("Skip target pipeline")).not.toBeChecked();
+    expect(screen.getByLabelText("Skip target pipeline")).toHaveAccessibleDescription(
+      /not to test again the tree that just passed \(ci\.skip\)/,
+    );
     expect(screen.getByLabelText("Batch size")).toHaveAccessibleDescription(
       /How many queued MRs are tested together in one pipeline/,
     );
@@ -62,15 +67,19 @@ describe("ConfigPage", () => {
     await page.user.clear(batchSize);
     await page.user.type(batchSize, "8");
     await page.user.click(screen.getByLabelText("Paused"));
+    await page.user.click(screen.getByLabelText("Skip target pipeline"));
     expect(screen.getByText("Unsaved changes")).toBeInTheDocument();
     await page.user.click(screen.getByRole("button", { name: "Save changes" }));
 
     await waitFor(() => expect(screen.getByRole("status")).toHaveTextContent("Saved"));
     expect(page.api.callsTo("PUT /projects/1/config")[0]!.body).toEqual({
       batch_size: 8,
+      skip_target_pipeline: true,
       paused: true,
     });
-    expect(screen.getByRole("status")).toHaveTextContent("Batch size 8, Paused yes");
+    expect(screen.getByRole("status")).toHaveTextContent(
+      "Batch size 8, Skip target pipeline yes, Paused yes",
+    );
     expect(screen.getByLabelText("Batch size")).toHaveValue(8);
     expect(screen.queryByText("Unsaved changes")).not.toBeInTheDocument();
   });

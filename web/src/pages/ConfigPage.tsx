@@ -33,6 +33,7 @@ const FIELD_ORDER: Field[] = [
   "ciTimeout",
   "flakyRetries",
   "targetBranches",
+  "skipTargetPipeline",
   "paused",
 ];
 
@@ -42,7 +43,22 @@ type Setting = { field: SettingField; label: string; help: string } & (
   | { options: [string, string][] }
 );
 
-/** The number and select fields, in the form's order (target branches and paused follow). */
+type CheckField = "skipTargetPipeline" | "paused";
+
+/** The checkboxes, after target branches. */
+const CHECKS: { field: CheckField; label: string; help: string }[] = [
+  {
+    field: "skipTargetPipeline",
+    label: "Skip target pipeline",
+    help:
+      "With push landing, the landing push tells GitLab not to test again the tree that " +
+      "just passed (ci.skip). Leave it off if you deploy from the target branch's pipeline.",
+  },
+  { field: "paused", label: "Paused", help: "Running batches finish; no new batch starts." },
+];
+
+/** The number and select fields, in the form's order (target branches and the checkboxes
+ * follow). */
 const SETTINGS: Setting[] = [
   {
     field: "batchSize",
@@ -293,21 +309,23 @@ function ConfigEditor({ projectId }: { projectId: number }) {
               />
             )}
           </Labelled>
-          <div className="config-field config-check">
-            <input
-              id={fieldId("paused")}
-              type="checkbox"
-              checked={form.paused}
-              aria-describedby={`${fieldId("paused")}-help`}
-              onChange={(event) => update("paused", event.target.checked)}
-            />
-            <div>
-              <label htmlFor={fieldId("paused")}>Paused</label>
-              <p id={`${fieldId("paused")}-help`} className="config-help">
-                Running batches finish; no new batch starts.
-              </p>
+          {CHECKS.map(({ field, label, help }) => (
+            <div key={field} className="config-field config-check">
+              <input
+                id={fieldId(field)}
+                type="checkbox"
+                checked={form[field]}
+                aria-describedby={`${fieldId(field)}-help`}
+                onChange={(event) => update(field, event.target.checked)}
+              />
+              <div>
+                <label htmlFor={fieldId(field)}>{label}</label>
+                <p id={`${fieldId(field)}-help`} className="config-help">
+                  {help}
+                </p>
+              </div>
             </div>
-          </div>
+          ))}
         </fieldset>
 
         {editable && (

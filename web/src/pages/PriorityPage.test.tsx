@@ -47,6 +47,7 @@ function project(targetBranches = ["main"]): ProjectView {
       path: "demo/shop",
       target_branches: targetBranches,
       paused: false,
+      skip_target_pipeline: false,
       batch_size: 5,
       strategy: "batch",
       landing: "push",

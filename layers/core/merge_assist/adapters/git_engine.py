@@ -71,6 +71,8 @@ PACK_SPOOL_FILE_MAX_SIZE = 16 * 1024 * 1024
 # A push whose new commits reach further than this from anything the remote is known to
 # hold is worked out by dulwich's generic finder instead.
 PUSH_WALK_LIMIT = 2000
+# GitLab's push option for "start no pipeline for this push" (its "Push options" page).
+SKIP_CI = b"ci.skip"
 
 __all__ = [
     "GitAuthError",
@@ -324,11 +326,20 @@ class GitEngine:
             self._local_read = True
         return {self._local[ref] for ref in refs if ref in self._local}
 
-    def push(self, branch: str, sha: str, *, expected_old_sha: str | None, force: bool) -> None:
+    def push(
+        self,
+        branch: str,
+        sha: str,
+        *,
+        expected_old_sha: str | None,
+        force: bool,
+        skip_pipeline: bool = False,
+    ) -> None:
         """Moves the remote ``branch`` to ``sha``. With ``expected_old_sha`` the push is a
         compare-and-set (``RemoteMoved`` if the branch is elsewhere); without ``force`` it
         must also be a fast-forward. Pushing where the branch already is succeeds, so a
-        retried landing is harmless."""
+        retried landing is harmless. ``skip_pipeline`` sends GitLab's ``ci.skip`` push
+        option (a server that does not offer push options runs its pipeline as usual)."""
         ref = Ref(branch_ref(branch).encode())
         new = _oid(sha)
         if new not in self.repo.object_store:
@@ -360,7 +371,12 @@ class GitEngine:
         # Safe to send again: ``update_refs`` looks at the remote anew each time, so a push
         # that landed unanswered is found where it should be and sends nothing.
         result = self._over_the_wire(
-            lambda: client.send_pack(path.encode(), update_refs, generate_pack_data)
+            lambda: client.send_pack(
+                path.encode(),
+                update_refs,
+                generate_pack_data,
+                push_options=[SKIP_CI] if skip_pipeline else None,
+            )
         )
         error = (result.ref_status or {}).get(ref)
         if error is None:

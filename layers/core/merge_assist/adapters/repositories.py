@@ -93,9 +93,23 @@ class ReauthenticatingRepository:
     def fetch(self, refs: Sequence[str]) -> dict[str, str]:
         return self._remote(lambda engine: engine.fetch(refs))
 
-    def push(self, branch: str, sha: str, *, expected_old_sha: str | None, force: bool) -> None:
+    def push(
+        self,
+        branch: str,
+        sha: str,
+        *,
+        expected_old_sha: str | None,
+        force: bool,
+        skip_pipeline: bool = False,
+    ) -> None:
         self._remote(
-            lambda engine: engine.push(branch, sha, expected_old_sha=expected_old_sha, force=force)
+            lambda engine: engine.push(
+                branch,
+                sha,
+                expected_old_sha=expected_old_sha,
+                force=force,
+                skip_pipeline=skip_pipeline,
+            )
         )
 
     def build_batch(

@@ -130,6 +130,12 @@ class ProjectConfig(BaseModel):
         description="How a green batch reaches its target branch. push: fast-forwarded to "
         "the tested commit; merge-each: each MR merged through GitLab's merge API.",
     )
+    skip_target_pipeline: bool = Field(
+        default=False,
+        description="With push landing: the push that lands a tested batch carries GitLab's "
+        "ci.skip push option, so the target branch runs no second pipeline for a tree that "
+        "already passed. Leave it off if you deploy from the target branch's pipeline.",
+    )
     ci_timeout_minutes: int = Field(
         default=60,
         ge=1,

@@ -152,6 +152,9 @@ class Batch(BaseModel):
     target_branch: BranchName
     strategy: Strategy
     landing: Landing = Landing.PUSH
+    # Taken from the project when the batch starts, as ``landing`` is: a retried landing
+    # pushes as the first try did.
+    skip_target_pipeline: bool = False
     merge_requests: list[int] = Field(min_length=1, max_length=50)
     dropped: list[int] = Field(default_factory=list)
     batch_branch: str | None = None

@@ -218,9 +218,18 @@ class Repository(Protocol):
         when: datetime | None = None,
     ) -> BatchBuild: ...
 
-    def push(self, branch: str, sha: str, *, expected_old_sha: str | None, force: bool) -> None:
+    def push(
+        self,
+        branch: str,
+        sha: str,
+        *,
+        expected_old_sha: str | None,
+        force: bool,
+        skip_pipeline: bool = False,
+    ) -> None:
         """Move the remote ``branch`` to ``sha``; a compare-and-set when ``expected_old_sha``
-        is given; pushing where the branch already is succeeds."""
+        is given; pushing where the branch already is succeeds. ``skip_pipeline``: GitLab
+        starts no pipeline for the push (the ``ci.skip`` push option)."""
         ...
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:

@@ -9,6 +9,7 @@ export interface ConfigForm {
   batchSize: string;
   strategy: Strategy;
   landing: Landing;
+  skipTargetPipeline: boolean;
   ciTimeout: string;
   flakyRetries: string;
   targetBranches: string;
@@ -27,6 +28,7 @@ export function formOf(config: ProjectConfig): ConfigForm {
     batchSize: String(config.batch_size ?? 5),
     strategy: config.strategy ?? "batch",
     landing: config.landing ?? "push",
+    skipTargetPipeline: config.skip_target_pipeline ?? false,
     ciTimeout: String(config.ci_timeout_minutes ?? 60),
     flakyRetries: String(config.flaky_retries ?? 0),
     targetBranches: (config.target_branches ?? []).join("\n"),
@@ -86,6 +88,8 @@ export function check(form: ConfigForm, saved: ProjectConfig): Checked {
 
   if (form.strategy !== (saved.strategy ?? "batch")) change.strategy = form.strategy;
   if (form.landing !== (saved.landing ?? "push")) change.landing = form.landing;
+  if (form.skipTargetPipeline !== (saved.skip_target_pipeline ?? false))
+    change.skip_target_pipeline = form.skipTargetPipeline;
   if (form.paused !== (saved.paused ?? false)) change.paused = form.paused;
 
   return { errors, change };
@@ -112,6 +116,7 @@ const NAMES: Record<keyof ConfigChange, string> = {
   target_branches: "Target branches",
   strategy: "Strategy",
   landing: "Landing",
+  skip_target_pipeline: "Skip target pipeline",
   paused: "Paused",
   labels: "Labels",
   trigger_label: "Trigger label",

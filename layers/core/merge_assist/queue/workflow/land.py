@@ -46,6 +46,7 @@ def land(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
                 batch.build.prefix_sha(batch.land_length),
                 expected_old_sha=batch.build.target_sha,
                 force=False,
+                skip_pipeline=batch.skip_target_pipeline,
             )
         else:
             _merge_each(ctx, batch, landing, snapshots)

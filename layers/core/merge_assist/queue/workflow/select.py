@@ -53,6 +53,7 @@ def select(ctx: WorkflowContext, run: WorkflowInput) -> Selection:
             target_branch=run.target_branch,
             strategy=config.strategy,
             landing=config.landing,
+            skip_target_pipeline=config.skip_target_pipeline,
             merge_requests=chosen,
             batch_branch=(
                 batch_branch(run.target_branch) if config.strategy is Strategy.BATCH else None
