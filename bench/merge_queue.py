@@ -1249,10 +1249,10 @@ def run_benchmark(
     import tempfile
 
     from local.stack import LocalStack
-    from merge_assist.platform.config import ProjectConfig
+    from merge_assist.platform.config import DEFAULT_BATCH_SIZE
 
     workload = generate_workload(SIZES[size], seed, ci_seconds=ci_seconds)
-    chosen = select_contenders(only, ProjectConfig(project_id=1).batch_size)
+    chosen = select_contenders(only, DEFAULT_BATCH_SIZE)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     started = time.monotonic()
     results: list[ContenderResult] = []

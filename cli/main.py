@@ -84,7 +84,7 @@ def _positive_seconds(value: str) -> float:
 def _run_bench(args: argparse.Namespace) -> int:
     from bench import merge_queue as bench_queue
     from bench import webhook as bench_webhook
-    from merge_assist.platform.config import ProjectConfig
+    from merge_assist.platform.config import DEFAULT_BATCH_SIZE
 
     if not args.verbose:
         # One JSON line per Lambda event would bury the figures.
@@ -108,7 +108,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         return 2
     try:
         if only is not None:
-            bench_queue.select_contenders(only, ProjectConfig(project_id=1).batch_size)
+            bench_queue.select_contenders(only, DEFAULT_BATCH_SIZE)
         # Read before a run of many minutes, so a wrong path fails first.
         queues = [bench_queue.load_queue_run(Path(path)) for path in args.queue_run]
     except (OSError, ValueError) as error:
@@ -160,10 +160,10 @@ def _bench_cost(args: argparse.Namespace) -> str:
     from bench import merge_queue as bench_queue
     from bench.usage import metered
     from local.stack import LocalStack
-    from merge_assist.platform.config import ProjectConfig
+    from merge_assist.platform.config import DEFAULT_BATCH_SIZE
 
     workload = bench_queue.generate_workload(bench_queue.SIZES[args.size], args.seed)
-    default_batch = ProjectConfig(project_id=1).batch_size
+    default_batch = DEFAULT_BATCH_SIZE
     with (
         tempfile.TemporaryDirectory(prefix="bench-cost-") as data_dir,
         LocalStack(bench_queue.stack_config(Path(data_dir), workload)) as stack,

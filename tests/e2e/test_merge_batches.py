@@ -87,6 +87,34 @@ def test_with_skip_target_pipeline_the_landing_push_starts_no_second_pipeline(
         scenario.close()
 
 
+def test_an_automatic_batch_size_is_chosen_from_the_failure_rate_and_recorded(
+    stack: LocalStack, scenario_name: str
+) -> None:
+    scenario = Scenario.open(
+        stack, scenario_name, settings={"batch_size": "auto", "batch_size_max": 8}
+    )
+    try:
+        iids = [scenario.open_mr(f"feature/{n}", {f"src/f{n}.py": f"N = {n}\n"}) for n in range(6)]
+        scenario.wait_status(iids, StatusCategory.QUEUED)
+        scenario.start()
+        scenario.settle()
+
+        assert all(scenario.status(iid) is StatusCategory.MERGED for iid in iids)
+        first, second = sorted(scenario.batches(), key=lambda b: b.created_at)
+        # No history: sized for the prior rate of 10 %, Dorfman's 4.
+        assert first.sizing is not None
+        assert (first.sizing.size, first.sizing.batches) == (4, 0)
+        assert len(first.merge_requests) == 4
+        # One green batch of four seen: the rate estimate falls and the size may grow.
+        assert second.sizing is not None
+        assert second.sizing.batches == 1
+        assert second.sizing.failure_rate < first.sizing.failure_rate
+        assert sorted(first.merge_requests + second.merge_requests) == iids
+        scenario.assert_invariants()
+    finally:
+        scenario.close()
+
+
 def test_a_conflicting_mr_is_rejected_and_the_rest_land(
     stack: LocalStack, scenario_name: str
 ) -> None:

@@ -12,12 +12,14 @@ from pydantic import ValidationError
 from merge_assist.platform.config import Landing, ProjectConfig, QueueLabels, Strategy
 from merge_assist.queue.models import (
     Batch,
+    BatchSizing,
     BatchState,
     MergeRequestState,
     Reason,
     ReasonCode,
     StatusCategory,
 )
+from merge_assist.queue.queue import batch_limit
 
 MakeMR = Callable[..., MergeRequestState]
 READY = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
@@ -144,8 +146,21 @@ def test_project_id_must_be_positive(project_id: int) -> None:
 
 
 def test_serial_strategy_takes_one_merge_request_whatever_the_batch_size() -> None:
-    assert ProjectConfig(project_id=1, strategy="serial", batch_size=10).effective_batch_size == 1
-    assert ProjectConfig(project_id=1, strategy="batch", batch_size=10).effective_batch_size == 10
+    assert batch_limit(ProjectConfig(project_id=1, strategy="serial", batch_size=10)) == 1
+    assert batch_limit(ProjectConfig(project_id=1, strategy="serial", batch_size="auto")) == 1
+    assert batch_limit(ProjectConfig(project_id=1, strategy="batch", batch_size=10)) == 10
+
+
+def test_an_automatic_batch_size_takes_the_size_its_sizing_chose() -> None:
+    config = ProjectConfig(project_id=1, batch_size="auto")
+    assert config.sized_automatically
+    assert batch_limit(config, BatchSizing(size=3, failure_rate=0.2, batches=4)) == 3
+    with pytest.raises(ValueError, match="sizing is needed"):
+        batch_limit(config)
+    with pytest.raises(ValidationError, match="batch_size"):
+        ProjectConfig(project_id=1, batch_size="big")
+    with pytest.raises(ValidationError, match="batch_size_max"):
+        ProjectConfig(project_id=1, batch_size_max=1)
 
 
 def test_project_config_survives_a_json_round_trip() -> None:

@@ -358,6 +358,7 @@ export interface components {
             retrying: boolean;
             /** Sha */
             sha?: string | null;
+            sizing?: components["schemas"]["BatchSizing"] | null;
             /**
              * Skip Target Pipeline
              * @default false
@@ -405,6 +406,19 @@ export interface components {
             sha: string;
             /** Target Sha */
             target_sha: string;
+        };
+        /**
+         * BatchSizing
+         * @description How ``batch_size: auto`` sized a batch: the size, and the per-MR failure rate it was
+         *     chosen for, estimated from the first pipelines of ``batches`` recent batches.
+         */
+        BatchSizing: {
+            /** Batches */
+            batches: number;
+            /** Failure Rate */
+            failure_rate: number;
+            /** Size */
+            size: number;
         };
         /**
          * BatchState
@@ -471,9 +485,14 @@ export interface components {
         ConfigChange: {
             /**
              * Batch Size
-             * @description How many MRs a batch tests together (with the batch strategy).
+             * @description How many MRs a batch tests together (with the batch strategy), from 1 to 50; or auto: each batch is sized for the failure rate of the branch's recent batches (fewer pipelines per MR when MRs fail often), up to batch_size_max.
              */
-            batch_size?: number | null;
+            batch_size?: number | "auto" | null;
+            /**
+             * Batch Size Max
+             * @description The largest batch that batch_size auto picks.
+             */
+            batch_size_max?: number | null;
             /**
              * Ci Timeout Minutes
              * @description Minutes a pipeline may take before its batch counts as failed.
@@ -743,10 +762,16 @@ export interface components {
         ProjectConfig: {
             /**
              * Batch Size
-             * @description How many MRs a batch tests together (with the batch strategy).
+             * @description How many MRs a batch tests together (with the batch strategy), from 1 to 50; or auto: each batch is sized for the failure rate of the branch's recent batches (fewer pipelines per MR when MRs fail often), up to batch_size_max.
              * @default 5
              */
-            batch_size: number;
+            batch_size: number | "auto";
+            /**
+             * Batch Size Max
+             * @description The largest batch that batch_size auto picks.
+             * @default 8
+             */
+            batch_size_max: number;
             /**
              * Ci Timeout Minutes
              * @description Minutes a pipeline may take before its batch counts as failed.

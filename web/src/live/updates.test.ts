@@ -32,6 +32,7 @@ const batchMessage: LiveMessage = {
   data: {
     project_id: 1,
     batch_size: 5,
+    batch_size_max: 8,
     ci_timeout_minutes: 60,
     skip_target_pipeline: false,
     flaky_retries: 0,

@@ -15,6 +15,7 @@ const red = batch("1-main-abc", {
   red_pipeline_url: "https://gitlab.test/demo/shop/-/pipelines/301",
   green_pipeline_url: "https://gitlab.test/demo/shop/-/pipelines/302",
   bisection: { members: [4, 5, 6], good: 1, bad: 2 },
+  sizing: { size: 3, failure_rate: 0.1234, batches: 12 },
   steps: [
     { kind: "selected", at: at(20), merge_requests: [4, 5, 6], note: "3 ready merge requests" },
     {
@@ -53,6 +54,10 @@ describe("BatchPage", () => {
   it("lists members with outcomes and the steps with their pipelines", async () => {
     renderBatch();
     expect(await screen.findByRole("heading", { level: 1, name: "Batch on main" })).toBeInTheDocument();
+
+    expect(screen.getByText("Size").nextElementSibling).toHaveTextContent(
+      "3 MRs, sized automatically for a failure rate of 12.3% per MR (seen over the last 12 batches)",
+    );
 
     const members = screen.getByRole("region", { name: "Merge requests" });
     const items = within(members).getAllByRole("listitem");

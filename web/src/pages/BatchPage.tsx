@@ -144,6 +144,18 @@ export function BatchPage() {
               <RelativeTime value={data.updated_at} />
             </dd>
           </div>
+          {data.sizing && (
+            <div>
+              <dt>Size</dt>
+              <dd>
+                {data.sizing.size} MRs, sized automatically for a failure rate of{" "}
+                {(data.sizing.failure_rate * 100).toFixed(1)}% per MR
+                {data.sizing.batches > 0
+                  ? ` (seen over the last ${data.sizing.batches} batches)`
+                  : " (the starting estimate: no batches seen yet)"}
+              </dd>
+            </div>
+          )}
           {data.batch_merge_request != null && (
             <div>
               <dt>Batch merge request</dt>

@@ -10,6 +10,7 @@ function config(extra: Partial<ProjectConfig> = {}): ProjectConfig {
     path: "demo/shop",
     target_branches: ["main"],
     batch_size: 5,
+    batch_size_max: 8,
     strategy: "batch",
     landing: "push",
     skip_target_pipeline: false,
@@ -82,6 +83,34 @@ describe("ConfigPage", () => {
     );
     expect(screen.getByLabelText("Batch size")).toHaveValue(8);
     expect(screen.queryByText("Unsaved changes")).not.toBeInTheDocument();
+  });
+
+  it("switches to automatic sizing and bounds it", async () => {
+    const page = renderConfig({
+      "PUT /projects/1/config": (call) => ({ ...config(), ...(call.body as object), version: 4 }),
+    });
+    const sizing = await screen.findByLabelText("Batch sizing");
+    expect(sizing).toHaveValue("fixed");
+    await page.user.selectOptions(sizing, "auto");
+    const largest = screen.getByLabelText("Largest automatic batch");
+    await page.user.clear(largest);
+    await page.user.type(largest, "1");
+    await page.user.click(screen.getByRole("button", { name: "Save changes" }));
+    expect(screen.getByText("Largest automatic batch must be between 2 and 50.")).toBeInTheDocument();
+    expect(page.api.callsTo("PUT /projects/1/config")).toHaveLength(0);
+
+    await page.user.clear(largest);
+    await page.user.type(largest, "12");
+    await page.user.click(screen.getByRole("button", { name: "Save changes" }));
+
+    await waitFor(() => expect(screen.getByRole("status")).toHaveTextContent("Saved"));
+    expect(page.api.callsTo("PUT /projects/1/config")[0]!.body).toEqual({
+      batch_size: "auto",
+      batch_size_max: 12,
+    });
+    expect(screen.getByRole("status")).toHaveTextContent(
+      "Batch size auto, Largest automatic batch 12",
+    );
   });
 
   it("sends target branches as a list", async () => {

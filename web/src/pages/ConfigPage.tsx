@@ -27,7 +27,9 @@ type Outcome =
   | { kind: "conflict" };
 
 const FIELD_ORDER: Field[] = [
+  "batchSizing",
   "batchSize",
+  "batchSizeMax",
   "strategy",
   "landing",
   "ciTimeout",
@@ -37,7 +39,14 @@ const FIELD_ORDER: Field[] = [
   "paused",
 ];
 
-type SettingField = "batchSize" | "strategy" | "landing" | "ciTimeout" | "flakyRetries";
+type SettingField =
+  | "batchSizing"
+  | "batchSize"
+  | "batchSizeMax"
+  | "strategy"
+  | "landing"
+  | "ciTimeout"
+  | "flakyRetries";
 type Setting = { field: SettingField; label: string; help: string } & (
   | { min: number; max: number }
   | { options: [string, string][] }
@@ -61,10 +70,28 @@ const CHECKS: { field: CheckField; label: string; help: string }[] = [
  * follow). */
 const SETTINGS: Setting[] = [
   {
+    field: "batchSizing",
+    label: "Batch sizing",
+    help:
+      "Fixed tests batches of the batch size; automatic sizes each batch for how often the " +
+      "branch's recent batches failed (larger when they pass, smaller when they fail).",
+    options: [
+      ["fixed", "Fixed"],
+      ["auto", "Automatic"],
+    ],
+  },
+  {
     field: "batchSize",
     label: "Batch size",
-    help: "How many queued MRs are tested together in one pipeline (1–50).",
+    help: "How many queued MRs are tested together in one pipeline, with fixed sizing (1–50).",
     min: 1,
+    max: 50,
+  },
+  {
+    field: "batchSizeMax",
+    label: "Largest automatic batch",
+    help: "The most MRs automatic sizing puts in one batch (2–50).",
+    min: 2,
     max: 50,
   },
   {

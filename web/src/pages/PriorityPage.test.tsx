@@ -49,6 +49,7 @@ function project(targetBranches = ["main"]): ProjectView {
       paused: false,
       skip_target_pipeline: false,
       batch_size: 5,
+      batch_size_max: 8,
       strategy: "batch",
       landing: "push",
       ci_timeout_minutes: 60,

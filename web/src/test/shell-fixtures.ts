@@ -63,6 +63,7 @@ export function projectView(extra: Partial<ProjectView["config"]> = {}, running:
       path: "demo/shop",
       target_branches: ["main"],
       batch_size: 5,
+      batch_size_max: 8,
       ci_timeout_minutes: 60,
       flaky_retries: 0,
       landing: "push",

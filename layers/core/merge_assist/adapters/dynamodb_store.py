@@ -44,7 +44,7 @@ from merge_assist.platform.errors import (
 )
 from merge_assist.platform.ports import Clock
 from merge_assist.platform.resources import TABLE
-from merge_assist.platform.stored import fields, load
+from merge_assist.platform.stored import fields, item_of, load
 from merge_assist.queue import Batch, BranchLock, MergeRequestState, Notice, StatusCategory
 
 if TYPE_CHECKING:
@@ -300,7 +300,7 @@ class DynamoDBStore:
         try:
             self._table.put_item(
                 Item={
-                    **notice.model_dump(mode="json"),
+                    **item_of(notice),
                     TABLE.partition_key: project_pk(notice.project_id),
                     TABLE.sort_key: f"NOTICE#{notice.key}",
                     TABLE.ttl_attribute: _epoch(self._now() + NOTICE_TTL),
@@ -336,7 +336,7 @@ class DynamoDBStore:
     def save_grant(self, grant: Grant) -> Grant:
         self._table.put_item(
             Item={
-                **grant.model_dump(mode="json"),
+                **item_of(grant),
                 TABLE.partition_key: f"USER#{grant.username}",
                 TABLE.sort_key: f"GRANT#{grant.project_id:012d}",
                 TABLE.index_partition_key: "GRANTS",
@@ -382,7 +382,7 @@ class DynamoDBStore:
     def append_audit(self, entry: AuditEntry) -> bool:
         sort_key = f"{_sortable(entry.at)}#{entry.id}"
         item: dict[str, Any] = {
-            **entry.model_dump(mode="json"),
+            **item_of(entry),
             TABLE.partition_key: f"AUDIT#{entry.project_id}",
             TABLE.sort_key: sort_key,
             TABLE.ttl_attribute: _epoch(self._now() + self._history),
@@ -468,9 +468,7 @@ class DynamoDBStore:
             else Attr("version").eq(expected_version)
         )
         try:
-            self._table.put_item(
-                Item={**model.model_dump(mode="json"), **keys}, ConditionExpression=condition
-            )
+            self._table.put_item(Item={**item_of(model), **keys}, ConditionExpression=condition)
         except ClientError as error:
             if not _is_condition_failure(error):
                 raise

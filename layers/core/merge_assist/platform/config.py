@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.fields import FieldInfo
@@ -13,6 +13,11 @@ from pydantic.fields import FieldInfo
 from merge_assist.platform.clock import utc_now
 
 BranchName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\s~^:?*\[\\]+$")]
+AUTO = "auto"
+MAX_BATCH_SIZE = 50
+DEFAULT_BATCH_SIZE = 5
+# A batch size: a number of MRs, or ``auto`` (sized from the failure rate seen lately).
+BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)] | Literal["auto"]
 
 
 class Strategy(StrEnum):
@@ -119,11 +124,17 @@ class ProjectConfig(BaseModel):
         description="serial: one MR at a time, rebased and merged by GitLab; "
         "batch: several MRs tested together in one pipeline.",
     )
-    batch_size: int = Field(
-        default=5,
-        ge=1,
-        le=50,
-        description="How many MRs a batch tests together (with the batch strategy).",
+    batch_size: BatchSize = Field(
+        default=DEFAULT_BATCH_SIZE,
+        description="How many MRs a batch tests together (with the batch strategy), from 1 "
+        "to 50; or auto: each batch is sized for the failure rate of the branch's recent "
+        "batches (fewer pipelines per MR when MRs fail often), up to batch_size_max.",
+    )
+    batch_size_max: int = Field(
+        default=8,
+        ge=2,
+        le=MAX_BATCH_SIZE,
+        description="The largest batch that batch_size auto picks.",
     )
     landing: Landing = Field(
         default=Landing.PUSH,
@@ -172,8 +183,8 @@ class ProjectConfig(BaseModel):
         return {name: info for name, info in cls.model_fields.items() if name not in FIXED_FIELDS}
 
     @property
-    def effective_batch_size(self) -> int:
-        return 1 if self.strategy is Strategy.SERIAL else self.batch_size
+    def sized_automatically(self) -> bool:
+        return self.strategy is Strategy.BATCH and self.batch_size == AUTO
 
 
 def constrained_type(field: FieldInfo) -> Any:

@@ -40,6 +40,25 @@ def plain(value: Any) -> Any:
     return value
 
 
+def stored(value: Any) -> Any:
+    """A JSON value as boto3 writes it: DynamoDB numbers are decimal, and boto3 refuses a
+    float rather than guess its digits; each is written with the digits that read back as
+    the same float."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, Mapping):
+        return {name: stored(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [stored(item) for item in value]
+    return value
+
+
+def item_of(model: BaseModel) -> dict[str, Any]:
+    """``model``'s fields as an item's attributes (without the store's keys)."""
+    attributes: dict[str, Any] = stored(model.model_dump(mode="json"))
+    return attributes
+
+
 def fields(item: Mapping[str, Any]) -> dict[str, Any]:
     """The record's own fields of an item."""
     return {name: plain(value) for name, value in item.items() if name not in KEY_ATTRIBUTES}

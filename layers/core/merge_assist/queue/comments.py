@@ -38,8 +38,13 @@ def recognised(config: ProjectConfig, target_branch: str, position: int) -> Tran
     if config.strategy.value == "serial":
         how = "It will be rebased on its target, tested and merged on its own."
     else:
+        size = (
+            f"sized for how often recent batches failed (up to {config.batch_size_max})"
+            if config.sized_automatically
+            else f"of up to {config.batch_size}"
+        )
         how = (
-            f"It will be tested in a batch of up to {config.batch_size} with the merge requests"
+            f"It will be tested in a batch {size} with the merge requests"
             " around it and merged when that pipeline passes."
         )
     return Transition(

@@ -140,6 +140,15 @@ class BatchStep(BaseModel):
     note: str = Field(default="", max_length=2000)
 
 
+class BatchSizing(BaseModel):
+    """How ``batch_size: auto`` sized a batch: the size, and the per-MR failure rate it was
+    chosen for, estimated from the first pipelines of ``batches`` recent batches."""
+
+    size: int = Field(ge=1)
+    failure_rate: float = Field(ge=0, le=1)
+    batches: int = Field(ge=0)
+
+
 class Batch(BaseModel):
     """A set of MRs tested together on one batch commit, and how far its run has got.
 
@@ -155,6 +164,8 @@ class Batch(BaseModel):
     # Taken from the project when the batch starts, as ``landing`` is: a retried landing
     # pushes as the first try did.
     skip_target_pipeline: bool = False
+    # Set when the project sizes batches automatically.
+    sizing: BatchSizing | None = None
     merge_requests: list[int] = Field(min_length=1, max_length=50)
     dropped: list[int] = Field(default_factory=list)
     batch_branch: str | None = None

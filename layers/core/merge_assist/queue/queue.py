@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from merge_assist.platform.config import ProjectConfig
-from merge_assist.queue.models import MergeRequestState, StatusCategory
+from merge_assist.platform.config import ProjectConfig, Strategy
+from merge_assist.queue.models import BatchSizing, MergeRequestState, StatusCategory
 
 
 def queue_order(mr: MergeRequestState) -> tuple[bool, int, datetime, int]:
@@ -18,8 +18,23 @@ def queue_order(mr: MergeRequestState) -> tuple[bool, int, datetime, int]:
     return (not mr.hotfix, -mr.priority, mr.placed_at or mr.ready_since, mr.iid)
 
 
+def batch_limit(config: ProjectConfig, sizing: BatchSizing | None = None) -> int:
+    """How many MRs the next batch may take: one for ``serial``; the configured size, or
+    with ``batch_size: auto`` the size ``sizing`` chose."""
+    if config.strategy is Strategy.SERIAL:
+        return 1
+    if isinstance(config.batch_size, int):
+        return config.batch_size
+    if sizing is None:
+        raise ValueError("batch_size auto sizes each batch: the batch's sizing is needed")
+    return sizing.size
+
+
 def select_batch(
-    config: ProjectConfig, queued: Iterable[MergeRequestState], target_branch: str
+    config: ProjectConfig,
+    queued: Iterable[MergeRequestState],
+    target_branch: str,
+    sizing: BatchSizing | None = None,
 ) -> list[MergeRequestState]:
     """The MRs the next batch for ``target_branch`` takes, in the order they merge."""
     if config.paused or target_branch not in config.target_branches:
@@ -32,7 +47,7 @@ def select_batch(
     candidates.sort(key=queue_order)
     if candidates and candidates[0].hotfix:
         return candidates[:1]  # a hotfix is tested and landed alone
-    return candidates[: config.effective_batch_size]
+    return candidates[: batch_limit(config, sizing)]
 
 
 def for_the_queue(mr: MergeRequestState) -> bool:

@@ -5,8 +5,12 @@ import type { ConfigChange, ProjectConfig, Schemas } from "../../api/client";
 export type Strategy = Schemas["Strategy"];
 export type Landing = Schemas["Landing"];
 
+export type Sizing = "fixed" | "auto";
+
 export interface ConfigForm {
+  batchSizing: Sizing;
   batchSize: string;
+  batchSizeMax: string;
   strategy: Strategy;
   landing: Landing;
   skipTargetPipeline: boolean;
@@ -25,7 +29,9 @@ const MAX_BRANCHES = 20;
 
 export function formOf(config: ProjectConfig): ConfigForm {
   return {
-    batchSize: String(config.batch_size ?? 5),
+    batchSizing: config.batch_size === "auto" ? "auto" : "fixed",
+    batchSize: String(typeof config.batch_size === "number" ? config.batch_size : 5),
+    batchSizeMax: String(config.batch_size_max ?? 8),
     strategy: config.strategy ?? "batch",
     landing: config.landing ?? "push",
     skipTargetPipeline: config.skip_target_pipeline ?? false,
@@ -62,9 +68,17 @@ export function check(form: ConfigForm, saved: ProjectConfig): Checked {
   const errors: FieldErrors = {};
   const change: ConfigChange = {};
 
-  const batchSize = whole(form.batchSize, "Batch size", 1, 50);
-  if (typeof batchSize === "string") errors.batchSize = batchSize;
-  else if (batchSize !== (saved.batch_size ?? 5)) change.batch_size = batchSize;
+  if (form.batchSizing === "auto") {
+    if (saved.batch_size !== "auto") change.batch_size = "auto";
+  } else {
+    const batchSize = whole(form.batchSize, "Batch size", 1, 50);
+    if (typeof batchSize === "string") errors.batchSize = batchSize;
+    else if (batchSize !== (saved.batch_size ?? 5)) change.batch_size = batchSize;
+  }
+
+  const batchSizeMax = whole(form.batchSizeMax, "Largest automatic batch", 2, 50);
+  if (typeof batchSizeMax === "string") errors.batchSizeMax = batchSizeMax;
+  else if (batchSizeMax !== (saved.batch_size_max ?? 8)) change.batch_size_max = batchSizeMax;
 
   const ciTimeout = whole(form.ciTimeout, "CI timeout", 1, 1440);
   if (typeof ciTimeout === "string") errors.ciTimeout = ciTimeout;
@@ -111,6 +125,7 @@ export function isDirty(form: ConfigForm, saved: ProjectConfig): boolean {
 
 const NAMES: Record<keyof ConfigChange, string> = {
   batch_size: "Batch size",
+  batch_size_max: "Largest automatic batch",
   ci_timeout_minutes: "CI timeout",
   flaky_retries: "Flaky retries",
   target_branches: "Target branches",

@@ -16,6 +16,7 @@ from merge_assist.queue.models import (
 )
 from merge_assist.queue.pipeline_wait import lock_ttl
 from merge_assist.queue.queue import select_batch
+from merge_assist.queue.sizing import choose_size
 from merge_assist.queue.workflow import members
 from merge_assist.queue.workflow.context import WorkflowContext, WorkflowInput, batch_branch
 
@@ -44,7 +45,12 @@ def select(ctx: WorkflowContext, run: WorkflowInput) -> Selection:
         queued = ctx.store.list_merge_requests(
             run.project_id, StatusCategory.QUEUED, run.target_branch
         )
-        chosen = [mr.iid for mr in select_batch(config, queued, run.target_branch)]
+        sizing = (
+            choose_size(config, ctx.store.list_batches(run.project_id), run.target_branch)
+            if config.sized_automatically
+            else None
+        )
+        chosen = [mr.iid for mr in select_batch(config, queued, run.target_branch, sizing)]
         if not chosen:
             return Selection(empty=True, strategy=config.strategy, merge_requests=[])
         batch = Batch(
@@ -54,6 +60,7 @@ def select(ctx: WorkflowContext, run: WorkflowInput) -> Selection:
             strategy=config.strategy,
             landing=config.landing,
             skip_target_pipeline=config.skip_target_pipeline,
+            sizing=sizing,
             merge_requests=chosen,
             batch_branch=(
                 batch_branch(run.target_branch) if config.strategy is Strategy.BATCH else None
