@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from dulwich.object_store import tree_lookup_path
 from dulwich.objects import Commit
@@ -1201,7 +1201,7 @@ class Contender:
     name: str  # as ``--contenders`` takes it
     bot: str  # merge-assist | marge-bot
     strategy: str = "batch"  # Merge Assist's; marge-bot: "batch" for --batch
-    batch_size: int = 1
+    batch_size: int | Literal["auto"] = 1
     skip_target_pipeline: bool = False  # Merge Assist's landing push with ``ci.skip``
 
 
@@ -1215,6 +1215,14 @@ def contenders(default_batch: int) -> list[Contender]:
             "merge-assist",
             "batch",
             default_batch,
+            skip_target_pipeline=True,
+        ),
+        Contender("merge-assist-batch-auto", "merge-assist", "batch", "auto"),
+        Contender(
+            "merge-assist-batch-auto-ci-skip",
+            "merge-assist",
+            "batch",
+            "auto",
             skip_target_pipeline=True,
         ),
         Contender("marge-bot", "marge-bot", "serial"),

@@ -142,9 +142,9 @@ def queue_section(queues: Sequence[QueueBenchmark], chart_names: Sequence[str | 
             "",
             "- **Merge Assist** runs on the local stack: the real webhook receiver, dispatcher, "
             "workflow functions and the real state machine in moto's interpreter; `serial`, and "
-            "`batch` at sizes 2, 4, 8 and the configured default, landing by `push` (`-ci-skip`: "
-            "with `skip_target_pipeline`, so the landing push starts no target pipeline; "
-            "skipped pipelines are not counted). Its "
+            "`batch` at sizes 2, 4, 8, the configured default and `auto` (up to the default "
+            "`batch_size_max`), landing by `push` (`-ci-skip`: with `skip_target_pipeline`, so "
+            "the landing push starts no target pipeline; skipped pipelines are not counted). Its "
             "workflow falls back to asking GitLab about a pipeline whose webhook is late by "
             "`pipeline_poll_seconds` = the larger of 30 s and 3 CI runs. Its functions are "
             "initialized before the first contender starts, as provisioned concurrency would "

@@ -425,6 +425,8 @@ def test_contenders_are_chosen_by_name_in_the_benchmarks_order() -> None:
         "merge-assist-batch-5",
         "merge-assist-batch-8",
         "merge-assist-batch-5-ci-skip",
+        "merge-assist-batch-auto",
+        "merge-assist-batch-auto-ci-skip",
         "marge-bot",
         "marge-bot-batch",
     ]
