@@ -963,6 +963,9 @@ def run_merge_assist(
     return compute(name, workload, record)
 
 
+MARGE_LOG_TAIL = 60
+
+
 def run_marge(
     stack: LocalStack, workload: Workload, *, batch: bool, log_dir: Path
 ) -> ContenderResult:
@@ -1018,7 +1021,11 @@ def run_marge(
                 process.kill()
                 process.wait()
     if process.returncode not in (0, -15) and not record.finished:
-        raise RuntimeError(f"marge-bot stopped: see {log}")
+        # The log goes with the run's temporary directory: what it ended with is kept here.
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-MARGE_LOG_TAIL:])
+        raise RuntimeError(
+            f"marge-bot stopped (exit {process.returncode}); the end of its log:\n{tail}"
+        )
     return compute(name, workload, replace(record, api_calls=calls[username]))
 
 
