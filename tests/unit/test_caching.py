@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from merge_assist.platform.caching import built_once, built_once_per_thread
+from merge_assist.platform.caching import built_once
 
 
 def test_callers_arriving_during_the_first_build_wait_for_it_instead_of_building() -> None:
@@ -64,23 +64,3 @@ def test_a_failed_build_is_not_kept() -> None:
         flaky()
     assert flaky() == 2
     assert flaky() == 2
-
-
-def test_per_thread_values_are_built_once_in_each_thread_and_cleared_in_all() -> None:
-    builds: list[str] = []
-
-    @built_once_per_thread
-    def table(name: str) -> object:
-        builds.append(threading.current_thread().name)
-        return object()
-
-    here = table("merge-assist")
-    assert table("merge-assist") is here
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="other") as pool:
-        there = pool.submit(table, "merge-assist").result(timeout=10)
-        assert pool.submit(table, "merge-assist").result(timeout=10) is there
-        assert there is not here
-        table.cache_clear()
-        assert pool.submit(table, "merge-assist").result(timeout=10) is not there
-    assert table("merge-assist") is not here
-    assert len(builds) == 4

@@ -3,13 +3,15 @@ and tests can point them at moto (``AWS_ENDPOINT_URL`` is honoured by boto3 itse
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
+from boto3.dynamodb.conditions import ConditionExpressionBuilder
 
-from merge_assist.platform.caching import built_once_per_thread
+from merge_assist.platform.caching import built_once
 from merge_assist.platform.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -18,9 +20,33 @@ if TYPE_CHECKING:
     from merge_assist.adapters.dynamodb_store import DynamoDBStore
 
 
-@built_once_per_thread
+class _BuilderPerThread(threading.local):
+    """boto3's condition-expression builder, one per thread. A DynamoDB resource keeps one
+    builder for its client and resets its placeholder counter at every call: threads
+    sharing the resource (the local stack's concurrent invocations) reset it under each
+    other's feet, and a query reached DynamoDB naming ``#n1`` where its names said ``#n0``.
+    The builder holds nothing else, so each thread's own serves every call alike."""
+
+    def __init__(self) -> None:
+        self.builder = ConditionExpressionBuilder()
+
+    def reset(self) -> None:
+        self.builder.reset()
+
+    def build_expression(self, condition: Any, is_key_condition: bool = False) -> Any:
+        return self.builder.build_expression(condition, is_key_condition=is_key_condition)
+
+
+@built_once
 def dynamodb_table(name: str) -> Table:
-    return boto3.resource("dynamodb").Table(name)
+    resource = boto3.resource("dynamodb")
+    table = resource.Table(name)
+    # The resource's injector is the one registered on the client they share (the table's
+    # registration is a duplicate boto3 drops); both get the per-thread builder.
+    builder = _BuilderPerThread()
+    resource._injector._condition_builder = builder  # type: ignore[attr-defined]
+    table._injector._condition_builder = builder  # type: ignore[attr-defined]
+    return table
 
 
 def store_from_settings(settings: Settings | None = None) -> DynamoDBStore:

@@ -44,39 +44,3 @@ class BuiltOnce(Generic[P, T]):
 
 def built_once(factory: Callable[P, T]) -> BuiltOnce[P, T]:
     return BuiltOnce(factory)
-
-
-class BuiltPerThread(Generic[P, T]):
-    """Each thread builds its own value, once; builds still take turns under one lock.
-
-    For objects that must not be shared between threads: a boto3 resource keeps one
-    condition-expression builder per client, whose placeholder counter threads would
-    reset under each other's feet (a query then reaches DynamoDB naming ``#n1`` while
-    the names it sends say ``#n0``). One thread per Lambda container builds one value,
-    as ``built_once`` would; the local stack's threads each get their own."""
-
-    def __init__(self, factory: Callable[P, T]) -> None:
-        self._factory = factory
-        self._local = threading.local()
-        self._generation = 0
-        self._lock = threading.RLock()
-        update_wrapper(self, factory)
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
-        key = (args, tuple(sorted(kwargs.items())))
-        built: dict[Hashable, T] | None = getattr(self._local, "built", None)
-        if built is None or self._local.generation != self._generation:
-            built = self._local.built = {}
-            self._local.generation = self._generation
-        if key not in built:
-            with self._lock:
-                built[key] = self._factory(*args, **kwargs)
-        return built[key]
-
-    def cache_clear(self) -> None:
-        with self._lock:
-            self._generation += 1
-
-
-def built_once_per_thread(factory: Callable[P, T]) -> BuiltPerThread[P, T]:
-    return BuiltPerThread(factory)
