@@ -257,4 +257,7 @@ class Notice(BaseModel):
     # The MR's status when the notice was due: once the MR has moved on, what it says is
     # stale (a "back in line" after "merged") and it is dropped, not delivered.
     status: StatusCategory | None = None
+    # Being told right now, by the step that made the change: the watcher leaves it alone
+    # until then, or it would post it a second time before the first post lands.
+    in_flight_until: datetime | None = None
     created_at: datetime = Field(default_factory=utc_now)

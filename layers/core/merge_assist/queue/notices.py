@@ -10,11 +10,17 @@ so a post that reached GitLab unanswered is found rather than posted twice."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+from merge_assist.platform.clock import utc_now
 from merge_assist.platform.errors import GitLabRefused, NotFoundError, Unavailable, transient
 from merge_assist.queue.comments import Transition
 from merge_assist.queue.models import MergeRequestState, Notice
 from merge_assist.queue.ports import GitLabGateway, QueueStore
+
+# Longer than a post to GitLab takes with the client's retries; a step that died while
+# telling leaves its notice to the watcher after this.
+IN_FLIGHT = timedelta(minutes=2)
 
 
 def notice_key(state: MergeRequestState) -> str:
@@ -46,15 +52,17 @@ def tell(
 ) -> bool:
     """Tell ``state``'s change now, or keep it for later; True if GitLab took it (or the
     MR is gone, and there is no one left to tell). The notice is in the outbox before
-    GitLab is asked and leaves it only once GitLab took all of it, so a function that dies
-    between the note and the labels leaves the rest to the watcher."""
+    GitLab is asked (marked in flight, so the watcher does not post it meanwhile) and leaves
+    it only once GitLab took all of it, so a function that dies between the note and the
+    labels leaves the rest to the watcher."""
     notice = notice_for(state, transition)
-    store.put_notice(notice)
+    store.put_notice(notice.model_copy(update={"in_flight_until": utc_now() + IN_FLIGHT}))
     try:
         gitlab.apply_transition(state.project_id, state.iid, transition, key=notice.key)
     except NotFoundError:
         pass
     except (GitLabRefused, Unavailable):
+        store.put_notice(notice)  # the watcher's now
         return False
     store.delete_notice(state.project_id, notice.key)
     return True
@@ -90,6 +98,8 @@ def deliver_pending(gitlab: GitLabGateway, store: QueueStore, project_id: int) -
     pending = store.list_notices(project_id)
     delivered = dropped = 0
     for notice in pending:
+        if notice.in_flight_until is not None and notice.in_flight_until > utc_now():
+            continue
         if _stale(store, notice):
             store.delete_notice(project_id, notice.key)
             dropped += 1
