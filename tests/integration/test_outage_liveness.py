@@ -255,6 +255,39 @@ def test_a_notice_is_owed_from_before_gitlab_is_asked_until_it_took_it(
     assert store.list_notices(PROJECT) == []
 
 
+def test_the_watcher_leaves_a_notice_being_told_to_the_step_telling_it(
+    store: Store, make_mr: MakeMR, gitlab: DownGitLab
+) -> None:
+    """The watcher delivering the outbox while a step tells the same notice would post it
+    twice: the step's post has not landed yet, so the watcher's look for its marker finds
+    nothing."""
+    state = store.save_merge_request(make_mr(1))
+    gitlab.up = True
+    delivered_meanwhile: list[notices.Delivered] = []
+
+    class Slow(DownGitLab):
+        def apply_transition(self, project_id: int, iid: int, *args: Any, **kwargs: Any) -> None:
+            delivered_meanwhile.append(notices.deliver_pending(gitlab, store, PROJECT))  # type: ignore[arg-type]
+
+    assert notices.tell(Slow(), store, state, Transition("hello", None, ()))  # type: ignore[arg-type]
+
+    assert delivered_meanwhile == [notices.Delivered(0, 1)]
+    assert gitlab.told == []  # only the step told it
+    assert store.list_notices(PROJECT) == []
+
+
+def test_a_notice_gitlab_refused_is_the_watchers_at_once(
+    store: Store, make_mr: MakeMR, gitlab: DownGitLab
+) -> None:
+    state = store.save_merge_request(make_mr(1))
+
+    assert not notices.tell(gitlab, store, state, Transition("hello", None, ()))  # type: ignore[arg-type]
+    gitlab.up = True
+
+    assert notices.deliver_pending(gitlab, store, PROJECT) == notices.Delivered(1, 0)  # type: ignore[arg-type]
+    assert gitlab.told == [(1, notices.notice_key(state), True)]
+
+
 def test_the_watcher_starts_queues_while_gitlab_is_down_and_one_project_does_not_stop_another(
     store: Store, make_mr: MakeMR, gitlab: DownGitLab, fake_clock: FakeClock
 ) -> None:

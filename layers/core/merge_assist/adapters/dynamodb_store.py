@@ -312,6 +312,20 @@ class DynamoDBStore:
             if not _is_condition_failure(error):
                 raise
 
+    def hand_over_notice(self, project_id: int, key: str) -> None:
+        try:
+            self._table.update_item(
+                Key={
+                    TABLE.partition_key: project_pk(project_id),
+                    TABLE.sort_key: f"NOTICE#{key}",
+                },
+                UpdateExpression="REMOVE in_flight_until",
+                ConditionExpression=Attr(TABLE.partition_key).exists(),
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+
     def list_notices(self, project_id: int, limit: int = 100) -> list[Notice]:
         response = self._table.query(
             KeyConditionExpression=Key(TABLE.partition_key).eq(project_pk(project_id))

@@ -62,7 +62,7 @@ def tell(
     except NotFoundError:
         pass
     except (GitLabRefused, Unavailable):
-        store.put_notice(notice)  # the watcher's now
+        store.hand_over_notice(state.project_id, notice.key)
         return False
     store.delete_notice(state.project_id, notice.key)
     return True

@@ -71,6 +71,11 @@ class QueueStore(ProjectStore, Protocol):
         nothing); notices expire after a day, when what they say is stale."""
         ...
 
+    def hand_over_notice(self, project_id: int, key: str) -> None:
+        """The step telling the notice gave up: it is no longer in flight, the watcher
+        delivers it (a notice no longer kept is left alone)."""
+        ...
+
     def list_notices(self, project_id: int, limit: int = 100) -> list[Notice]:
         """The project's undelivered notices, oldest first."""
         ...
