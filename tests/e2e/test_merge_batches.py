@@ -303,3 +303,38 @@ def test_a_canceled_batch_pipeline_puts_its_mrs_back_in_line(
         scenario.assert_invariants()
     finally:
         scenario.close()
+
+
+def test_a_flaky_retry_of_a_culprit_found_last_reruns_its_own_commit(
+    stack: LocalStack, scenario_name: str
+) -> None:
+    """Bisection finds the culprit at the end of the batch after its shorter prefix passed:
+    the batch branch holds that prefix, so the retry must test the culprit's own commit
+    again, not the prefix at the branch's head."""
+    scenario = Scenario.open(
+        stack,
+        scenario_name,
+        settings={"batch_size": 2, "flaky_retries": 1},
+        conflict_pairs=[("src/cache.py", "src/eviction.py")],
+    )
+    try:
+        iids = [
+            scenario.open_mr("feature/cache", {"src/cache.py": "SIZE = 10\n"}),
+            scenario.open_mr("feature/eviction", {"src/eviction.py": "LRU = True\n"}),
+        ]
+        scenario.wait_status(iids, StatusCategory.QUEUED)
+        scenario.start()
+        scenario.settle(timeout=120)
+
+        [batch] = scenario.batches()
+        culprit = batch.order[1]
+        retried = [s for s in batch.steps if s.kind.value == "retried"]
+        assert len(retried) == 1
+        assert retried[0].sha == batch.sha  # the whole batch, the culprit's commit
+        tested = [(s.sha, s.status) for s in batch.steps if s.kind.value == "tested"]
+        assert tested[-2:] == [(batch.build.prefix_sha(1), "success"), (batch.sha, "failed")]  # type: ignore[union-attr]
+        assert scenario.status(culprit) is StatusCategory.REJECTED
+        assert scenario.status(batch.order[0]) is StatusCategory.MERGED
+        scenario.assert_invariants()
+    finally:
+        scenario.close()

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from merge_assist.platform.config import ProjectConfig
 from merge_assist.platform.events import EventKind, PipelineSnapshot, QueueEvent
+from merge_assist.queue.models import Batch
 from merge_assist.queue.ports import Executions, QueueStore
 from merge_assist.queue.workflow import members
 from merge_assist.queue.workflow.context import WorkflowContext
@@ -94,10 +95,15 @@ def register_wait(
     of the batch left it while no wait was registered (the dispatcher found no token to
     interrupt then)."""
     ctx.store.put_task_token(project_id, sha, task_token, timedelta(seconds=timeout_seconds))
-    finished = _member_left(ctx, batch_id, sha)
+    batch = ctx.store.get_batch(batch_id) if batch_id is not None else None
+    finished = _member_left(ctx, batch, sha)
     if finished is None:
         pipelines = ctx.gitlab.pipelines_for_sha(project_id, sha)
         finished = outcome(pipelines[0]) if pipelines else None
+        floor = batch.pipeline_floor if batch is not None else None
+        if finished is not None and floor is not None and (finished.pipeline_id or 0) < floor:
+            # The run a flaky retry replaces: its answer was had; the new run's is awaited.
+            finished = None
     if finished is None:
         return False
     ctx.executions.resume(task_token, finished.model_dump(mode="json"))
@@ -105,10 +111,9 @@ def register_wait(
     return True
 
 
-def _member_left(ctx: WorkflowContext, batch_id: str | None, sha: str) -> PipelineOutcome | None:
-    if batch_id is None:
+def _member_left(ctx: WorkflowContext, batch: Batch | None, sha: str) -> PipelineOutcome | None:
+    if batch is None:
         return None
-    batch = ctx.store.get_batch(batch_id)
     if all(members.current(ctx, batch, iid) is not None for iid in batch.tested):
         return None
     return PipelineOutcome(sha=sha, status=CHANGED)

@@ -110,8 +110,7 @@ def reach_verdict(ctx: WorkflowContext, request: VerdictInput) -> StepResult:
     ref = _test_ref(batch)
     floor = None
     if decided.retry:
-        # The same commit again: a new pipeline for it, not a push.
-        floor = ctx.gitlab.create_pipeline(batch.project_id, ref).id
+        floor = _rerun(ctx, config, batch, sha, result)
         steps.append(BatchStep(kind=BatchStepKind.RETRIED, sha=sha, note="flaky retry"))
     else:
         ctx.repository(config).push(ref, sha, expected_old_sha=None, force=True)
@@ -141,6 +140,24 @@ def reach_verdict(ctx: WorkflowContext, request: VerdictInput) -> StepResult:
     return StepResult(
         next=Next.TEST, sha=sha, ref=ref, deadline=pipeline_deadline(ctx.clock.now(), config)
     )
+
+
+def _rerun(
+    ctx: WorkflowContext,
+    config: ProjectConfig,
+    batch: Batch,
+    sha: str,
+    result: PipelineOutcome,
+) -> int:
+    """A new pipeline for ``sha`` (a flaky retry); the lowest id its answer may have. The
+    test branch may hold another prefix by now (the last one bisection tried passed): then
+    ``sha`` is pushed back, which starts the pipeline, else one is asked for. Pipeline ids
+    only grow, so any answer older than the one just judged is stale."""
+    ref = _test_ref(batch)
+    if ctx.gitlab.branch_sha(batch.project_id, ref) == sha:
+        return ctx.gitlab.create_pipeline(batch.project_id, ref).id
+    ctx.repository(config).push(ref, sha, expected_old_sha=None, force=True)
+    return (result.pipeline_id or 0) + 1
 
 
 def _older(result: PipelineOutcome, floor: int | None) -> bool:
