@@ -96,8 +96,11 @@ class ProjectView(BaseModel):
     # What the caller may do on it (their effective roles).
     roles: list[Role]
     counts: dict[StatusCategory, int]
-    # The batch running for each target branch, if any.
+    # The batch running for each target branch, if any: the head car of a train.
     running_batches: dict[str, str]
+    # Every batch running for each target branch, in train order (one unless the
+    # strategy is train): the cars, the head car first.
+    running_cars: dict[str, list[str]]
 
 
 class MergeRequestView(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -403,7 +404,7 @@ def test_batch_round_trip_keeps_every_field(store: DynamoDBStore, clock: Clock) 
         sha="b" * 40,
         pipeline_id=991,
         pipeline_url="https://gitlab.example.com/g/p/-/pipelines/991",
-        parent_id="b-0",
+        ahead_id="b-0",
         state=BatchState.TESTING,
         execution_name="p1-main-b-1",
     )
@@ -556,6 +557,99 @@ def test_release_by_the_holder_frees_the_lock(store: DynamoDBStore) -> None:
 
     assert store.get_branch_lock(1, "main") is None
     assert store.acquire_branch_lock(1, "main", "b-2", LOCK_TTL).batch_id == "b-2"
+
+
+def test_a_train_takes_cars_in_order_up_to_its_depth(store: DynamoDBStore) -> None:
+    store.acquire_branch_lock(1, "main", "car-1", LOCK_TTL, cars=3)
+    store.acquire_branch_lock(1, "main", "car-2", LOCK_TTL, cars=3)
+    store.acquire_branch_lock(1, "main", "car-2", LOCK_TTL, cars=3)  # a retried start
+    store.acquire_branch_lock(1, "main", "car-3", LOCK_TTL, cars=3)
+
+    with pytest.raises(LockHeldError, match="car-1"):
+        store.acquire_branch_lock(1, "main", "car-4", LOCK_TTL, cars=3)
+    lock = store.get_branch_lock(1, "main")
+    assert lock is not None
+    assert lock.cars == ["car-1", "car-2", "car-3"]
+    assert lock.batch_id == "car-1"  # the head car
+    assert lock.ahead("car-3") == "car-2"
+    assert lock.ahead("car-1") is None
+    assert lock.behind("car-1") == ["car-2", "car-3"]
+    # A batch of another strategy (one car allowed) waits for the whole train.
+    with pytest.raises(LockHeldError):
+        store.acquire_branch_lock(1, "main", "batch", LOCK_TTL)
+
+
+def test_a_car_leaving_keeps_the_others_and_the_last_frees_the_lock(
+    store: DynamoDBStore,
+) -> None:
+    for car in ("car-1", "car-2", "car-3"):
+        store.acquire_branch_lock(1, "main", car, LOCK_TTL, cars=3)
+
+    store.release_branch_lock(1, "main", "car-1")  # the head car landed
+    lock = store.get_branch_lock(1, "main")
+    assert lock is not None
+    assert lock.cars == ["car-2", "car-3"]
+    # A new car joins at the end, behind the last.
+    joined = store.acquire_branch_lock(1, "main", "car-4", LOCK_TTL, cars=3)
+    assert joined.cars == ["car-2", "car-3", "car-4"]
+
+    for car in ("car-3", "car-2", "car-4"):
+        store.release_branch_lock(1, "main", car)
+    assert store.get_branch_lock(1, "main") is None
+
+
+def test_renewing_never_joins_and_refuses_a_car_taken_off_the_train(
+    store: DynamoDBStore, clock: Clock, advance: Advance
+) -> None:
+    store.acquire_branch_lock(1, "main", "car-1", LOCK_TTL, cars=2)
+    store.acquire_branch_lock(1, "main", "car-2", LOCK_TTL, cars=2)
+    advance(timedelta(minutes=10))
+
+    renewed = store.renew_branch_lock(1, "main", "car-2", LOCK_TTL)
+    assert renewed.cars == ["car-1", "car-2"]
+    assert renewed.expires_at >= clock.now() + LOCK_TTL
+    store.release_branch_lock(1, "main", "car-2")  # cancelled by the car ahead
+    with pytest.raises(LockHeldError, match="car-1"):
+        store.renew_branch_lock(1, "main", "car-2", LOCK_TTL)
+    lock = store.get_branch_lock(1, "main")
+    assert lock is not None
+    assert lock.cars == ["car-1"]
+
+
+def test_racing_cars_each_join_once(store: DynamoDBStore) -> None:
+    joined: list[str] = []
+    refused: list[str] = []
+
+    def join(car: str) -> None:
+        try:
+            store.acquire_branch_lock(1, "main", car, LOCK_TTL, cars=4)
+            joined.append(car)
+        except LockHeldError:
+            refused.append(car)
+
+    threads = [threading.Thread(target=join, args=(f"car-{n}",)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    lock = store.get_branch_lock(1, "main")
+    assert lock is not None
+    assert sorted(lock.cars) == sorted(joined)
+    assert len(joined) == 4
+    assert len(refused) == 4
+
+
+def test_a_lock_written_before_trains_reads_as_one_car(store: DynamoDBStore) -> None:
+    store.acquire_branch_lock(1, "main", "b-1", LOCK_TTL)
+    key = {"pk": "PROJECT#1", "sk": "LOCK#main"}
+    store._table.update_item(Key=key, UpdateExpression="REMOVE cars, version")
+
+    lock = store.get_branch_lock(1, "main")
+    assert lock is not None
+    assert lock.cars == ["b-1"]
+    store.release_branch_lock(1, "main", "b-1")
+    assert store.get_branch_lock(1, "main") is None
 
 
 def test_releasing_a_lock_nobody_holds_is_harmless(store: DynamoDBStore) -> None:

@@ -97,7 +97,7 @@ def test_strategy_values(raw: str, strategy: Strategy) -> None:
     assert ProjectConfig.model_validate({"project_id": 1, "strategy": raw}).strategy is strategy
 
 
-@pytest.mark.parametrize("raw", ["train", "adaptive", "SERIAL", ""])
+@pytest.mark.parametrize("raw", ["merge-train", "adaptive", "SERIAL", ""])
 def test_unknown_strategy_is_rejected(raw: str) -> None:
     with pytest.raises(ValidationError, match="strategy"):
         ProjectConfig.model_validate({"project_id": 1, "strategy": raw})

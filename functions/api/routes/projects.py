@@ -43,15 +43,18 @@ def _view(config: ProjectConfig) -> ProjectView:
         for status in COUNTED
     }
     running = {}
+    cars = {}
     for branch in config.target_branches:
         lock = store.get_branch_lock(config.project_id, branch)
         if lock is not None:
             running[branch] = lock.batch_id
+            cars[branch] = list(lock.cars)
     return ProjectView(
         config=config,
         roles=sorted(caller.current().roles_on(config.project_id)),
         counts=counts,
         running_batches=running,
+        running_cars=cars,
     )
 
 

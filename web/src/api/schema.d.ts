@@ -294,6 +294,8 @@ export interface components {
          *     pipeline the run waits for.
          */
         Batch: {
+            /** Ahead Id */
+            ahead_id?: string | null;
             /** Batch Branch */
             batch_branch?: string | null;
             /** Batch Merge Request */
@@ -325,8 +327,6 @@ export interface components {
             merge_method?: components["schemas"]["MergeMethod"] | null;
             /** Merge Requests */
             merge_requests: number[];
-            /** Parent Id */
-            parent_id?: string | null;
             /** Pipeline Floor */
             pipeline_floor?: number | null;
             /** Pipeline Id */
@@ -517,13 +517,18 @@ export interface components {
              * @description With push landing: the push that lands a tested batch carries GitLab's ci.skip push option, so the target branch runs no second pipeline for a tree that already passed. Leave it off if you deploy from the target branch's pipeline.
              */
             skip_target_pipeline?: boolean | null;
-            /** @description serial: one MR at a time, rebased and merged by GitLab; batch: several MRs tested together in one pipeline. */
+            /** @description serial: one MR at a time, rebased and merged by GitLab; batch: several MRs tested together in one pipeline; train: batches as cars, each built and tested on the tested commit of the car ahead while that one's pipeline runs. */
             strategy?: components["schemas"]["Strategy"] | null;
             /**
              * Target Branches
              * @description The branches MRs are merged into; each has a queue of its own.
              */
             target_branches?: string[] | null;
+            /**
+             * Train Depth
+             * @description With the train strategy: how many batches are tested at once, each on top of the one ahead.
+             */
+            train_depth?: number | null;
             /**
              * Trigger Label
              * @description MRs carrying this label are queued too; MRs assigned to the bot always are.
@@ -808,7 +813,7 @@ export interface components {
              */
             skip_target_pipeline: boolean;
             /**
-             * @description serial: one MR at a time, rebased and merged by GitLab; batch: several MRs tested together in one pipeline.
+             * @description serial: one MR at a time, rebased and merged by GitLab; batch: several MRs tested together in one pipeline; train: batches as cars, each built and tested on the tested commit of the car ahead while that one's pipeline runs.
              * @default batch
              */
             strategy: components["schemas"]["Strategy"];
@@ -817,6 +822,12 @@ export interface components {
              * @description The branches MRs are merged into; each has a queue of its own.
              */
             target_branches?: string[];
+            /**
+             * Train Depth
+             * @description With the train strategy: how many batches are tested at once, each on top of the one ahead.
+             * @default 2
+             */
+            train_depth: number;
             /**
              * Trigger Label
              * @description MRs carrying this label are queued too; MRs assigned to the bot always are.
@@ -861,6 +872,10 @@ export interface components {
             /** Running Batches */
             running_batches: {
                 [key: string]: string;
+            };
+            /** Running Cars */
+            running_cars: {
+                [key: string]: string[];
             };
         };
         /** QueueHealth */
@@ -943,7 +958,7 @@ export interface components {
          * @description How a queue is drained: one MR at a time, or several tested together.
          * @enum {string}
          */
-        Strategy: "serial" | "batch";
+        Strategy: "serial" | "batch" | "train";
         /** ValidationError */
         ValidationError: {
             /** Location */

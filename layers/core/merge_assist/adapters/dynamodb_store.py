@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -46,6 +46,7 @@ from merge_assist.platform.ports import Clock
 from merge_assist.platform.resources import TABLE
 from merge_assist.platform.stored import fields, item_of, load
 from merge_assist.queue import Batch, BranchLock, MergeRequestState, Notice, StatusCategory
+from merge_assist.queue.recording import MAX_ATTEMPTS, pause
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -208,62 +209,137 @@ class DynamoDBStore:
     # -- branch locks -----------------------------------------------------------------
 
     def acquire_branch_lock(
+        self,
+        project_id: int,
+        target_branch: str,
+        batch_id: str,
+        ttl: timedelta,
+        *,
+        cars: int = 1,
+    ) -> BranchLock:
+        def join(held: BranchLock | None, fresh: BranchLock) -> list[str]:
+            if held is None or held.holds(batch_id):
+                return held.cars if held else [batch_id]
+            if len(held.cars) < cars:
+                return [*held.cars, batch_id]
+            raise LockHeldError(
+                f"{target_branch} of project {project_id} is locked by {held.batch_id}"
+            )
+
+        return self._change_lock(project_id, target_branch, batch_id, ttl, join)
+
+    def renew_branch_lock(
         self, project_id: int, target_branch: str, batch_id: str, ttl: timedelta
     ) -> BranchLock:
-        now = self._now()
-        # The TTL attribute holds whole epoch seconds; rounding the expiry up keeps the lock
-        # we return, the item we store and the expiry checks in agreement, and never shorter
-        # than ``ttl``.
-        lock = BranchLock(
-            project_id=project_id,
-            target_branch=target_branch,
-            batch_id=batch_id,
-            acquired_at=now,
-            expires_at=_whole_second_after(now + ttl),
-        )
+        def renew(held: BranchLock | None, fresh: BranchLock) -> list[str]:
+            if held is None:
+                return [batch_id]
+            if held.holds(batch_id):
+                return held.cars
+            raise LockHeldError(
+                f"{target_branch} of project {project_id} is locked by {', '.join(held.cars)}"
+            )
+
+        return self._change_lock(project_id, target_branch, batch_id, ttl, renew)
+
+    def _change_lock(
+        self,
+        project_id: int,
+        target_branch: str,
+        batch_id: str,
+        ttl: timedelta,
+        cars_after: Callable[[BranchLock | None, BranchLock], list[str]],
+    ) -> BranchLock:
+        """Read, change and write the lock on the version read: a lock that expired counts
+        as free. The TTL attribute holds whole epoch seconds; rounding the expiry up keeps
+        the lock returned, the item stored and the expiry checks in agreement, and never
+        shorter than ``ttl``."""
+        for attempt in range(MAX_ATTEMPTS):
+            now = self._now()
+            item = self._get(project_pk(project_id), _lock_sk(target_branch))
+            live = item is not None and int(item[TABLE.ttl_attribute]) > _epoch(now)
+            held = self._lock_of(item) if item is not None and live else None
+            version = int(item.get("version", 0)) if item is not None else None
+            fresh = BranchLock(
+                project_id=project_id,
+                target_branch=target_branch,
+                cars=[batch_id],
+                acquired_at=held.acquired_at if held else now,
+                expires_at=_whole_second_after(now + ttl),
+                version=(version or 0) + 1,
+            )
+            lock = fresh.model_copy(update={"cars": cars_after(held, fresh)})
+            try:
+                self._put_lock(lock, version)
+            except ConflictError:
+                pause(attempt)
+                continue
+            return lock
+        raise ConflictError(f"the lock of {target_branch} of project {project_id} kept changing")
+
+    def release_branch_lock(self, project_id: int, target_branch: str, batch_id: str) -> None:
+        for attempt in range(MAX_ATTEMPTS):
+            item = self._get(project_pk(project_id), _lock_sk(target_branch))
+            if item is None:
+                return
+            held = self._lock_of(item)
+            if not held.holds(batch_id):
+                return
+            version = int(item.get("version", 0))
+            left = [car for car in held.cars if car != batch_id]
+            try:
+                if left:
+                    self._put_lock(
+                        held.model_copy(update={"cars": left, "version": version + 1}), version
+                    )
+                else:
+                    self._table.delete_item(
+                        Key={
+                            TABLE.partition_key: project_pk(project_id),
+                            TABLE.sort_key: _lock_sk(target_branch),
+                        },
+                        ConditionExpression=_at_version(version),
+                    )
+            except ClientError as error:
+                if not _is_condition_failure(error):
+                    raise
+            except ConflictError:
+                pass
+            else:
+                return
+            pause(attempt)
+        raise ConflictError(f"the lock of {target_branch} of project {project_id} kept changing")
+
+    def _put_lock(self, lock: BranchLock, read_version: int | None) -> None:
         item = {
             **lock.model_dump(mode="json", exclude={"expires_at"}),
-            TABLE.partition_key: project_pk(project_id),
-            TABLE.sort_key: f"LOCK#{branch_key(target_branch)}",
+            "batch_id": lock.batch_id,
+            TABLE.partition_key: project_pk(lock.project_id),
+            TABLE.sort_key: _lock_sk(lock.target_branch),
             TABLE.ttl_attribute: _epoch(lock.expires_at),
             "kind": "branch_lock",
         }
-        free_or_ours = (
+        condition = (
             Attr(TABLE.partition_key).not_exists()
-            | Attr(TABLE.ttl_attribute).lte(_epoch(now))
-            | Attr("batch_id").eq(batch_id)
+            if read_version is None
+            else _at_version(read_version)
         )
         try:
-            self._table.put_item(Item=item, ConditionExpression=free_or_ours)
+            self._table.put_item(Item=item, ConditionExpression=condition)
         except ClientError as error:
             if _is_condition_failure(error):
-                holder = self.get_branch_lock(project_id, target_branch)
-                held_by = holder.batch_id if holder else "another batch"
-                raise LockHeldError(
-                    f"{target_branch} of project {project_id} is locked by {held_by}"
-                ) from error
+                raise ConflictError("the branch lock changed since it was read") from error
             raise
-        return lock
 
-    def release_branch_lock(self, project_id: int, target_branch: str, batch_id: str) -> None:
-        try:
-            self._table.delete_item(
-                Key={
-                    TABLE.partition_key: project_pk(project_id),
-                    TABLE.sort_key: f"LOCK#{branch_key(target_branch)}",
-                },
-                ConditionExpression=Attr("batch_id").eq(batch_id),
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-
-    def get_branch_lock(self, project_id: int, target_branch: str) -> BranchLock | None:
-        item = self._get(project_pk(project_id), f"LOCK#{branch_key(target_branch)}")
-        if item is None or int(item[TABLE.ttl_attribute]) <= _epoch(self._now()):
-            return None
+    def _lock_of(self, item: Mapping[str, Any]) -> BranchLock:
         expires_at = datetime.fromtimestamp(int(item[TABLE.ttl_attribute]), tz=self._now().tzinfo)
         return BranchLock.model_validate({**fields(item), "expires_at": expires_at})
+
+    def get_branch_lock(self, project_id: int, target_branch: str) -> BranchLock | None:
+        item = self._get(project_pk(project_id), _lock_sk(target_branch))
+        if item is None or int(item[TABLE.ttl_attribute]) <= _epoch(self._now()):
+            return None
+        return self._lock_of(item)
 
     # -- pipeline waits ---------------------------------------------------------------
 
@@ -510,6 +586,17 @@ def _decode_cursor(cursor: str) -> str:
     if len(decoded) < 33 or decoded[4] != "-" or "#" not in decoded:
         raise ValueError("not a cursor this API handed out")
     return decoded
+
+
+def _lock_sk(branch: str) -> str:
+    return f"LOCK#{branch_key(branch)}"
+
+
+def _at_version(version: int) -> ConditionBase:
+    # A lock written before locks had versions has none: it is version 0.
+    if version == 0:
+        return Attr("version").not_exists() | Attr("version").eq(0)
+    return Attr("version").eq(version)
 
 
 def _is_condition_failure(error: ClientError) -> bool:

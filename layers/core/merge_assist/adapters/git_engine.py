@@ -4,8 +4,10 @@ so later fetches only bring what is new."""
 
 from __future__ import annotations
 
+import functools
 import heapq
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from contextlib import contextmanager
@@ -215,6 +217,22 @@ class CommitHistory:
         ]
 
 
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _exclusive(method: _Method) -> _Method:
+    """One operation at a time on an engine: its refs, its known-on-remote set and its
+    repository are shared state. On AWS a Lambda runs one invocation at a time and this
+    never waits; the local stack runs a project's train cars in threads of one process."""
+
+    @functools.wraps(method)
+    def guarded(self: GitEngine, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
+
+
 class GitEngine:
     def __init__(
         self,
@@ -239,6 +257,7 @@ class GitEngine:
         self._local_read = False
         self._on_remote: set[ObjectID] = set()
         self._history = CommitHistory(lambda: self.repo)
+        self._lock = threading.RLock()
 
     @property
     def repo(self) -> Repo:
@@ -250,6 +269,7 @@ class GitEngine:
                 self._repo = Repo.init_bare(str(self._work_dir))
         return self._repo
 
+    @_exclusive
     def close(self) -> None:
         if self._repo is not None:
             self._repo.close()
@@ -266,6 +286,7 @@ class GitEngine:
 
     # --- remote -------------------------------------------------------------------------
 
+    @_exclusive
     def fetch(self, refs: Sequence[str]) -> dict[str, str]:
         """Fetches the given full ref names into the same local names; their shas. Only
         commits not in the local repository are asked for, and the remote is told the few
@@ -326,6 +347,7 @@ class GitEngine:
             self._local_read = True
         return {self._local[ref] for ref in refs if ref in self._local}
 
+    @_exclusive
     def push(
         self,
         branch: str,
@@ -519,9 +541,11 @@ class GitEngine:
 
     # --- local history ------------------------------------------------------------------
 
+    @_exclusive
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         return self._is_ancestor(_oid(ancestor), _oid(descendant))
 
+    @_exclusive
     def same_tree(self, first: str, second: str) -> bool:
         return self._tree_of(_oid(first)) == self._tree_of(_oid(second))
 
@@ -596,6 +620,7 @@ class GitEngine:
 
     # --- batch --------------------------------------------------------------------------
 
+    @_exclusive
     def build_batch(
         self,
         target_sha: str,

@@ -544,6 +544,10 @@ class PythonGitLabGateway:
             )
             return pipeline_snapshot(created)
 
+    def cancel_pipeline(self, project_id: int, pipeline_id: int) -> None:
+        with _translated(f"pipeline {pipeline_id} of project {project_id}"):
+            self._project(project_id).pipelines.get(pipeline_id, lazy=True).cancel()
+
     def _find_open_merge_request(
         self, project_id: int, source_branch: str, target_branch: str
     ) -> Any:

@@ -205,7 +205,7 @@ def retry_batch(
     closed = False
     if not batch.state.is_final:
         lock = store.get_branch_lock(batch.project_id, batch.target_branch)
-        if lock is not None and lock.batch_id == batch.id and lock.expires_at > clock.now():
+        if lock is not None and lock.holds(batch.id) and lock.expires_at > clock.now():
             raise Refused(
                 f"batch {batch_id} has not ended ({batch.state.value}) and still holds the "
                 f"lock of {batch.target_branch} until {lock.expires_at.isoformat()}, though "
@@ -308,18 +308,21 @@ def release_dead_batches(
         lock = store.get_branch_lock(project_id, branch)
         if lock is None:
             continue
-        try:
-            batch = store.get_batch(lock.batch_id)
-        except NotFoundError:
-            continue  # selected but not recorded yet, or its execution is starting
-        execution = executions.status(_execution_name(batch))
-        if execution not in ENDED:
-            continue
-        if not batch.state.is_final:
-            _finish(store, batch, BatchState.FAILED, f"its execution ended ({execution})")
-        _requeue_held(store, clock, batch)
-        if _release_lock(store, batch):
-            released.append(batch.id)
+        # Every car of a train: one whose execution died would hold its place until the
+        # lock expired.
+        for car_id in lock.cars:
+            try:
+                batch = store.get_batch(car_id)
+            except NotFoundError:
+                continue  # selected but not recorded yet, or its execution is starting
+            execution = executions.status(_execution_name(batch))
+            if execution not in ENDED:
+                continue
+            if not batch.state.is_final:
+                _finish(store, batch, BatchState.FAILED, f"its execution ended ({execution})")
+            _requeue_held(store, clock, batch)
+            if _release_lock(store, batch):
+                released.append(batch.id)
     return released
 
 
@@ -376,7 +379,7 @@ def _requeue_held(store: Store, clock: Clock, batch: Batch) -> list[int]:
 
 def _release_lock(store: Store, batch: Batch) -> bool:
     lock = store.get_branch_lock(batch.project_id, batch.target_branch)
-    if lock is None or lock.batch_id != batch.id:
+    if lock is None or not lock.holds(batch.id):
         return False
     store.release_branch_lock(batch.project_id, batch.target_branch, batch.id)
     return True
@@ -394,7 +397,7 @@ def _why_not_started(
         why = "the project is paused"
     elif batch.target_branch not in config.target_branches:
         why = f"{batch.target_branch} is no longer a target branch of the project"
-    elif lock is not None and lock.batch_id != following:
+    elif lock is not None and not lock.holds(following):
         why = f"batch {lock.batch_id} runs on {batch.target_branch}"
     elif executions.status(following) not in (None, RUNNING):
         why = f"batch {following} already ran"

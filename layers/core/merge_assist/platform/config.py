@@ -25,6 +25,12 @@ class Strategy(StrEnum):
 
     SERIAL = "serial"
     BATCH = "batch"
+    TRAIN = "train"
+
+    @property
+    def builds_batches(self) -> bool:
+        """Batch and train both build a batch commit on a branch of their own."""
+        return self is not Strategy.SERIAL
 
 
 class Landing(StrEnum):
@@ -122,7 +128,16 @@ class ProjectConfig(BaseModel):
     strategy: Strategy = Field(
         default=Strategy.BATCH,
         description="serial: one MR at a time, rebased and merged by GitLab; "
-        "batch: several MRs tested together in one pipeline.",
+        "batch: several MRs tested together in one pipeline; train: batches as cars, each "
+        "built and tested on the tested commit of the car ahead while that one's pipeline "
+        "runs.",
+    )
+    train_depth: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="With the train strategy: how many batches are tested at once, each on "
+        "top of the one ahead.",
     )
     batch_size: BatchSize = Field(
         default=DEFAULT_BATCH_SIZE,
@@ -184,7 +199,7 @@ class ProjectConfig(BaseModel):
 
     @property
     def sized_automatically(self) -> bool:
-        return self.strategy is Strategy.BATCH and self.batch_size == AUTO
+        return self.strategy.builds_batches and self.batch_size == AUTO
 
 
 def constrained_type(field: FieldInfo) -> Any:

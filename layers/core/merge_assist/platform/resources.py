@@ -96,6 +96,12 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_seconds=30,
     ),
     FunctionSpec(
+        key="workflow-wait-car-ahead",
+        handler="functions.workflow.wait_car_ahead.handler",
+        description="Registers a green train car as waiting for the car ahead to land",
+        timeout_seconds=30,
+    ),
+    FunctionSpec(
         key="workflow-check-pipeline",
         handler="functions.workflow.check_pipeline.handler",
         description="Asks GitLab for a pipeline whose webhook has not come",
@@ -173,6 +179,7 @@ STATE_MACHINES: tuple[StateMachineSpec, ...] = (
                 "SelectBatchFunctionArn": "workflow-select",
                 "BuildBatchFunctionArn": "workflow-build",
                 "WaitForPipelineFunctionArn": "workflow-wait-pipeline",
+                "WaitForCarAheadFunctionArn": "workflow-wait-car-ahead",
                 "CheckPipelineFunctionArn": "workflow-check-pipeline",
                 "VerdictFunctionArn": "workflow-verdict",
                 "LandBatchFunctionArn": "workflow-land",

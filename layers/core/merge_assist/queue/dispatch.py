@@ -50,6 +50,7 @@ from merge_assist.queue.ports import Executions, GitLabGateway, QueueStore
 from merge_assist.queue.queue import queue_order
 from merge_assist.queue.readiness import MergeRequestFacts
 from merge_assist.queue.recording import MAX_ATTEMPTS, pause, record_event
+from merge_assist.queue.train import ahead_key
 from merge_assist.queue.triage import Triage, gone, triage
 from merge_assist.queue.workflow.context import batch_branch
 from merge_assist.queue.workflow.start import batch_id_for, start_batch
@@ -230,12 +231,16 @@ class Dispatcher:
             return
         if batch.testing_sha is None or batch.state.is_final:
             return
-        token = self.store.get_task_token(project_id, batch.testing_sha)
-        if token is None:
-            return
         changed = PipelineOutcome(sha=batch.testing_sha, status=CHANGED)
-        self.executions.resume(token, changed.model_dump(mode="json"))
-        self.store.delete_task_token(project_id, batch.testing_sha, token)
+        # Waiting for its pipeline, or (a green train car) for the car ahead to land.
+        waits = [batch.testing_sha]
+        if batch.ahead_id is not None:
+            waits.append(ahead_key(batch.ahead_id))
+        for key in waits:
+            token = self.store.get_task_token(project_id, key)
+            if token is not None:
+                self.executions.resume(token, changed.model_dump(mode="json"))
+                self.store.delete_task_token(project_id, key, token)
 
     def _triage(
         self, state: MergeRequestState, facts: MergeRequestFacts, config: ProjectConfig

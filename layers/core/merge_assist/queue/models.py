@@ -197,7 +197,9 @@ class Batch(BaseModel):
     # longest seen passing (what lands).
     red_pipeline_url: str | None = None
     green_pipeline_url: str | None = None
-    parent_id: str | None = None
+    # With the train strategy: the car this batch was built on, whose tested commit is its
+    # base (``target_sha``); None when it was built on the target branch's head.
+    ahead_id: str | None = None
     state: BatchState = BatchState.BUILDING
     execution_name: str | None = None
     steps: list[BatchStep] = Field(default_factory=list)
@@ -233,13 +235,46 @@ class Batch(BaseModel):
 
 
 class BranchLock(BaseModel):
-    """Held by the one batch that runs for a project's target branch."""
+    """Held by the batches that run for a project's target branch: one, or with the train
+    strategy the train's cars, in order (``cars``; the first is the head car, the one that
+    lands next)."""
 
     project_id: int = Field(gt=0)
     target_branch: BranchName
-    batch_id: str
+    cars: list[str] = Field(min_length=1, max_length=8)
     acquired_at: datetime
     expires_at: datetime
+    # Every change is a conditional write on the version read.
+    version: int = Field(default=0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_car(cls, data: object) -> object:
+        # A lock written before trains names its one batch.
+        if isinstance(data, dict) and "cars" not in data and "batch_id" in data:
+            return {**data, "cars": [data["batch_id"]]}
+        return data
+
+    @property
+    def batch_id(self) -> str:
+        """The head car: the batch that lands next."""
+        return self.cars[0]
+
+    def holds(self, batch_id: str) -> bool:
+        return batch_id in self.cars
+
+    def behind(self, batch_id: str) -> list[str]:
+        """The cars after ``batch_id``: built on it, directly or not."""
+        if batch_id not in self.cars:
+            return []
+        return self.cars[self.cars.index(batch_id) + 1 :]
+
+    def ahead(self, batch_id: str) -> str | None:
+        """The car ``batch_id`` is built on; None for the head car."""
+        if batch_id not in self.cars:
+            return None
+        place = self.cars.index(batch_id)
+        return self.cars[place - 1] if place else None
 
 
 class Notice(BaseModel):

@@ -42,14 +42,31 @@ class QueueStore(ProjectStore, Protocol):
         ...
 
     def acquire_branch_lock(
+        self,
+        project_id: int,
+        target_branch: str,
+        batch_id: str,
+        ttl: timedelta,
+        *,
+        cars: int = 1,
+    ) -> BranchLock:
+        """Take the lock, or take over one that expired; with ``cars`` > 1 (a train) join the
+        batches holding it, at the end, while they are fewer than ``cars``.
+        ``LockHeldError`` otherwise. Taking it again for a batch that holds it renews it (a
+        retried step is harmless)."""
+        ...
+
+    def renew_branch_lock(
         self, project_id: int, target_branch: str, batch_id: str, ttl: timedelta
     ) -> BranchLock:
-        """Take the lock, or take over one that expired; ``LockHeldError`` if another batch
-        holds it. Taking it again for the same batch renews it (a retried step is harmless)."""
+        """Renew the lock for a batch holding it, or take it if it is free or expired;
+        ``LockHeldError`` if others hold it without this batch (a train car cancelled by
+        the car ahead, or a batch whose lock expired and was taken)."""
         ...
 
     def release_branch_lock(self, project_id: int, target_branch: str, batch_id: str) -> None:
-        """Release only if ``batch_id`` holds it; releasing a lock not held is a no-op."""
+        """``batch_id`` leaves the lock (the others holding it keep it); releasing a lock not
+        held is a no-op."""
         ...
 
     def get_branch_lock(self, project_id: int, target_branch: str) -> BranchLock | None: ...
@@ -169,6 +186,11 @@ class GitLabGateway(Protocol):
 
     def create_pipeline(self, project_id: int, ref: str) -> PipelineSnapshot:
         """Run the project's CI for the head of ``ref`` (a branch)."""
+        ...
+
+    def cancel_pipeline(self, project_id: int, pipeline_id: int) -> None:
+        """Stop a pipeline nobody waits for any more (a train car cancelled behind a red
+        one); a pipeline that already finished stays as it is."""
         ...
 
     def ensure_merge_request(

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from merge_assist.platform.config import ProjectConfig
-from merge_assist.platform.errors import ConflictError
+from merge_assist.platform.config import ProjectConfig, Strategy
+from merge_assist.platform.errors import ConflictError, LockHeldError
 from merge_assist.platform.metrics import Metric
-from merge_assist.queue.models import Batch, BatchStep, BatchStepKind
+from merge_assist.queue.models import Batch, BatchState, BatchStep, BatchStepKind
 from merge_assist.queue.pipeline_wait import lock_ttl
 from merge_assist.queue.recording import MAX_ATTEMPTS, pause
+from merge_assist.queue.workflow import members
+from merge_assist.queue.workflow import train as train_moves
 from merge_assist.queue.workflow.context import WorkflowContext
 
 
@@ -20,12 +22,35 @@ def open_batch(ctx: WorkflowContext, batch_id: str) -> tuple[Batch, ProjectConfi
     batch = ctx.store.get_batch(batch_id)
     config = ctx.store.get_project(batch.project_id)
     if not batch.state.is_final:
-        # LockHeldError here means the lock expired and another batch took the branch: this
-        # one must stop, and the state machine's catch releases what it still holds.
-        ctx.store.acquire_branch_lock(
-            batch.project_id, batch.target_branch, batch.id, lock_ttl(config)
-        )
+        try:
+            ctx.store.renew_branch_lock(
+                batch.project_id, batch.target_branch, batch.id, lock_ttl(config)
+            )
+        except LockHeldError:
+            if batch.strategy is not Strategy.TRAIN:
+                # The lock expired and another batch took the branch: this one must stop,
+                # and the state machine's catch releases what it still holds.
+                raise
+            # The car ahead took this one off the train: it ends here.
+            batch = leave_train(ctx, batch, "the car ahead can no longer land whole")
     return batch, config
+
+
+def leave_train(ctx: WorkflowContext, batch: Batch, why: str) -> Batch:
+    """A train car that cannot land as built ends, cancelled: its MRs back in line where
+    they stood, the cars behind it cancelled too, its place on the train given up."""
+    train_moves.cancel_behind(ctx, batch)
+    for iid in batch.merge_requests:
+        members.requeue(ctx, batch, iid)
+    ended = save(
+        ctx,
+        batch,
+        lambda b: b.model_copy(update={"state": BatchState.CANCELLED}),
+        BatchStep(kind=BatchStepKind.RELEASED, note=why),
+    )
+    record_end(ctx, ended)
+    ctx.store.release_branch_lock(batch.project_id, batch.target_branch, batch.id)
+    return ended
 
 
 def save(

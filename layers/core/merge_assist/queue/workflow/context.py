@@ -59,6 +59,7 @@ class Next(StrEnum):
     REBUILD = "rebuild"  # build the batch again from the target's head
     REBASE = "rebase"  # serial: rebase the MR again
     WAIT_REBASE = "wait_rebase"  # serial: GitLab's rebase is still running
+    WAIT_AHEAD = "wait_ahead"  # train: green, but the car ahead has not landed yet
     RELEASE = "release"  # end the batch
 
 

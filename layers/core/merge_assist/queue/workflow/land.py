@@ -13,6 +13,7 @@ from merge_assist.queue.batch_plan import IncludedMergeRequest, MergeMethod, bra
 from merge_assist.queue.models import Batch, BatchState, BatchStep, BatchStepKind
 from merge_assist.queue.ports import Repository
 from merge_assist.queue.workflow import members
+from merge_assist.queue.workflow import train as train_moves
 from merge_assist.queue.workflow.batch_record import open_batch, record_end, save
 from merge_assist.queue.workflow.context import BatchRef, Next, StepResult, WorkflowContext
 from merge_assist.queue.workflow.serial import land_serial
@@ -22,11 +23,13 @@ def land(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
     batch, config = open_batch(ctx, ref.batch_id)
     if batch.strategy is Strategy.SERIAL:
         return land_serial(ctx, ref)
-    if batch.state is BatchState.LANDED:
-        return StepResult(next=Next.RELEASE)
+    # Landed already (a retried step), or nothing to land.
     if batch.state is not BatchState.LANDING or batch.build is None:
         return StepResult(next=Next.RELEASE)
     landing = list(batch.build.included[: batch.land_length])
+    held = _behind_a_car(ctx, batch, landing) if batch.strategy is Strategy.TRAIN else None
+    if held is not None:
+        return held
     # One call for all of them: a round trip to GitLab each would grow with the batch.
     snapshots = ctx.gitlab.merge_requests(batch.project_id, [mr.iid for mr in landing])
     changed = [
@@ -85,7 +88,23 @@ def land(ctx: WorkflowContext, ref: BatchRef) -> StepResult:
     )
     # A landed batch is final here; ReleaseBatch, which ends every other batch, skips it.
     record_end(ctx, ended)
+    if batch.strategy is Strategy.TRAIN:
+        # The car behind, if green, lands now on exactly this commit.
+        train_moves.resume_behind(ctx, batch.project_id, batch.id)
     return StepResult(next=Next.RELEASE)
+
+
+def _behind_a_car(
+    ctx: WorkflowContext, batch: Batch, landing: list[IncludedMergeRequest]
+) -> StepResult | None:
+    """A green train car lands once the car ahead has: until then it waits, unless one of
+    its MRs changed meanwhile (it is rebuilt then, as on any landing)."""
+    gone = [mr.iid for mr in landing if members.current(ctx, batch, mr.iid) is None]
+    if gone:
+        return _rebuild(ctx, batch, gone, "a merge request changed before landing")
+    if train_moves.car_ahead(ctx, batch) is not None:
+        return StepResult(next=Next.WAIT_AHEAD)
+    return None
 
 
 def _as_tested(snapshot: MergeRequestSnapshot, mr: IncludedMergeRequest) -> bool:
@@ -141,6 +160,8 @@ def _merge_each(
 
 
 def _rebuild(ctx: WorkflowContext, batch: Batch, changed: list[int], why: str) -> StepResult:
+    if batch.strategy is Strategy.TRAIN:
+        train_moves.cancel_behind(ctx, batch)
     save(
         ctx,
         batch,

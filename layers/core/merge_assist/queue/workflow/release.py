@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from merge_assist.platform.config import Strategy
 from merge_assist.platform.errors import NotFoundError
 from merge_assist.queue import comments, notices
 from merge_assist.queue.comments import Transition
 from merge_assist.queue.models import Batch, BatchState, BatchStep, BatchStepKind, MergeRequestState
 from merge_assist.queue.workflow import members
+from merge_assist.queue.workflow import train as train_moves
 from merge_assist.queue.workflow.batch_record import record_end, save
 from merge_assist.queue.workflow.context import WorkflowContext, WorkflowInput
 from merge_assist.queue.workflow.start import next_batch_id, start_batch
@@ -53,6 +55,10 @@ def release(ctx: WorkflowContext, run: WorkflowInput) -> Released:
         )
         # Only a batch this call made final: a retried release finds it final and skips.
         record_end(ctx, batch)
+    if batch is not None and batch.strategy is Strategy.TRAIN:
+        if not _landed_whole(batch):
+            train_moves.cancel_behind(ctx, batch)
+        train_moves.resume_behind(ctx, batch.project_id, batch.id)
     ctx.store.release_branch_lock(run.project_id, run.target_branch, run.batch_id)
     state = batch.state if batch else None
     if run.failed:
@@ -60,6 +66,11 @@ def release(ctx: WorkflowContext, run: WorkflowInput) -> Released:
         # (or the next event) starts the queue again. GitLab is the likely cause of the
         # failure: the notices wait for the watcher rather than for its retries here.
         notices.keep_all(ctx.store, owed)
+        return Released(state=state, next_batch=None)
+    if batch is None or _car_ahead_runs(ctx, batch):
+        # Nothing was selected, or a train car ended behind one still running: the batch
+        # that runs starts the next one when it ends (else a car that could not be built
+        # on the one ahead would start another just like it, again and again).
         return Released(state=state, next_batch=None)
     following = next_batch_id(run.batch_id, run.project_id, run.target_branch)
     started = start_batch(
@@ -71,3 +82,15 @@ def release(ctx: WorkflowContext, run: WorkflowInput) -> Released:
         polls=run.polls,
     )
     return Released(state=state, next_batch=following if started else None)
+
+
+def _landed_whole(batch: Batch) -> bool:
+    return batch.build is not None and batch.landed == list(batch.build.included_iids)
+
+
+def _car_ahead_runs(ctx: WorkflowContext, batch: Batch) -> bool:
+    return (
+        batch.strategy is Strategy.TRAIN
+        and not batch.landed
+        and train_moves.car_ahead(ctx, batch) is not None
+    )

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 from merge_assist.platform.config import Strategy
 from merge_assist.platform.errors import ConflictError, LockHeldError, NotFoundError
 from merge_assist.platform.metrics import Metric
+from merge_assist.queue import train
 from merge_assist.queue.models import (
     Batch,
     BatchStep,
@@ -18,6 +19,7 @@ from merge_assist.queue.pipeline_wait import lock_ttl
 from merge_assist.queue.queue import select_batch
 from merge_assist.queue.sizing import choose_size
 from merge_assist.queue.workflow import members
+from merge_assist.queue.workflow import train as train_moves
 from merge_assist.queue.workflow.context import WorkflowContext, WorkflowInput, batch_branch
 
 
@@ -36,12 +38,26 @@ def select(ctx: WorkflowContext, run: WorkflowInput) -> Selection:
     created = False
     if batch is None:
         try:
-            ctx.store.acquire_branch_lock(
-                run.project_id, run.target_branch, run.batch_id, lock_ttl(config)
+            lock = ctx.store.acquire_branch_lock(
+                run.project_id,
+                run.target_branch,
+                run.batch_id,
+                lock_ttl(config),
+                cars=train.cars_allowed(config),
             )
         except LockHeldError:
             return Selection(empty=True, strategy=config.strategy, merge_requests=[])
-        _reclaim(ctx, run)
+        ahead_id, slot = train_moves.place(ctx, lock, run.batch_id)
+        if ahead_id is not None and (
+            config.strategy is not Strategy.TRAIN or not _may_follow(ctx, ahead_id)
+        ):
+            # Nothing to build on yet: the car ahead starts the next car once it can be. Or
+            # it joined a train just before the project left the train strategy: another
+            # strategy's batch runs alone, once the cars have finished.
+            ctx.store.release_branch_lock(run.project_id, run.target_branch, run.batch_id)
+            return Selection(empty=True, strategy=config.strategy, merge_requests=[])
+        if lock.cars == [run.batch_id]:
+            _reclaim(ctx, run)
         queued = ctx.store.list_merge_requests(
             run.project_id, StatusCategory.QUEUED, run.target_branch
         )
@@ -62,9 +78,8 @@ def select(ctx: WorkflowContext, run: WorkflowInput) -> Selection:
             skip_target_pipeline=config.skip_target_pipeline,
             sizing=sizing,
             merge_requests=chosen,
-            batch_branch=(
-                batch_branch(run.target_branch) if config.strategy is Strategy.BATCH else None
-            ),
+            batch_branch=_branch(config.strategy, run.target_branch, slot),
+            ahead_id=ahead_id,
             retries_left=config.flaky_retries,
             execution_name=run.batch_id,
             steps=[BatchStep(kind=BatchStepKind.SELECTED, merge_requests=chosen)],
@@ -85,10 +100,28 @@ def select(ctx: WorkflowContext, run: WorkflowInput) -> Selection:
     return Selection(empty=not taken, strategy=batch.strategy, merge_requests=taken)
 
 
+def _branch(strategy: Strategy, target_branch: str, slot: int) -> str | None:
+    if strategy is Strategy.TRAIN:
+        return train.car_branch(target_branch, slot)
+    if strategy is Strategy.BATCH:
+        return batch_branch(target_branch)
+    return None
+
+
+def _may_follow(ctx: WorkflowContext, ahead_id: str) -> bool:
+    """A car may join behind ``ahead_id`` once that one is built and may still land whole,
+    or once it has ended (the new car is then built on the target's head)."""
+    try:
+        ahead = ctx.store.get_batch(ahead_id)
+    except NotFoundError:
+        return False  # joined but not selected yet
+    return ahead.state.is_final or train.extendable(ahead)
+
+
 def _reclaim(ctx: WorkflowContext, run: WorkflowInput) -> None:
     """MRs still held by a batch that is gone (its execution died without releasing them,
-    and its lock expired) go back in line: this batch holds the branch now, so no other
-    batch of the branch can be running."""
+    and its lock expired) go back in line: this batch alone holds the branch now, so no
+    other batch of the branch can be running."""
     for status in (StatusCategory.BATCHING, StatusCategory.TESTING):
         for held in ctx.store.list_merge_requests(run.project_id, status, run.target_branch):
             if held.batch_id == run.batch_id:

@@ -12,9 +12,10 @@ import re
 
 from merge_assist.platform.errors import LockHeldError, NotFoundError
 from merge_assist.platform.settings import PollIntervals
-from merge_assist.queue.models import StatusCategory
+from merge_assist.queue.models import Batch, StatusCategory
 from merge_assist.queue.pipeline_wait import lock_ttl
 from merge_assist.queue.ports import Executions, QueueStore
+from merge_assist.queue.train import cars_allowed
 from merge_assist.queue.workflow.context import WorkflowInput
 
 # Step Functions execution names: at most 80 characters of [A-Za-z0-9_-].
@@ -29,6 +30,12 @@ def batch_id_for(project_id: int, target_branch: str, cause: str) -> str:
 
 def next_batch_id(batch_id: str, project_id: int, target_branch: str) -> str:
     return batch_id_for(project_id, target_branch, f"after:{batch_id}")
+
+
+def next_car_id(car: Batch) -> str:
+    """The car that follows ``car`` on the train, named after its base: a car rebuilt on a
+    new commit is followed by a new car."""
+    return batch_id_for(car.project_id, car.target_branch, f"behind:{car.id}:{car.sha}")
 
 
 def start_batch(
@@ -51,9 +58,11 @@ def start_batch(
     if not store.list_merge_requests(project_id, StatusCategory.QUEUED, target_branch):
         return False
     try:
-        store.acquire_branch_lock(project_id, target_branch, batch_id, lock_ttl(config))
+        store.acquire_branch_lock(
+            project_id, target_branch, batch_id, lock_ttl(config), cars=cars_allowed(config)
+        )
     except LockHeldError:
-        return False  # a batch runs; when it ends it starts the next one
+        return False  # a batch runs (or the train is full); when one ends it starts the next
     started = executions.start(
         batch_id,
         WorkflowInput(

@@ -12,6 +12,7 @@ from merge_assist.queue.models import Batch, BatchState, BatchStep, BatchStepKin
 from merge_assist.queue.pipeline_wait import CHANGED, PipelineOutcome, pipeline_deadline
 from merge_assist.queue.verdict import Action
 from merge_assist.queue.workflow import members
+from merge_assist.queue.workflow import train as train_moves
 from merge_assist.queue.workflow.batch_record import open_batch, save
 from merge_assist.queue.workflow.context import Next, StepResult, WorkflowContext
 
@@ -60,6 +61,10 @@ def reach_verdict(ctx: WorkflowContext, request: VerdictInput) -> StepResult:
         retrying=batch.retrying,
         pipeline_url=red_url,
     )
+    whole = decided.action is Action.LAND and decided.land_length == len(batch.order)
+    if batch.strategy is Strategy.TRAIN and not whole:
+        # The cars behind were built on this whole commit, which will not land.
+        train_moves.cancel_behind(ctx, batch)
     for iid, reason in decided.rejected.items():
         members.reject(ctx, config, batch, iid, reason)
     why = None
@@ -177,6 +182,8 @@ def _test_ref(batch: Batch) -> str:
 
 
 def _rebuild(ctx: WorkflowContext, batch: Batch, gone: list[int]) -> StepResult:
+    if batch.strategy is Strategy.TRAIN:
+        train_moves.cancel_behind(ctx, batch)
     save(
         ctx,
         batch,

@@ -1,0 +1,86 @@
+"""What the train scenarios share: a project on the train strategy, its MRs queued in groups
+(each group after the one before, so the cars they fill are known), and its cars."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from local.stack import LocalStack
+from merge_assist.queue.models import Batch, BatchStep, BatchStepKind, StatusCategory
+from tests.e2e.merge_queue import Scenario
+
+# Simulated CI seconds (x0.05 on the wall clock): long enough that the car behind is built
+# and tested while the one ahead still runs.
+TRAIN_CI_S = 80
+
+
+def open_train(
+    stack: LocalStack,
+    name: str,
+    *,
+    depth: int,
+    batch_size: int = 2,
+    conflict_pairs: list[tuple[str, str]] | None = None,
+    **settings: Any,
+) -> Scenario:
+    return Scenario.open(
+        stack,
+        name,
+        settings={
+            "strategy": "train",
+            "train_depth": depth,
+            "batch_size": batch_size,
+            **settings,
+        },
+        duration_s=TRAIN_CI_S,
+        conflict_pairs=conflict_pairs,
+    )
+
+
+def queue_in_groups(scenario: Scenario, groups: list[list[int]]) -> list[list[int]]:
+    """Opens MR ``n`` (adding ``src/f<n>.py``) for every n, a group at a time, each group
+    queued before the next opens: the queue's order, and so each car's MRs, follow the
+    groups. The iids, grouped the same way."""
+    opened = []
+    for group in groups:
+        iids = [scenario.open_mr(f"feature/{n}", {f"src/f{n}.py": f"N = {n}\n"}) for n in group]
+        scenario.wait_status(iids, StatusCategory.QUEUED)
+        opened.append(iids)
+    return opened
+
+
+def cars(scenario: Scenario) -> list[Batch]:
+    """The train's cars, oldest first."""
+    return [batch for batch in scenario.batches() if batch.strategy.value == "train"]
+
+
+def steps(batch: Batch, kind: BatchStepKind) -> list[BatchStep]:
+    return [step for step in batch.steps if step.kind is kind]
+
+
+def first(batch: Batch, kind: BatchStepKind) -> BatchStep:
+    found = steps(batch, kind)
+    assert found, f"{batch.id} has no {kind.value} step: {[s.kind.value for s in batch.steps]}"
+    return found[0]
+
+
+def pipeline_statuses(scenario: Scenario, sha: str) -> list[str]:
+    gitlab = scenario.stack.gitlab
+    assert gitlab is not None
+    with gitlab.store.lock:
+        return [
+            p.status
+            for p in gitlab.store.pipelines.values()
+            if p.project_id == scenario.project.id and p.sha == sha
+        ]
+
+
+def train_pipelines(scenario: Scenario) -> int:
+    gitlab = scenario.stack.gitlab
+    assert gitlab is not None
+    with gitlab.store.lock:
+        return sum(
+            1
+            for p in gitlab.store.pipelines.values()
+            if p.project_id == scenario.project.id and p.ref.startswith("merge-assist/train/")
+        )
