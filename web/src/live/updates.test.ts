@@ -33,6 +33,7 @@ const batchMessage: LiveMessage = {
     project_id: 1,
     batch_size: 5,
     batch_size_max: 8,
+    train_depth: 2,
     ci_timeout_minutes: 60,
     skip_target_pipeline: false,
     flaky_retries: 0,

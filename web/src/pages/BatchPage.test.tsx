@@ -85,6 +85,34 @@ describe("BatchPage", () => {
     expect(bisection).toHaveTextContent("The culprit is !5");
   });
 
+  it("links a train car to the car it was built on", async () => {
+    renderPage(<BatchPage />, {
+      path: "/projects/:projectId/batches/:batchId",
+      url: "/projects/1/batches/car-2",
+      routes: {
+        "GET /batches/car-2": batch("car-2", {
+          strategy: "train",
+          merge_requests: [7],
+          ahead_id: "car-1",
+          target_sha: "c0ffee1234567890",
+          batch_branch: "merge-assist/train/main/2",
+        }),
+        "GET /projects/1/mrs": { items: [] },
+      },
+    });
+    await screen.findByRole("heading", { level: 1, name: "Batch on main" });
+    expect(screen.getByText("Strategy").nextElementSibling).toHaveTextContent("Train");
+    const builtOn = screen.getByText("Built on").nextElementSibling as HTMLElement;
+    expect(builtOn).toHaveTextContent("car-1 at c0ffee123456");
+    expect(within(builtOn).getByRole("link", { name: "car-1" })).toHaveAttribute("href", "/projects/1/batches/car-1");
+  });
+
+  it("says nothing of a base batch when built on the target branch", async () => {
+    renderBatch();
+    await screen.findByRole("heading", { level: 1, name: "Batch on main" });
+    expect(screen.queryByText("Built on")).not.toBeInTheDocument();
+  });
+
   it("follows the batch live", async () => {
     const page = renderBatch();
     await screen.findByRole("region", { name: "Steps" });

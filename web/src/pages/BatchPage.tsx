@@ -10,7 +10,7 @@ import { BatchStateBadge, isRunning } from "../components/StatusBadge";
 import { EmptyState, ErrorState, Loading } from "../components/states";
 import { useDocumentTitle } from "../components/useDocumentTitle";
 import { useQuery } from "../hooks/useQuery";
-import { outcomeOf } from "./BoardPage";
+import { batchPath, outcomeOf } from "./BoardPage";
 import "./BatchPage.css";
 
 const STEP_LABELS: Record<BatchStep["kind"], string> = {
@@ -25,6 +25,12 @@ const STEP_LABELS: Record<BatchStep["kind"], string> = {
   rebuilt: "Rebuilt",
   landed: "Landed",
   released: "Released",
+};
+
+const STRATEGY_LABELS: Record<Batch["strategy"], string> = {
+  batch: "Batch",
+  serial: "Serial",
+  train: "Train",
 };
 
 const OUTCOME_TEXT: Record<string, string> = {
@@ -126,7 +132,7 @@ export function BatchPage() {
           </div>
           <div>
             <dt>Strategy</dt>
-            <dd>{data.strategy === "batch" ? "Batch" : "Serial"}</dd>
+            <dd>{STRATEGY_LABELS[data.strategy] ?? data.strategy}</dd>
           </div>
           <div>
             <dt>Landing</dt>
@@ -153,6 +159,22 @@ export function BatchPage() {
                 {data.sizing.batches > 0
                   ? ` (seen over the last ${data.sizing.batches} batches)`
                   : " (the starting estimate: no batches seen yet)"}
+              </dd>
+            </div>
+          )}
+          {data.ahead_id && (
+            <div>
+              <dt>Built on</dt>
+              <dd>
+                <Link className="mono" to={batchPath(projectId, data.ahead_id, search)}>
+                  {data.ahead_id}
+                </Link>
+                {data.target_sha && (
+                  <>
+                    {" "}
+                    at <span className="mono">{data.target_sha.slice(0, 12)}</span>
+                  </>
+                )}
               </dd>
             </div>
           )}

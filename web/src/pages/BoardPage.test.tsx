@@ -176,6 +176,7 @@ describe("BoardPage", () => {
         "GET /projects/1/batches": [],
         "GET /batches/b9": batch("b9", {
           merge_requests: [4, 5, 6],
+          target_sha: "0123456789abcdef",
           bisection: { members: [4, 5, 6], good: 1, bad: 3 },
         }),
         "GET /projects/1/mrs": {
@@ -186,6 +187,111 @@ describe("BoardPage", () => {
     const running = await screen.findByRole("region", { name: "Running batch" });
     await waitFor(() => expect(within(running).getAllByRole("listitem")).toHaveLength(3));
     expect(within(running).getByText(/looking for the culprit among !5, !6/)).toBeInTheDocument();
+    expect(within(running).getByText(/^Built on/)).toHaveTextContent("Built on main at 0123456789ab");
+  });
+
+  it("shows a train's cars in order, each with its base and pipeline", async () => {
+    const page = renderPage(<BoardPage />, {
+      path: "/projects/:projectId",
+      url: "/projects/1",
+      routes: {
+        "GET /projects/1": projectView({ strategy: "train", train_depth: 2 }, { main: "car-a" }, { main: ["car-a", "car-b"] }),
+        "GET /projects/1/batches": [],
+        "GET /batches/car-a": batch("car-a", {
+          strategy: "train",
+          merge_requests: [4, 5],
+          target_sha: "aaaa1111bbbb2222",
+          pipeline_url: "https://gitlab.test/demo/shop/-/pipelines/41",
+          batch_branch: "merge-assist/train/main/1",
+        }),
+        "GET /batches/car-b": batch("car-b", {
+          strategy: "train",
+          state: "building",
+          merge_requests: [6],
+          ahead_id: "car-a",
+          target_sha: "cccc3333dddd4444",
+          batch_branch: "merge-assist/train/main/2",
+        }),
+        "GET /projects/1/mrs": {
+          items: [
+            view(mergeRequest(4, { title: "Fast checkout", status: "testing", batch_id: "car-a" })),
+            view(mergeRequest(5, { status: "testing", batch_id: "car-a" })),
+            view(mergeRequest(6, { title: "Cart badge", status: "testing", batch_id: "car-b" })),
+          ],
+        },
+      },
+    });
+    const running = await screen.findByRole("region", { name: "Running batch" });
+    const train = await within(running).findByRole("list", { name: "Train on main" });
+    expect(within(running).getByLabelText("3 merge requests")).toBeInTheDocument();
+    expect(page.api.callsTo("GET /batches/car-a")).toHaveLength(1);
+    expect(page.api.callsTo("GET /batches/car-b")).toHaveLength(1);
+    expect(screen.getByText(/batches of up to 5, 2 tested at once/)).toBeInTheDocument();
+
+    const cars = [...train.children] as HTMLElement[];
+    expect(cars).toHaveLength(2);
+    const [first, second] = cars as [HTMLElement, HTMLElement];
+
+    expect(first).toHaveTextContent(/^Car 1/);
+    expect(within(first.firstElementChild as HTMLElement).getByText("Testing")).toBeInTheDocument();
+    expect(first).toHaveTextContent("Built on main at aaaa1111bbbb");
+    expect(within(first).getByRole("link", { name: "Pipeline" })).toHaveAttribute(
+      "href",
+      "https://gitlab.test/demo/shop/-/pipelines/41",
+    );
+    expect(within(first).getByRole("link", { name: "Batch details" })).toHaveAttribute("href", "/projects/1/batches/car-a");
+    const firstMrs = within(first).getByRole("list", { name: "Car 1 on main" });
+    expect(within(firstMrs).getAllByRole("listitem")).toHaveLength(2);
+    expect(within(firstMrs).getByRole("link", { name: /^!4 Fast checkout/ })).toBeInTheDocument();
+
+    expect(second).toHaveTextContent(/^Car 2/);
+    expect(within(second.firstElementChild as HTMLElement).getByText("Building")).toBeInTheDocument();
+    expect(second).toHaveTextContent("Built on car 1 at cccc3333dddd");
+    expect(within(second).queryByRole("link", { name: "Pipeline" })).not.toBeInTheDocument();
+    expect(within(second).getByRole("link", { name: "Batch details" })).toHaveAttribute("href", "/projects/1/batches/car-b");
+    const secondMrs = within(second).getByRole("list", { name: "Car 2 on main" });
+    expect(within(secondMrs).getByRole("link", { name: /^!6 Cart badge/ })).toBeInTheDocument();
+  });
+
+  it("adds a car that starts behind the running ones to the train", async () => {
+    const page = renderPage(<BoardPage />, {
+      path: "/projects/:projectId",
+      url: "/projects/1",
+      routes: {
+        "GET /projects/1": projectView({ strategy: "train" }, { main: "car-a" }),
+        "GET /projects/1/batches": [],
+        "GET /batches/car-a": batch("car-a", { strategy: "train", merge_requests: [4] }),
+        "GET /projects/1/mrs": { items: [] },
+      },
+    });
+    const train = await screen.findByRole("list", { name: "Train on main" });
+    expect(train.children).toHaveLength(1);
+    act(() =>
+      page.live.emit({
+        type: "batch",
+        project_id: 1,
+        data: batch("car-b", { strategy: "train", state: "building", merge_requests: [5], ahead_id: "car-a" }),
+      }),
+    );
+    const cars = [...screen.getByRole("list", { name: "Train on main" }).children];
+    expect(cars.map((car) => car.querySelector("strong")?.textContent)).toEqual(["Car 1", "Car 2"]);
+    expect(cars[1]).toHaveTextContent("Built on car 1");
+
+    // The head car lands: the next one leads the train.
+    act(() =>
+      page.live.emit({
+        type: "batch",
+        project_id: 1,
+        data: batch("car-a", { strategy: "train", state: "landed", merge_requests: [4], landed: [4], version: 2 }),
+      }),
+    );
+    const left = [...screen.getByRole("list", { name: "Train on main" }).children] as HTMLElement[];
+    expect(left).toHaveLength(1);
+    expect(left[0]).toHaveTextContent(/^Car 1/);
+    expect(within(left[0] as HTMLElement).getByRole("link", { name: "the batch ahead" })).toHaveAttribute(
+      "href",
+      "/projects/1/batches/car-a",
+    );
   });
 
   it("offers a retry when the queue cannot be loaded", async () => {

@@ -23,7 +23,7 @@ interface BoardData {
   project: ProjectView;
   /** Newest first. */
   batches: Batch[];
-  /** Running batches by id. */
+  /** Running batches (the cars of every branch's train) by id. */
   running: Record<string, Batch>;
 }
 
@@ -62,9 +62,11 @@ function upsert(items: MergeRequestView[], mr: MergeRequest): MergeRequestView[]
 function applyBatch(board: BoardData, batch: Batch): BoardData {
   const running = { ...board.running };
   if (isRunning(batch.state)) {
-    // A new batch for a branch replaces the one that ran there before.
+    // A new batch for a branch replaces the one that ran there before; a train car joins
+    // the cars already running there.
     for (const [id, other] of Object.entries(running)) {
-      if (id !== batch.id && other.target_branch === batch.target_branch) delete running[id];
+      const sameTrain = batch.strategy === "train" && other.strategy === "train";
+      if (id !== batch.id && other.target_branch === batch.target_branch && !sameTrain) delete running[id];
     }
     running[batch.id] = batch;
   } else {
@@ -73,6 +75,16 @@ function applyBatch(board: BoardData, batch: Batch): BoardData {
   const index = board.batches.findIndex((each) => each.id === batch.id);
   const batches = index === -1 ? [batch, ...board.batches] : board.batches.map((each) => (each.id === batch.id ? batch : each));
   return { ...board, running, batches };
+}
+
+/** A branch's running cars in train order, head car first: as the project lists them, then
+ * any the live socket added since, oldest first. */
+export function trainOrder(cars: Batch[], listed: readonly string[] = []): Batch[] {
+  const rank = (car: Batch) => {
+    const index = listed.indexOf(car.id);
+    return index === -1 ? listed.length : index;
+  };
+  return [...cars].sort((a, b) => rank(a) - rank(b) || (a.created_at ?? "").localeCompare(b.created_at ?? ""));
 }
 
 function byUpdatedDesc(a: MergeRequestView, b: MergeRequestView): number {
@@ -96,7 +108,8 @@ export function BoardPage() {
       api.GET("/api/v1/projects/{project_id}", { params: { path } }).then(unwrap),
       api.GET("/api/v1/projects/{project_id}/batches", { params: { path, query: { limit: 20 } } }).then(unwrap),
     ]);
-    const ids = Object.values(project.running_batches);
+    // Every car of every branch's train (the head car is also in running_batches).
+    const ids = [...new Set([...Object.values(project.running_cars ?? {}).flat(), ...Object.values(project.running_batches)])];
     const running = await Promise.all(
       ids.map((batch_id) => api.GET("/api/v1/batches/{batch_id}", { params: { path: { batch_id } } }).then(unwrap)),
     );
@@ -223,9 +236,17 @@ export function BoardPage() {
   const config = project.config;
   const multiBranch = (config.target_branches?.length ?? 0) > 1 && !target;
   const listProps = { search, showTarget: multiBranch };
-  const runningBatches = Object.values(board.data.running)
-    .filter((batch) => !target || batch.target_branch === target)
-    .sort((a, b) => a.target_branch.localeCompare(b.target_branch));
+  const runningBatches = Object.values(board.data.running).filter((batch) => !target || batch.target_branch === target);
+  // Each branch's train, head car first (one car unless the strategy is train).
+  const trains = [...new Set(runningBatches.map((batch) => batch.target_branch))]
+    .sort((a, b) => a.localeCompare(b))
+    .map((branch) => ({
+      branch,
+      cars: trainOrder(
+        runningBatches.filter((batch) => batch.target_branch === branch),
+        project.running_cars?.[branch],
+      ),
+    }));
   const inShownBatch = new Set(runningBatches.flatMap((batch) => batch.merge_requests));
   const looseInBatch = groups.inBatch.filter((item) => !inShownBatch.has(item.merge_request.iid));
   const byIid = new Map((mrs.data ?? []).map((item) => [item.merge_request.iid, item.merge_request]));
@@ -245,7 +266,9 @@ export function BoardPage() {
             {" · "}
             {target ? <span className="mono">{target}</span> : multiBranch ? "all target branches" : <span className="mono">{config.target_branches?.[0] ?? "default branch"}</span>}
             {" · "}
-            {config.strategy === "batch" ? `batches of up to ${config.batch_size}` : "one at a time"}
+            {config.strategy === "serial"
+              ? "one at a time"
+              : `${config.batch_size === "auto" ? `batches sized automatically, up to ${config.batch_size_max}` : `batches of up to ${config.batch_size}`}${config.strategy === "train" ? `, ${config.train_depth} tested at once` : ""}`}
           </p>
         </div>
         {config.paused && <span className="badge badge-warn">Paused</span>}
@@ -300,9 +323,18 @@ export function BoardPage() {
           </EmptyState>
         ) : (
           <>
-            {runningBatches.map((batch) => (
-              <RunningBatch key={batch.id} batch={batch} byIid={byIid} {...listProps} />
-            ))}
+            {trains.map(({ branch, cars }) =>
+              // A lone batch of the serial or batch strategy shows as it always did.
+              cars.length === 1 && cars[0] && cars[0].strategy !== "train" ? (
+                <RunningBatch key={branch} batch={cars[0]} byIid={byIid} {...listProps} />
+              ) : (
+                <ol key={branch} className="train" aria-label={`Train on ${branch}`}>
+                  {cars.map((car, index) => (
+                    <RunningBatch key={car.id} batch={car} car={index + 1} train={cars} byIid={byIid} {...listProps} />
+                  ))}
+                </ol>
+              ),
+            )}
             {looseInBatch.length > 0 && (
               <MrList label="Being batched" items={looseInBatch} variant="running" {...listProps} />
             )}
@@ -413,21 +445,50 @@ function BoardSection({
   );
 }
 
+/** What a batch was built on: the car ahead in the train shown (by position), another batch
+ * (one no longer shown), or the target branch; with the base commit. */
+function BatchBase({ batch, train, search }: { batch: Batch; train: Batch[]; search: string }) {
+  const ahead = batch.ahead_id ? train.findIndex((car) => car.id === batch.ahead_id) : -1;
+  const sha = batch.target_sha && <span className="mono">{batch.target_sha.slice(0, 12)}</span>;
+  return (
+    <span className="muted">
+      Built on{" "}
+      {!batch.ahead_id ? (
+        <span className="mono">{batch.target_branch}</span>
+      ) : ahead !== -1 ? (
+        `car ${ahead + 1}`
+      ) : (
+        <Link to={batchPath(batch.project_id, batch.ahead_id, search)}>the batch ahead</Link>
+      )}
+      {sha && <> at {sha}</>}
+    </span>
+  );
+}
+
+/** A running batch; in a train (`car` given), one car of it, as an item of the train's list. */
 function RunningBatch({
   batch,
+  car,
+  train = [batch],
   byIid,
   search,
   showTarget,
 }: {
   batch: Batch;
+  /** The car's position in its train, from 1 at the head. */
+  car?: number;
+  train?: Batch[];
   byIid: Map<number, MergeRequest>;
   search: string;
   showTarget: boolean;
 }) {
   const bisection = batch.bisection;
+  const Container = car === undefined ? "div" : "li";
+  const name = car === undefined ? `Batch on ${batch.target_branch}` : `Car ${car} on ${batch.target_branch}`;
   return (
-    <div className="running-batch">
+    <Container className="running-batch">
       <div className="running-batch-header">
+        {car !== undefined && <strong>Car {car}</strong>}
         <BatchStateBadge state={batch.state} />
         <span className="mono">{batch.target_branch}</span>
         <span className="muted">
@@ -440,6 +501,7 @@ function RunningBatch({
           )}
           {batch.retrying && " · retrying a flaky pipeline"}
         </span>
+        <BatchBase batch={batch} train={train} search={search} />
         <span className="running-batch-links">
           {batch.pipeline_url && (
             <a href={batch.pipeline_url} target="_blank" rel="noreferrer">
@@ -460,7 +522,7 @@ function RunningBatch({
           .
         </p>
       )}
-      <ol className="mr-list" aria-label={`Batch on ${batch.target_branch}`}>
+      <ol className="mr-list" aria-label={name}>
         {batch.merge_requests.map((iid) => {
           const mr = byIid.get(iid);
           const outcome = outcomeOf(batch, iid);
@@ -483,6 +545,6 @@ function RunningBatch({
           );
         })}
       </ol>
-    </div>
+    </Container>
   );
 }

@@ -11,6 +11,7 @@ function config(extra: Partial<ProjectConfig> = {}): ProjectConfig {
     target_branches: ["main"],
     batch_size: 5,
     batch_size_max: 8,
+    train_depth: 2,
     strategy: "batch",
     landing: "push",
     skip_target_pipeline: false,
@@ -24,7 +25,7 @@ function config(extra: Partial<ProjectConfig> = {}): ProjectConfig {
 }
 
 function view(extra: Partial<ProjectConfig> = {}): ProjectView {
-  return { config: config(extra), roles: ["project_owner"], counts: {}, running_batches: {} };
+  return { config: config(extra), roles: ["project_owner"], counts: {}, running_batches: {}, running_cars: {} };
 }
 
 const OWNER = meWith({ 1: ["project_owner"] });
@@ -111,6 +112,35 @@ describe("ConfigPage", () => {
     expect(screen.getByRole("status")).toHaveTextContent(
       "Batch size auto, Largest automatic batch 12",
     );
+  });
+
+  it("switches to the train strategy and bounds its depth", async () => {
+    const page = renderConfig({
+      "PUT /projects/1/config": (call) => ({ ...config(), ...(call.body as object), version: 4 }),
+    });
+    const strategy = await screen.findByLabelText("Strategy");
+    await page.user.selectOptions(strategy, "train");
+    const depth = screen.getByLabelText("Train depth");
+    expect(depth).toHaveValue(2);
+    expect(depth).toHaveAccessibleDescription(/how many batches are tested at once/);
+    await page.user.clear(depth);
+    await page.user.type(depth, "9");
+    await page.user.click(screen.getByRole("button", { name: "Save changes" }));
+    expect(screen.getByText("Train depth must be between 1 and 8.")).toBeInTheDocument();
+    expect(depth).toHaveFocus();
+    expect(page.api.callsTo("PUT /projects/1/config")).toHaveLength(0);
+
+    await page.user.clear(depth);
+    await page.user.type(depth, "3");
+    await page.user.click(screen.getByRole("button", { name: "Save changes" }));
+
+    await waitFor(() => expect(screen.getByRole("status")).toHaveTextContent("Saved"));
+    expect(page.api.callsTo("PUT /projects/1/config")[0]!.body).toEqual({
+      strategy: "train",
+      train_depth: 3,
+    });
+    expect(screen.getByRole("status")).toHaveTextContent("Strategy train, Train depth 3");
+    expect(screen.getByLabelText("Strategy")).toHaveValue("train");
   });
 
   it("sends target branches as a list", async () => {

@@ -31,6 +31,7 @@ const FIELD_ORDER: Field[] = [
   "batchSize",
   "batchSizeMax",
   "strategy",
+  "trainDepth",
   "landing",
   "ciTimeout",
   "flakyRetries",
@@ -44,6 +45,7 @@ type SettingField =
   | "batchSize"
   | "batchSizeMax"
   | "strategy"
+  | "trainDepth"
   | "landing"
   | "ciTimeout"
   | "flakyRetries";
@@ -99,11 +101,22 @@ const SETTINGS: Setting[] = [
     label: "Strategy",
     help:
       "Batch tests several MRs in one pipeline and bisects a red batch; " +
-      "serial tests and lands one MR at a time.",
+      "serial tests and lands one MR at a time; " +
+      "train tests several batches at once, each on top of the one ahead.",
     options: [
       ["batch", "Batch"],
       ["serial", "Serial"],
+      ["train", "Train"],
     ],
+  },
+  {
+    field: "trainDepth",
+    label: "Train depth",
+    help:
+      "With the train strategy: how many batches are tested at once, each on top of the " +
+      "one ahead (1–8).",
+    min: 1,
+    max: 8,
   },
   {
     field: "landing",

@@ -50,6 +50,7 @@ function project(targetBranches = ["main"]): ProjectView {
       skip_target_pipeline: false,
       batch_size: 5,
       batch_size_max: 8,
+      train_depth: 2,
       strategy: "batch",
       landing: "push",
       ci_timeout_minutes: 60,
@@ -67,6 +68,7 @@ function project(targetBranches = ["main"]): ProjectView {
     roles: [],
     counts: {},
     running_batches: {},
+    running_cars: {},
   };
 }
 

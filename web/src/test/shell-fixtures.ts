@@ -56,7 +56,13 @@ export function batch(id: string, extra: Partial<Batch> = {}): Batch {
   };
 }
 
-export function projectView(extra: Partial<ProjectView["config"]> = {}, running: Record<string, string> = {}): ProjectView {
+/** `running` is each branch's head car; `cars` every car per branch, head first (by default
+ * just the head car, as for the serial and batch strategies). */
+export function projectView(
+  extra: Partial<ProjectView["config"]> = {},
+  running: Record<string, string> = {},
+  cars: Record<string, string[]> = Object.fromEntries(Object.entries(running).map(([branch, id]) => [branch, [id]])),
+): ProjectView {
   return {
     config: {
       project_id: 1,
@@ -64,6 +70,7 @@ export function projectView(extra: Partial<ProjectView["config"]> = {}, running:
       target_branches: ["main"],
       batch_size: 5,
       batch_size_max: 8,
+      train_depth: 2,
       ci_timeout_minutes: 60,
       flaky_retries: 0,
       landing: "push",
@@ -76,6 +83,7 @@ export function projectView(extra: Partial<ProjectView["config"]> = {}, running:
     roles: [],
     counts: {},
     running_batches: running,
+    running_cars: cars,
   };
 }
 

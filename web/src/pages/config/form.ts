@@ -12,6 +12,7 @@ export interface ConfigForm {
   batchSize: string;
   batchSizeMax: string;
   strategy: Strategy;
+  trainDepth: string;
   landing: Landing;
   skipTargetPipeline: boolean;
   ciTimeout: string;
@@ -33,6 +34,7 @@ export function formOf(config: ProjectConfig): ConfigForm {
     batchSize: String(typeof config.batch_size === "number" ? config.batch_size : 5),
     batchSizeMax: String(config.batch_size_max ?? 8),
     strategy: config.strategy ?? "batch",
+    trainDepth: String(config.train_depth ?? 2),
     landing: config.landing ?? "push",
     skipTargetPipeline: config.skip_target_pipeline ?? false,
     ciTimeout: String(config.ci_timeout_minutes ?? 60),
@@ -101,6 +103,11 @@ export function check(form: ConfigForm, saved: ProjectConfig): Checked {
   else if (!sameList(branches, saved.target_branches ?? [])) change.target_branches = branches;
 
   if (form.strategy !== (saved.strategy ?? "batch")) change.strategy = form.strategy;
+
+  const trainDepth = whole(form.trainDepth, "Train depth", 1, 8);
+  if (typeof trainDepth === "string") errors.trainDepth = trainDepth;
+  else if (trainDepth !== (saved.train_depth ?? 2)) change.train_depth = trainDepth;
+
   if (form.landing !== (saved.landing ?? "push")) change.landing = form.landing;
   if (form.skipTargetPipeline !== (saved.skip_target_pipeline ?? false))
     change.skip_target_pipeline = form.skipTargetPipeline;
@@ -130,6 +137,7 @@ const NAMES: Record<keyof ConfigChange, string> = {
   flaky_retries: "Flaky retries",
   target_branches: "Target branches",
   strategy: "Strategy",
+  train_depth: "Train depth",
   landing: "Landing",
   skip_target_pipeline: "Skip target pipeline",
   paused: "Paused",
