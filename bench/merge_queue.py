@@ -912,6 +912,7 @@ def run_merge_assist(
             "strategy": contender.strategy,
             "batch_size": contender.batch_size,
             "skip_target_pipeline": contender.skip_target_pipeline,
+            "train_depth": contender.train_depth,
         },
     )
     run = _Run(gitlab, project, workload, stack.bot_username)
@@ -1210,6 +1211,7 @@ class Contender:
     strategy: str = "batch"  # Merge Assist's; marge-bot: "batch" for --batch
     batch_size: int | Literal["auto"] = 1
     skip_target_pipeline: bool = False  # Merge Assist's landing push with ``ci.skip``
+    train_depth: int = 2  # Merge Assist's train: cars tested at once
 
 
 def contenders(default_batch: int) -> list[Contender]:
@@ -1229,6 +1231,30 @@ def contenders(default_batch: int) -> list[Contender]:
             "merge-assist-batch-auto-ci-skip",
             "merge-assist",
             "batch",
+            "auto",
+            skip_target_pipeline=True,
+        ),
+        *(
+            Contender(
+                f"merge-assist-train-{depth}",
+                "merge-assist",
+                "train",
+                default_batch,
+                train_depth=depth,
+            )
+            for depth in (2, 4)
+        ),
+        Contender(
+            "merge-assist-train-2-ci-skip",
+            "merge-assist",
+            "train",
+            default_batch,
+            skip_target_pipeline=True,
+        ),
+        Contender(
+            "merge-assist-train-auto-ci-skip",
+            "merge-assist",
+            "train",
             "auto",
             skip_target_pipeline=True,
         ),
