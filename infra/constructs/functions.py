@@ -165,21 +165,38 @@ FUNCTION_ACCESS: Mapping[str, Access] = MappingProxyType(
         # pipeline check records its progress in the batch record and the MRs' states.
         # Creates the batch record, takes the branch lock and moves the MRs it selects.
         "workflow-select": Access(table=TableAccess.READ_WRITE),
-        # Talks to GitLab's API and pushes the batch branch over HTTPS with the bot's token.
-        "workflow-build": Access(table=TableAccess.READ_WRITE, bot_token=True),
+        # Talks to GitLab's API and pushes the batch branch over HTTPS with the bot's token;
+        # on a train it starts the next car, or cancels the cars behind (waking them).
+        "workflow-build": Access(
+            table=TableAccess.READ_WRITE,
+            bot_token=True,
+            start_workflows=True,
+            resume_workflows=True,
+        ),
         # Stores the task token of the execution that waits for a pipeline, asks GitLab
         # whether the pipeline already finished, and then resumes that execution itself.
         "workflow-wait-pipeline": Access(
             table=TableAccess.READ_WRITE, bot_token=True, resume_workflows=True
         ),
+        # Stores the task token of a green train car that waits for the car ahead, and
+        # resumes it itself when that car has ended already.
+        "workflow-wait-car-ahead": Access(table=TableAccess.READ_WRITE, resume_workflows=True),
         # Asks GitLab about a pipeline whose webhook has not come; writes nothing.
         "workflow-check-pipeline": Access(table=TableAccess.READ, bot_token=True),
-        "workflow-verdict": Access(table=TableAccess.READ_WRITE, bot_token=True),
-        "workflow-land": Access(table=TableAccess.READ_WRITE, bot_token=True),
+        # On a train these wake the cars they cancel, or the car waiting behind a landing.
+        "workflow-verdict": Access(
+            table=TableAccess.READ_WRITE, bot_token=True, resume_workflows=True
+        ),
+        "workflow-land": Access(
+            table=TableAccess.READ_WRITE, bot_token=True, resume_workflows=True
+        ),
         "workflow-serial": Access(table=TableAccess.READ_WRITE, bot_token=True),
         # Comments on the MRs, releases the branch lock and starts the branch's next batch.
         "workflow-release": Access(
-            table=TableAccess.READ_WRITE, bot_token=True, start_workflows=True
+            table=TableAccess.READ_WRITE,
+            bot_token=True,
+            start_workflows=True,
+            resume_workflows=True,
         ),
         # Fed from the table's stream (infra.constructs.live), it only adds the event log's
         # entries, conditionally; its own connections table is granted there.

@@ -11,6 +11,7 @@ from local.gitlab_sim import gitops
 from local.stack import LocalStack
 from merge_assist.queue.models import BatchState, BatchStepKind, ReasonCode, StatusCategory
 from tests.e2e.train import (
+    LONG_TRAIN_CI_S,
     cars,
     first,
     open_train,
@@ -128,7 +129,7 @@ def test_a_red_middle_car_lets_the_head_land_and_cancels_the_car_behind_it(
 def test_a_push_to_an_mr_of_car_two_rebuilds_car_two_only(
     stack: LocalStack, scenario_name: str
 ) -> None:
-    scenario = open_train(stack, scenario_name, depth=2)
+    scenario = open_train(stack, scenario_name, depth=2, duration_s=LONG_TRAIN_CI_S)
     try:
         [head, behind] = queue_in_groups(scenario, [[0, 1], [2, 3]])
         scenario.start()
@@ -159,7 +160,7 @@ def test_a_push_to_an_mr_of_car_two_rebuilds_car_two_only(
 def test_a_human_moving_the_target_mid_train_rebuilds_from_the_target(
     stack: LocalStack, scenario_name: str
 ) -> None:
-    scenario = open_train(stack, scenario_name, depth=2)
+    scenario = open_train(stack, scenario_name, depth=2, duration_s=LONG_TRAIN_CI_S)
     try:
         [head, behind] = queue_in_groups(scenario, [[0, 1], [2, 3]])
         scenario.start()

@@ -12,6 +12,9 @@ from tests.e2e.merge_queue import Scenario
 # Simulated CI seconds (x0.05 on the wall clock): long enough that the car behind is built
 # and tested while the one ahead still runs.
 TRAIN_CI_S = 80
+# For a scenario that acts while car one is still testing and car two is already (~15 s):
+# a loaded machine takes several seconds from car one's build to car two's pipeline.
+LONG_TRAIN_CI_S = 300
 
 
 def open_train(
@@ -20,6 +23,7 @@ def open_train(
     *,
     depth: int,
     batch_size: int = 2,
+    duration_s: float = TRAIN_CI_S,
     conflict_pairs: list[tuple[str, str]] | None = None,
     **settings: Any,
 ) -> Scenario:
@@ -32,7 +36,7 @@ def open_train(
             "batch_size": batch_size,
             **settings,
         },
-        duration_s=TRAIN_CI_S,
+        duration_s=duration_s,
         conflict_pairs=conflict_pairs,
     )
 

@@ -101,11 +101,25 @@ MERGE_BATCH = NAMES.state_machine(MERGE_WORKFLOW)
 MERGE_BATCH_ARN = _arn("states", f"stateMachine:{MERGE_BATCH}")
 MERGE_BATCH_EXECUTIONS = _arn("states", f"execution:{MERGE_BATCH}:*")
 # Who starts a batch: the dispatcher when an MR is queued, the watcher for one it missed, and
-# the release step for the branch's next batch. Nothing else may start one.
-WORKFLOW_STARTERS = frozenset({"dispatcher", "watcher", "workflow-release", "api"})
-# Who completes a WaitForPipeline task: the dispatcher on the pipeline webhook, and the wait
-# step itself when the pipeline had already finished.
-WORKFLOW_RESUMERS = frozenset({"dispatcher", "workflow-wait-pipeline"})
+# the release step for the branch's next batch, the build step for a train's next car.
+# Nothing else may start one.
+WORKFLOW_STARTERS = frozenset(
+    {"dispatcher", "watcher", "workflow-release", "workflow-build", "api"}
+)
+# Who completes a wait task: the dispatcher on the pipeline webhook, each wait step itself
+# when what it waits for has happened already, and on a train the steps that cancel the
+# cars behind a car (waking them) or land the car that the one behind waits for.
+WORKFLOW_RESUMERS = frozenset(
+    {
+        "dispatcher",
+        "workflow-wait-pipeline",
+        "workflow-wait-car-ahead",
+        "workflow-build",
+        "workflow-verdict",
+        "workflow-land",
+        "workflow-release",
+    }
+)
 
 # (action, resource, condition) with intrinsics rendered by _text; "" for no condition.
 Grant = tuple[str, str, str]
@@ -711,6 +725,7 @@ MERGE_BATCH_STEPS = {
     "RebaseMergeRequest": "workflow-serial",
     "CheckRebase": "workflow-serial",
     "WaitForPipeline": "workflow-wait-pipeline",
+    "WaitForCarAhead": "workflow-wait-car-ahead",
     "CheckPipeline": "workflow-check-pipeline",
     "ReachVerdict": "workflow-verdict",
     "LandBatch": "workflow-land",

@@ -18,9 +18,10 @@ from merge_assist.queue.comments import Transition
 from merge_assist.queue.models import MergeRequestState, Notice
 from merge_assist.queue.ports import GitLabGateway, QueueStore
 
-# Longer than a post to GitLab takes with the client's retries; a step that died while
-# telling leaves its notice to the watcher after this.
-IN_FLIGHT = timedelta(minutes=2)
+# Longer than telling takes (the note is posted once, within the client's 10 s timeout;
+# the labels follow, with the client's short retries), short enough that a step that died
+# while telling leaves its notice to the watcher's next run but one.
+IN_FLIGHT = timedelta(seconds=30)
 
 
 def notice_key(state: MergeRequestState) -> str:
