@@ -19,6 +19,7 @@ from tests.e2e.train import (
     queue_in_groups,
     steps,
     train_pipelines,
+    wait_car_two_testing,
 )
 
 pytestmark = pytest.mark.e2e
@@ -133,10 +134,7 @@ def test_a_push_to_an_mr_of_car_two_rebuilds_car_two_only(
     try:
         [head, behind] = queue_in_groups(scenario, [[0, 1], [2, 3]])
         scenario.start()
-        scenario.wait_for(
-            lambda: len(cars(scenario)) == 2 and cars(scenario)[1].state is BatchState.TESTING,
-            "car two to be testing",
-        )
+        wait_car_two_testing(scenario)
         one_before = cars(scenario)[0]
         assert one_before.state is BatchState.TESTING
         scenario.push("feature/2", {"src/f2.py": "N = 'two'\n"})
@@ -164,10 +162,7 @@ def test_a_human_moving_the_target_mid_train_rebuilds_from_the_target(
     try:
         [head, behind] = queue_in_groups(scenario, [[0, 1], [2, 3]])
         scenario.start()
-        scenario.wait_for(
-            lambda: len(cars(scenario)) == 2 and cars(scenario)[1].state is BatchState.TESTING,
-            "car two to be testing",
-        )
+        wait_car_two_testing(scenario)
         human = scenario.push("main", {"docs/notes.md": "by hand\n"})
         scenario.settle(timeout=150)
 

@@ -9,7 +9,7 @@ import pytest
 from local.stack import LocalStack
 from merge_assist.platform.config import Strategy
 from merge_assist.queue.models import BatchState, BatchStepKind, StatusCategory
-from tests.e2e.train import cars, open_train, queue_in_groups, steps
+from tests.e2e.train import cars, open_train, queue_in_groups, steps, wait_car_two_testing
 
 pytestmark = pytest.mark.e2e
 
@@ -87,10 +87,7 @@ def test_switching_from_train_to_batch_mid_run_lets_the_cars_finish_then_batches
     try:
         groups = queue_in_groups(scenario, [[0, 1], [2, 3], [4, 5], [6, 7]])
         scenario.start()
-        scenario.wait_for(
-            lambda: len(cars(scenario)) == 2 and cars(scenario)[1].state is BatchState.TESTING,
-            "car two to be testing",
-        )
+        wait_car_two_testing(scenario)
         store = scenario.store
         config = store.get_project(scenario.project.id)
         store.save_project(config.model_copy(update={"strategy": Strategy.BATCH}))

@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from local.stack import LocalStack
-from merge_assist.queue.models import Batch, BatchStep, BatchStepKind, StatusCategory
+from merge_assist.queue.models import (
+    Batch,
+    BatchState,
+    BatchStep,
+    BatchStepKind,
+    StatusCategory,
+)
 from tests.e2e.merge_queue import Scenario
 
 # Simulated CI seconds (x0.05 on the wall clock): long enough that the car behind is built
@@ -56,6 +62,14 @@ def queue_in_groups(scenario: Scenario, groups: list[list[int]]) -> list[list[in
 def cars(scenario: Scenario) -> list[Batch]:
     """The train's cars, oldest first."""
     return [batch for batch in scenario.batches() if batch.strategy.value == "train"]
+
+
+def wait_car_two_testing(scenario: Scenario) -> None:
+    """Until the second car's pipeline runs (on the first car's commit)."""
+    scenario.wait_for(
+        lambda: len(cars(scenario)) == 2 and cars(scenario)[1].state is BatchState.TESTING,
+        "car two to be testing",
+    )
 
 
 def steps(batch: Batch, kind: BatchStepKind) -> list[BatchStep]:
