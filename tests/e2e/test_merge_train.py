@@ -17,6 +17,7 @@ from tests.e2e.train import (
     open_train,
     pipeline_statuses,
     queue_in_groups,
+    slow_ci,
     steps,
     train_pipelines,
     wait_car_two_testing,
@@ -33,6 +34,7 @@ def test_a_green_train_of_three_cars_tests_them_at_once_and_lands_each_on_the_on
     scenario = open_train(stack, scenario_name, depth=3)
     try:
         [iids] = queue_in_groups(scenario, [[0, 1, 2, 3, 4, 5]])
+        slow_ci(scenario)
         scenario.start()
         scenario.settle(timeout=120)
 
@@ -65,6 +67,7 @@ def test_a_red_head_car_cancels_the_car_behind_which_goes_back_in_line_and_lands
     )
     try:
         [head, behind] = queue_in_groups(scenario, [[0, 1], [2, 3]])
+        slow_ci(scenario)
         scenario.start()
         scenario.settle(timeout=150)
 

@@ -59,6 +59,15 @@ def queue_in_groups(scenario: Scenario, groups: list[list[int]]) -> list[list[in
     return opened
 
 
+def slow_ci(scenario: Scenario) -> None:
+    """From now on each pipeline takes ``LONG_TRAIN_CI_S``: the MRs' own pipelines have
+    passed quickly, and every car behind is built and testing before the head car's
+    pipeline ends, however loaded the machine."""
+    gitlab = scenario.stack.gitlab
+    assert gitlab is not None
+    gitlab.set_pipeline_rules(scenario.project, duration_s=LONG_TRAIN_CI_S)
+
+
 def cars(scenario: Scenario) -> list[Batch]:
     """The train's cars, oldest first."""
     return [batch for batch in scenario.batches() if batch.strategy.value == "train"]
