@@ -45,7 +45,13 @@ from merge_assist.platform.ports import Clock, Meter
 from merge_assist.platform.settings import PollIntervals
 from merge_assist.queue import notices
 from merge_assist.queue.models import MergeRequestState, StatusCategory
-from merge_assist.queue.pipeline_wait import CHANGED, PipelineOutcome, outcome, resume_waiting
+from merge_assist.queue.pipeline_wait import (
+    CHANGED,
+    PipelineOutcome,
+    answer_wait,
+    outcome,
+    resume_waiting,
+)
 from merge_assist.queue.ports import Executions, GitLabGateway, QueueStore
 from merge_assist.queue.queue import queue_order
 from merge_assist.queue.readiness import MergeRequestFacts
@@ -237,10 +243,7 @@ class Dispatcher:
         if batch.ahead_id is not None:
             waits.append(ahead_key(batch.ahead_id))
         for key in waits:
-            token = self.store.get_task_token(project_id, key)
-            if token is not None:
-                self.executions.resume(token, changed.model_dump(mode="json"))
-                self.store.delete_task_token(project_id, key, token)
+            answer_wait(self.store, self.executions, project_id, key, changed)
 
     def _triage(
         self, state: MergeRequestState, facts: MergeRequestFacts, config: ProjectConfig

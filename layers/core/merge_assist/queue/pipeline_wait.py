@@ -68,12 +68,20 @@ def resume_waiting(store: QueueStore, executions: Executions, event: QueueEvent)
     finished = outcome(event.pipeline)
     if finished is None:
         return False
-    token = store.get_task_token(event.project_id, finished.sha)
+    return answer_wait(store, executions, event.project_id, finished.sha, finished)
+
+
+def answer_wait(
+    store: QueueStore, executions: Executions, project_id: int, key: str, answer: BaseModel
+) -> bool:
+    """Resume the execution whose wait is stored under ``key`` (a sha, or a train car's
+    ``ahead_key``) with ``answer``; True if one was waiting and resumed."""
+    token = store.get_task_token(project_id, key)
     if token is None:
         return False
-    resumed = executions.resume(token, finished.model_dump(mode="json"))
+    resumed = executions.resume(token, answer.model_dump(mode="json"))
     # Gone or not, this token has had its answer; a newer wait keeps its own.
-    store.delete_task_token(event.project_id, finished.sha, token)
+    store.delete_task_token(project_id, key, token)
     return resumed
 
 

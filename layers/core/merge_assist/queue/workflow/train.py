@@ -14,7 +14,7 @@ from datetime import timedelta
 from merge_assist.platform.errors import GitLabRefused, NotFoundError
 from merge_assist.queue import train
 from merge_assist.queue.models import Batch, BranchLock
-from merge_assist.queue.pipeline_wait import FINISHED_STATUSES, PipelineOutcome
+from merge_assist.queue.pipeline_wait import FINISHED_STATUSES, PipelineOutcome, answer_wait
 from merge_assist.queue.verdict import CANCELED
 from merge_assist.queue.workflow import members
 from merge_assist.queue.workflow.context import WorkflowContext
@@ -76,24 +76,22 @@ def _stop(ctx: WorkflowContext, car: Batch) -> None:
                     ctx.gitlab.cancel_pipeline(car.project_id, pipeline.id)
         except GitLabRefused:
             pass  # best effort: the pipeline finishes for nobody
-        _answer(ctx, car.project_id, sha, PipelineOutcome(sha=sha, status=CANCELED))
+        answer_wait(
+            ctx.store,
+            ctx.executions,
+            car.project_id,
+            sha,
+            PipelineOutcome(sha=sha, status=CANCELED),
+        )
     if car.ahead_id is not None:
         resume_behind(ctx, car.project_id, car.ahead_id)
-
-
-def _answer(ctx: WorkflowContext, project_id: int, key: str, outcome: PipelineOutcome) -> bool:
-    token = ctx.store.get_task_token(project_id, key)
-    if token is None:
-        return False
-    resumed = ctx.executions.resume(token, outcome.model_dump(mode="json"))
-    ctx.store.delete_task_token(project_id, key, token)
-    return resumed
 
 
 def resume_behind(ctx: WorkflowContext, project_id: int, batch_id: str) -> bool:
     """``batch_id`` ended (landed, or not): the car waiting to land behind it goes on."""
     key = train.ahead_key(batch_id)
-    return _answer(ctx, project_id, key, PipelineOutcome(sha=key, status="ended"))
+    ended = PipelineOutcome(sha=key, status="ended")
+    return answer_wait(ctx.store, ctx.executions, project_id, key, ended)
 
 
 def wait_for_ahead(
