@@ -217,7 +217,7 @@ class DynamoDBStore:
         *,
         cars: int = 1,
     ) -> BranchLock:
-        def join(held: BranchLock | None, fresh: BranchLock) -> list[str]:
+        def join(held: BranchLock | None) -> list[str]:
             if held is None or held.holds(batch_id):
                 return held.cars if held else [batch_id]
             if len(held.cars) < cars:
@@ -226,12 +226,12 @@ class DynamoDBStore:
                 f"{target_branch} of project {project_id} is locked by {held.batch_id}"
             )
 
-        return self._change_lock(project_id, target_branch, batch_id, ttl, join)
+        return self._change_lock(project_id, target_branch, ttl, join)
 
     def renew_branch_lock(
         self, project_id: int, target_branch: str, batch_id: str, ttl: timedelta
     ) -> BranchLock:
-        def renew(held: BranchLock | None, fresh: BranchLock) -> list[str]:
+        def renew(held: BranchLock | None) -> list[str]:
             if held is None:
                 return [batch_id]
             if held.holds(batch_id):
@@ -240,15 +240,14 @@ class DynamoDBStore:
                 f"{target_branch} of project {project_id} is locked by {', '.join(held.cars)}"
             )
 
-        return self._change_lock(project_id, target_branch, batch_id, ttl, renew)
+        return self._change_lock(project_id, target_branch, ttl, renew)
 
     def _change_lock(
         self,
         project_id: int,
         target_branch: str,
-        batch_id: str,
         ttl: timedelta,
-        cars_after: Callable[[BranchLock | None, BranchLock], list[str]],
+        cars_after: Callable[[BranchLock | None], list[str]],
     ) -> BranchLock:
         """Read, change and write the lock on the version read: a lock that expired counts
         as free. The TTL attribute holds whole epoch seconds; rounding the expiry up keeps
@@ -260,15 +259,14 @@ class DynamoDBStore:
             live = item is not None and int(item[TABLE.ttl_attribute]) > _epoch(now)
             held = self._lock_of(item) if item is not None and live else None
             version = int(item.get("version", 0)) if item is not None else None
-            fresh = BranchLock(
+            lock = BranchLock(
                 project_id=project_id,
                 target_branch=target_branch,
-                cars=[batch_id],
+                cars=cars_after(held),
                 acquired_at=held.acquired_at if held else now,
                 expires_at=_whole_second_after(now + ttl),
                 version=(version or 0) + 1,
             )
-            lock = fresh.model_copy(update={"cars": cars_after(held, fresh)})
             try:
                 self._put_lock(lock, version)
             except ConflictError:
