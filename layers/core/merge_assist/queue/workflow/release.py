@@ -67,10 +67,7 @@ def release(ctx: WorkflowContext, run: WorkflowInput) -> Released:
         # failure: the notices wait for the watcher rather than for its retries here.
         notices.keep_all(ctx.store, owed)
         return Released(state=state, next_batch=None)
-    if batch is None or _car_ahead_runs(ctx, batch):
-        # Nothing was selected, or a train car ended behind one still running: the batch
-        # that runs starts the next one when it ends (else a car that could not be built
-        # on the one ahead would start another just like it, again and again).
+    if _another_starts_the_next(ctx, run, batch):
         return Released(state=state, next_batch=None)
     following = next_batch_id(run.batch_id, run.project_id, run.target_branch)
     started = start_batch(
@@ -88,7 +85,14 @@ def _landed_whole(batch: Batch) -> bool:
     return batch.build is not None and batch.landed == list(batch.build.included_iids)
 
 
-def _car_ahead_runs(ctx: WorkflowContext, batch: Batch) -> bool:
+def _another_starts_the_next(ctx: WorkflowContext, run: WorkflowInput, batch: Batch | None) -> bool:
+    """A batch still running on the branch starts the next one when it ends: a batch that
+    selected nothing while another holds the branch, or a train car that ended behind a car
+    still running, must not start one itself (a car that could not be built on the one
+    ahead would start another just like it, again and again). A batch that selected
+    nothing alone on the branch does start it: MRs queued meanwhile found the lock held."""
+    if batch is None:
+        return ctx.store.get_branch_lock(run.project_id, run.target_branch) is not None
     return (
         batch.strategy is Strategy.TRAIN
         and not batch.landed
