@@ -11,9 +11,11 @@ from local.gitlab_sim import gitops
 from local.stack import LocalStack
 from merge_assist.queue.models import BatchState, BatchStepKind, ReasonCode, StatusCategory
 from tests.e2e.train import (
-    LONG_TRAIN_CI_S,
     cars,
+    ci_as_usual,
+    finish_now,
     first,
+    hold_ci,
     open_train,
     pipeline_statuses,
     queue_in_groups,
@@ -133,14 +135,21 @@ def test_a_red_middle_car_lets_the_head_land_and_cancels_the_car_behind_it(
 def test_a_push_to_an_mr_of_car_two_rebuilds_car_two_only(
     stack: LocalStack, scenario_name: str
 ) -> None:
-    scenario = open_train(stack, scenario_name, depth=2, duration_s=LONG_TRAIN_CI_S)
+    scenario = open_train(stack, scenario_name, depth=2)
     try:
         [head, behind] = queue_in_groups(scenario, [[0, 1], [2, 3]])
+        hold_ci(scenario)  # car one tests until car two has been rebuilt
         scenario.start()
         wait_car_two_testing(scenario)
         one_before = cars(scenario)[0]
         assert one_before.state is BatchState.TESTING
+        ci_as_usual(scenario)
         scenario.push("feature/2", {"src/f2.py": "N = 'two'\n"})
+        scenario.wait_for(
+            lambda: bool(steps(cars(scenario)[1], BatchStepKind.REBUILT)), "car two to rebuild"
+        )
+        assert one_before.sha is not None
+        finish_now(scenario, one_before.sha)
         scenario.settle(timeout=150)
 
         one, two, *_ = cars(scenario)
@@ -153,6 +162,7 @@ def test_a_push_to_an_mr_of_car_two_rebuilds_car_two_only(
         pushed = scenario.gitlab_mr(behind[0])["sha"]
         assert scenario.state(behind[0]) is not None
         assert scenario.state(behind[0]).sha == pushed  # type: ignore[union-attr]
+        finish_now(scenario)  # car two's first pipeline, rebuilt away, is still held
         scenario.assert_invariants()
     finally:
         scenario.close()
@@ -161,12 +171,18 @@ def test_a_push_to_an_mr_of_car_two_rebuilds_car_two_only(
 def test_a_human_moving_the_target_mid_train_rebuilds_from_the_target(
     stack: LocalStack, scenario_name: str
 ) -> None:
-    scenario = open_train(stack, scenario_name, depth=2, duration_s=LONG_TRAIN_CI_S)
+    scenario = open_train(stack, scenario_name, depth=2)
     try:
         [head, behind] = queue_in_groups(scenario, [[0, 1], [2, 3]])
+        hold_ci(scenario)  # car one tests until the human has pushed
         scenario.start()
         wait_car_two_testing(scenario)
+        one_before = cars(scenario)[0]
+        assert one_before.state is BatchState.TESTING
+        ci_as_usual(scenario)
         human = scenario.push("main", {"docs/notes.md": "by hand\n"})
+        assert one_before.sha is not None
+        finish_now(scenario, one_before.sha)
         scenario.settle(timeout=150)
 
         one, two, *_ = cars(scenario)
@@ -186,6 +202,7 @@ def test_a_human_moving_the_target_mid_train_rebuilds_from_the_target(
         with gitlab.store.lock:
             repo = gitlab.store.repo(scenario.project.id)
             assert gitops.is_ancestor(repo, human, head_sha)  # the human's commit stays
+        finish_now(scenario)  # anything still held ends before the replay
         scenario.assert_invariants()
     finally:
         scenario.close()

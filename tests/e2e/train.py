@@ -18,9 +18,11 @@ from tests.e2e.merge_queue import Scenario
 # Simulated CI seconds (x0.05 on the wall clock): long enough that the car behind is built
 # and tested while the one ahead still runs.
 TRAIN_CI_S = 80
-# For a scenario that acts while car one is still testing and car two is already (~15 s):
-# a loaded machine takes several seconds from car one's build to car two's pipeline.
+# Once the MRs are queued (``slow_ci``): every car behind is built and testing before the
+# head car's pipeline ends, on a loaded machine too (~15 s).
 LONG_TRAIN_CI_S = 300
+# A pipeline that runs until the scenario finishes it (``finish_now``): ~1000 s.
+HELD_CI_S = 20_000
 
 
 def open_train(
@@ -63,9 +65,37 @@ def slow_ci(scenario: Scenario) -> None:
     """From now on each pipeline takes ``LONG_TRAIN_CI_S``: the MRs' own pipelines have
     passed quickly, and every car behind is built and testing before the head car's
     pipeline ends, however loaded the machine."""
+    _set_duration(scenario, LONG_TRAIN_CI_S)
+
+
+def hold_ci(scenario: Scenario) -> None:
+    """Pipelines created from now on run until ``finish_now`` ends them."""
+    _set_duration(scenario, HELD_CI_S)
+
+
+def ci_as_usual(scenario: Scenario) -> None:
+    _set_duration(scenario, TRAIN_CI_S)
+
+
+def finish_now(scenario: Scenario, sha: str | None = None) -> None:
+    """The pipelines of ``sha`` (of every sha: None) end at the simulator's next tick, with
+    their outcome. Every held pipeline must end before the invariants are checked: the
+    webhook replay waits for the simulator to be idle."""
     gitlab = scenario.stack.gitlab
     assert gitlab is not None
-    gitlab.set_pipeline_rules(scenario.project, duration_s=LONG_TRAIN_CI_S)
+    with gitlab.store.lock:
+        now = gitlab.store.monotonic()
+        for pipeline in gitlab.store.pipelines.values():
+            if pipeline.project_id == scenario.project.id and sha in (None, pipeline.sha):
+                pipeline.pending_at = min(pipeline.pending_at, now)
+                pipeline.running_at = min(pipeline.running_at, now)
+                pipeline.finish_at = min(pipeline.finish_at, now)
+
+
+def _set_duration(scenario: Scenario, duration_s: float) -> None:
+    gitlab = scenario.stack.gitlab
+    assert gitlab is not None
+    gitlab.set_pipeline_rules(scenario.project, duration_s=duration_s)
 
 
 def cars(scenario: Scenario) -> list[Batch]:
