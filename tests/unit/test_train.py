@@ -48,6 +48,7 @@ def test_a_car_tested_whole_may_be_built_on_and_its_base_is_its_whole_commit() -
         ("landing a prefix only", {"state": BatchState.LANDING, "land_length": 2}),
         ("ended", {"state": BatchState.LANDED}),
         ("cancelled", {"state": BatchState.CANCELLED}),
+        ("a batch, from before the switch to the train", {"strategy": Strategy.BATCH}),
     ],
 )
 def test_nothing_is_built_on_a_car_that_may_not_land_whole(

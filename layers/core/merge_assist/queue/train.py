@@ -17,8 +17,10 @@ def cars_allowed(config: ProjectConfig) -> int:
 def extendable(car: Batch) -> bool:
     """A batch may be built on ``car``'s tested commit only while that whole commit may
     still land: it is built, and being tested whole (not bisected, not retried) or found
-    green whole. Anything less and the car behind would test a tree that cannot land."""
-    if car.build is None or car.state.is_final:
+    green whole. Anything less and the car behind would test a tree that cannot land. Never
+    a batch of another strategy (the project just switched to the train): that one neither
+    cancels nor wakes a car behind it, so the train starts on the target once it ends."""
+    if car.strategy is not Strategy.TRAIN or car.build is None or car.state.is_final:
         return False
     whole = len(car.build.included)
     if car.state is BatchState.TESTING:
