@@ -53,6 +53,12 @@ DEFAULT_CONCURRENCY = 10
 # Threads for asynchronous invocations: enough that they never cap the concurrency of the
 # functions invoked that way.
 ASYNC_WORKERS = 64
+# Handlers that keep the request they serve in module state: Powertools' REST resolver
+# holds it on its ``app`` (``current_event``, ``context["_route"]``, which the response
+# validation reads). On Lambda each execution environment serves one request at a time;
+# here every environment shares the one module, so their invocations take turns: two at
+# once would validate one route's answer against the other's model.
+ONE_REQUEST_AT_A_TIME = frozenset({"functions.api.app.handler"})
 
 _running = threading.local()
 
@@ -211,6 +217,7 @@ class LambdaRuntime:
         self._functions: dict[str, FunctionSpec] = {}
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
+        self._turns: dict[str, threading.Lock] = {}
         # Guards the concurrency figures below; notified whenever an invocation ends.
         self._slots = threading.Condition(threading.Lock())
         self._limits: dict[str, int] = {}
@@ -367,7 +374,7 @@ class LambdaRuntime:
 
     def _run(self, function_name: str, event: Any, context: LambdaContext) -> InvocationResult:
         try:
-            result = self.handler(function_name)(event, context)
+            result = self._call(function_name, event, context)
         except SandboxCrash as crash:
             log.warning("%s: %s", function_name, crash)
             died: dict[str, str] = {
@@ -388,6 +395,20 @@ class LambdaRuntime:
             }
             return InvocationResult(json.dumps(payload).encode(), function_error="Unhandled")
         return InvocationResult(json.dumps(result).encode() if result is not None else b"null")
+
+    def _call(self, function_name: str, event: Any, context: LambdaContext) -> Any:
+        handler = self.handler(function_name)
+        with self._lock:
+            spec = self._functions[function_name]
+            turn = (
+                self._turns.setdefault(function_name, threading.Lock())
+                if spec.handler in ONE_REQUEST_AT_A_TIME
+                else None
+            )
+        if turn is None:
+            return handler(event, context)
+        with turn:
+            return handler(event, context)
 
     def invoke_async(self, function_name: str, event: Any) -> None:
         """Lambda queues an asynchronous event and runs it once an environment is free."""

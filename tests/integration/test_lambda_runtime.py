@@ -175,3 +175,27 @@ def test_warming_imports_every_handler_before_the_first_invocation(
     assert sorted(imported) == ["tests.one", "tests.two"]
     assert runtime.invoke("two", {}).json() == "tests.two"
     assert sorted(imported) == ["tests.one", "tests.two"]  # not imported again
+
+
+def test_a_handler_that_keeps_its_request_in_module_state_serves_one_at_a_time(
+    runtime: LambdaRuntime,
+) -> None:
+    # The API's handler: Powertools' resolver holds the request on its module's app.
+    gate = Gate()
+    api = FunctionSpec(key="api", handler="functions.api.app.handler", description="the API")
+    runtime.register("api", api, handler=gate, reserved_concurrency=3)
+    results: list[Any] = []
+    callers = [
+        threading.Thread(target=lambda: results.append(runtime.invoke("api", {}))) for _ in range(3)
+    ]
+    for caller in callers:
+        caller.start()
+    assert gate.wait_entered(1)
+    # Three environments are taken (none throttled), but only one request is inside.
+    assert not gate.entered.acquire(timeout=0.3)
+    assert runtime.running("api") == 3
+    gate.open.set()
+    for caller in callers:
+        caller.join(WAIT_S)
+    assert [r.json() for r in results] == ["done"] * 3
+    assert gate.most_inside == 1
