@@ -147,6 +147,50 @@ def test_a_conflicting_mr_is_rejected_and_the_rest_land(
         scenario.close()
 
 
+def test_a_red_batch_of_six_tests_two_prefixes_at_once_each_round(
+    stack: LocalStack, scenario_name: str
+) -> None:
+    scenario = Scenario.open(
+        stack,
+        scenario_name,
+        settings={"batch_size": 6, "bisect_ways": 3},
+        conflict_pairs=[("src/f0.py", "src/f4.py")],
+    )
+    try:
+        iids = [scenario.open_mr(f"feature/{n}", {f"src/f{n}.py": f"N = {n}\n"}) for n in range(6)]
+        scenario.wait_status(iids, StatusCategory.QUEUED)
+        scenario.start()
+        scenario.settle(timeout=150)
+
+        first = min(scenario.batches(), key=lambda b: b.created_at)
+        assert first.build is not None
+        order = first.order
+        culprit = max(iids[0], iids[4], key=order.index)
+        assert scenario.status(culprit) is StatusCategory.REJECTED, scenario.describe()
+        for iid in iids:
+            if iid != culprit:
+                assert scenario.status(iid) is StatusCategory.MERGED, scenario.describe()
+        rounds = [s.note for s in first.steps if s.kind.value == "bisected"]
+        assert rounds[0] == "testing the first 2 and the first 4 of 6, at once", rounds
+        assert len(rounds) <= 2  # binary search may need three rounds for six
+        # The first round's two pipelines ran side by side, each on its own branch.
+        gitlab = scenario.stack.gitlab
+        assert gitlab is not None
+        with gitlab.store.lock:
+            ran = {
+                (p.sha, p.ref): p
+                for p in gitlab.store.pipelines.values()
+                if p.project_id == scenario.project.id
+            }
+        two = ran[(first.build.prefix_sha(2), "merge-assist/batch/main")]
+        four = ran[(first.build.prefix_sha(4), "merge-assist/batch/main-bisect-1")]
+        assert two.finished_at is not None
+        assert four.created_at <= two.finished_at
+        scenario.assert_invariants()
+    finally:
+        scenario.close()
+
+
 def test_a_red_batch_is_bisected_to_its_culprit(stack: LocalStack, scenario_name: str) -> None:
     # Each passes alone; together the pair fails (a semantic conflict).
     scenario = Scenario.open(

@@ -143,3 +143,38 @@ def test_merge_commit_message_is_gitlabs() -> None:
     assert merge_commit_message(untitled, "main", "g/app") == (
         "Merge branch 'feat' into 'main'\n\nSee merge request g/app!12\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "ways", "cuts"),
+    [
+        (0, 6, 2, (3,)),
+        (0, 6, 3, (2, 4)),
+        (0, 6, 4, (2, 3, 5)),
+        (0, 6, 6, (1, 2, 3, 4, 5)),
+        (0, 6, 8, (1, 2, 3, 4, 5)),  # never more prefixes than suspects less one
+        (0, 5, 3, (2, 4)),  # larger parts first, as binary search does
+        (2, 4, 3, (3,)),
+        (3, 4, 3, ()),  # the culprit is known
+    ],
+)
+def test_a_round_cuts_the_suspects_evenly(
+    good: int, bad: int, ways: int, cuts: tuple[int, ...]
+) -> None:
+    state = Bisection(members=(1, 2, 3, 4, 5, 6), good=good, bad=bad)
+    assert state.cuts(ways) == cuts
+    assert state.next_round(ways).pending == cuts
+
+
+def test_answers_of_a_round_leave_pending_only_what_still_matters() -> None:
+    state = Bisection.start([1, 2, 3, 4, 5, 6]).next_round(4)
+    assert state.round == (2, 3, 5)
+
+    green = state.record(2, passed=True)
+    assert green.pending == (3, 5)
+    red = green.record(3, passed=False)
+    # The prefix of 5 holds 3's culprit: its answer says nothing new.
+    assert red.pending == ()
+    assert red.culprit == 3
+    with pytest.raises(ValueError, match="at least 2"):
+        state.cuts(1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import combinations
+
 import pytest
 
 from merge_assist.queue.models import ReasonCode
@@ -143,3 +145,76 @@ def test_a_replayed_result_changes_nothing() -> None:
 
     assert again.bisection == first.bisection
     assert again.test_length == first.test_length
+
+
+def _search(members: tuple[int, ...], broken: set[int], ways: int) -> tuple[Verdict, list[int]]:
+    """A red batch bisected ``ways`` ways, each prefix red when it holds a ``broken`` MR;
+    the final verdict and how many prefixes each round started at once."""
+    rounds: list[int] = []
+    length, bisection = len(members), None
+    while True:
+        passed = not broken & set(members[:length])
+        verdict = decide(
+            members,
+            length,
+            "success" if passed else "failed",
+            bisection=bisection,
+            retries_left=0,
+            ways=ways,
+        )
+        if verdict.action is not Action.TEST:
+            return verdict, rounds
+        assert verdict.test_length is not None
+        if verdict.round:
+            rounds.append(len(verdict.round))
+            assert verdict.test_length == verdict.round[0]
+        length, bisection = verdict.test_length, verdict.bisection
+
+
+SIX = (21, 22, 23, 24, 25, 26)
+RED_PATTERNS = [set(c) for n in range(1, 7) for c in combinations(SIX, n)]
+
+
+@pytest.mark.parametrize("ways", [3, 4, 6])
+def test_parallel_bisection_finds_what_binary_search_finds_on_every_red_pattern(
+    ways: int,
+) -> None:
+    for broken in RED_PATTERNS:
+        sequential, one_by_one = _search(SIX, broken, ways=2)
+        parallel, rounds = _search(SIX, broken, ways=ways)
+        culprit = min(broken, key=SIX.index)
+        assert list(parallel.rejected) == list(sequential.rejected) == [culprit], broken
+        assert parallel.land_length == sequential.land_length == SIX.index(culprit)
+        assert parallel.requeued == sequential.requeued
+        assert parallel.action is sequential.action
+        assert len(rounds) <= len(one_by_one), broken
+        assert all(size <= ways - 1 for size in rounds)
+    # Six suspects: binary search needs up to 3 rounds, three ways at most 2.
+    worst = max(len(_search(SIX, broken, ways=ways)[1]) for broken in RED_PATTERNS)
+    assert worst == {3: 2, 4: 2, 6: 1}[ways]
+
+
+def test_a_red_answer_ends_the_round_and_makes_the_longer_prefixes_moot() -> None:
+    first = decide(SIX, 6, "failed", bisection=None, retries_left=0, ways=4)
+    assert first.round == (2, 3, 5)
+    assert first.moot == ()
+    assert first.bisection is not None
+
+    red = decide(SIX, 2, "failed", bisection=first.bisection, retries_left=0, ways=4)
+    # The prefixes of 3 and 5 still run, but hold the red one: stop them, start the next.
+    assert red.moot == (3, 5)
+    assert red.round == (1,)
+    assert red.test_length == 1
+
+    green = decide(SIX, 2, "success", bisection=first.bisection, retries_left=0, ways=4)
+    assert green.moot == ()
+    assert green.round == ()  # the round goes on: the prefix of 3 is awaited next
+    assert green.test_length == 3
+
+
+def test_a_canceled_answer_mid_round_stops_the_rest_of_the_round() -> None:
+    first = decide(SIX, 6, "failed", bisection=None, retries_left=0, ways=3)
+    canceled = decide(SIX, 2, "canceled", bisection=first.bisection, retries_left=0, ways=3)
+    assert canceled.action is Action.RELEASE
+    assert canceled.requeued == SIX
+    assert canceled.moot == (4,)

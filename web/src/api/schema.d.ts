@@ -457,12 +457,17 @@ export interface components {
         BatchStepKind: "selected" | "built" | "rebased" | "tested" | "retried" | "bisected" | "rejected" | "dropped" | "rebuilt" | "landed" | "released";
         /**
          * Bisection
-         * @description Binary search for the first red prefix of a red batch.
+         * @description Search for the first red prefix of a red batch, several prefixes a round.
          *
          *     Known: the prefix of length ``good`` is green (0 is the target itself) and the prefix of
          *     length ``bad`` is red (the whole batch at the start). The culprit is the MR that ends
          *     the shortest red prefix; the green prefix before it can land as tested, and the MRs
          *     after it were never tested without it, so they go back to the queue.
+         *
+         *     A round cuts the suspects into up to ``ways`` parts and tests the prefix ending at each
+         *     cut at once (``round``). Their answers are taken shortest first: a red one ends the
+         *     round (every longer prefix holds it too), a green one moves ``good`` up to it. With two
+         *     ways this is binary search; with more, fewer rounds of CI for more pipelines.
          */
         Bisection: {
             /**
@@ -477,6 +482,11 @@ export interface components {
             good: number;
             /** Members */
             members: number[];
+            /**
+             * Round
+             * @default []
+             */
+            round: number[];
         };
         /**
          * ConfigChange
@@ -493,6 +503,11 @@ export interface components {
              * @description The largest batch that batch_size auto picks.
              */
             batch_size_max?: number | null;
+            /**
+             * Bisect Ways
+             * @description How many parts each bisection round of a failed batch cuts the MRs under suspicion into; the prefix ending at each cut is tested at once. 2 is binary search: one pipeline a round, more rounds.
+             */
+            bisect_ways?: number | null;
             /**
              * Ci Timeout Minutes
              * @description Minutes a pipeline may take before its batch counts as failed.
@@ -777,6 +792,12 @@ export interface components {
              * @default 8
              */
             batch_size_max: number;
+            /**
+             * Bisect Ways
+             * @description How many parts each bisection round of a failed batch cuts the MRs under suspicion into; the prefix ending at each cut is tested at once. 2 is binary search: one pipeline a round, more rounds.
+             * @default 3
+             */
+            bisect_ways: number;
             /**
              * Ci Timeout Minutes
              * @description Minutes a pipeline may take before its batch counts as failed.

@@ -37,6 +37,7 @@ const batchMessage: LiveMessage = {
     ci_timeout_minutes: 60,
     skip_target_pipeline: false,
     flaky_retries: 0,
+    bisect_ways: 3,
     landing: "push",
     strategy: "batch",
     paused: true,

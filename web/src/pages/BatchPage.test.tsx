@@ -14,7 +14,7 @@ const red = batch("1-main-abc", {
   requeued: [6],
   red_pipeline_url: "https://gitlab.test/demo/shop/-/pipelines/301",
   green_pipeline_url: "https://gitlab.test/demo/shop/-/pipelines/302",
-  bisection: { members: [4, 5, 6], good: 1, bad: 2 },
+  bisection: { members: [4, 5, 6], good: 1, bad: 2, round: [] },
   sizing: { size: 3, failure_rate: 0.1234, batches: 12 },
   steps: [
     { kind: "selected", at: at(20), merge_requests: [4, 5, 6], note: "3 ready merge requests" },
@@ -105,6 +105,24 @@ describe("BatchPage", () => {
     const builtOn = screen.getByText("Built on").nextElementSibling as HTMLElement;
     expect(builtOn).toHaveTextContent("car-1 at c0ffee123456");
     expect(within(builtOn).getByRole("link", { name: "car-1" })).toHaveAttribute("href", "/projects/1/batches/car-1");
+  });
+
+  it("names the prefixes a bisection round tests at once", async () => {
+    renderPage(<BatchPage />, {
+      path: "/projects/:projectId/batches/:batchId",
+      url: "/projects/1/batches/b-6",
+      routes: {
+        "GET /batches/b-6": batch("b-6", {
+          state: "testing",
+          merge_requests: [1, 2, 3, 4, 5, 6],
+          bisection: { members: [1, 2, 3, 4, 5, 6], good: 2, bad: 6, round: [2, 4, 5] },
+        }),
+        "GET /projects/1/mrs": { items: [] },
+      },
+    });
+    const bisection = await screen.findByRole("region", { name: "Bisection" });
+    // The first 2 answered green; the first 4 and 5 still run.
+    expect(bisection).toHaveTextContent("The culprit is among the 4 in between. Testing the first 4 and the first 5 at once.");
   });
 
   it("says nothing of a base batch when built on the target branch", async () => {

@@ -324,6 +324,8 @@ function Bisection({
   const { members, good, bad } = bisection;
   const found = bad - good === 1;
   const culprit = found ? members[bad - 1] : undefined;
+  // The round's prefixes still awaited; their pipelines run at once.
+  const pending = (bisection.round ?? []).filter((length) => good < length && length < bad);
   return (
     <div className="card-body bisection">
       <p className="bisection-summary">
@@ -336,6 +338,8 @@ function Bisection({
           <>
             The first {good} of {members.length} passed (green prefix); the first {bad} failed (red prefix). The culprit
             is among the {bad - good} in between.
+            {pending.length > 0 &&
+              ` Testing the first ${pending.join(" and the first ")}${pending.length > 1 ? " at once" : ""}.`}
           </>
         )}
       </p>

@@ -177,7 +177,7 @@ describe("BoardPage", () => {
         "GET /batches/b9": batch("b9", {
           merge_requests: [4, 5, 6],
           target_sha: "0123456789abcdef",
-          bisection: { members: [4, 5, 6], good: 1, bad: 3 },
+          bisection: { members: [4, 5, 6], good: 1, bad: 3, round: [] },
         }),
         "GET /projects/1/mrs": {
           items: [4, 5, 6].map((iid) => view(mergeRequest(iid, { status: "testing", batch_id: "b9" }))),

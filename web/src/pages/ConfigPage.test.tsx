@@ -17,6 +17,7 @@ function config(extra: Partial<ProjectConfig> = {}): ProjectConfig {
     skip_target_pipeline: false,
     ci_timeout_minutes: 60,
     flaky_retries: 0,
+    bisect_ways: 3,
     paused: false,
     version: 3,
     updated_at: new Date(Date.now() - 3_600_000).toISOString(),

@@ -35,6 +35,7 @@ const FIELD_ORDER: Field[] = [
   "landing",
   "ciTimeout",
   "flakyRetries",
+  "bisectWays",
   "targetBranches",
   "skipTargetPipeline",
   "paused",
@@ -48,7 +49,8 @@ type SettingField =
   | "trainDepth"
   | "landing"
   | "ciTimeout"
-  | "flakyRetries";
+  | "flakyRetries"
+  | "bisectWays";
 type Setting = { field: SettingField; label: string; help: string } & (
   | { min: number; max: number }
   | { options: [string, string][] }
@@ -142,6 +144,15 @@ const SETTINGS: Setting[] = [
     help: "How many times a red pipeline is retried before its MRs are blamed (0–3).",
     min: 0,
     max: 3,
+  },
+  {
+    field: "bisectWays",
+    label: "Bisection ways",
+    help:
+      "How many parts each round of a red batch's bisection cuts the suspects into; the " +
+      "prefix ending at each cut is tested at once. 2 is one pipeline a round (2–8).",
+    min: 2,
+    max: 8,
   },
 ];
 

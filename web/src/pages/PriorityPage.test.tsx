@@ -55,6 +55,7 @@ function project(targetBranches = ["main"]): ProjectView {
       landing: "push",
       ci_timeout_minutes: 60,
       flaky_retries: 0,
+      bisect_ways: 3,
       version: 1,
       updated_at: new Date().toISOString(),
       labels: {

@@ -73,6 +73,7 @@ export function projectView(
       train_depth: 2,
       ci_timeout_minutes: 60,
       flaky_retries: 0,
+      bisect_ways: 3,
       landing: "push",
       skip_target_pipeline: false,
       strategy: "batch",

@@ -175,6 +175,14 @@ class ProjectConfig(BaseModel):
         description="How many times the MR a failed batch isolates is tested again "
         "before it is rejected.",
     )
+    bisect_ways: int = Field(
+        default=3,
+        ge=2,
+        le=8,
+        description="How many parts each bisection round of a failed batch cuts the MRs "
+        "under suspicion into; the prefix ending at each cut is tested at once. 2 is binary "
+        "search: one pipeline a round, more rounds.",
+    )
     labels: QueueLabels = Field(
         default_factory=QueueLabels,
         description="The names of the GitLab labels that mark each step of an MR.",

@@ -104,12 +104,17 @@ class InconsistentResult(ValueError):
 
 
 class Bisection(BaseModel):
-    """Binary search for the first red prefix of a red batch.
+    """Search for the first red prefix of a red batch, several prefixes a round.
 
     Known: the prefix of length ``good`` is green (0 is the target itself) and the prefix of
     length ``bad`` is red (the whole batch at the start). The culprit is the MR that ends
     the shortest red prefix; the green prefix before it can land as tested, and the MRs
     after it were never tested without it, so they go back to the queue.
+
+    A round cuts the suspects into up to ``ways`` parts and tests the prefix ending at each
+    cut at once (``round``). Their answers are taken shortest first: a red one ends the
+    round (every longer prefix holds it too), a green one moves ``good`` up to it. With two
+    ways this is binary search; with more, fewer rounds of CI for more pipelines.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -117,9 +122,13 @@ class Bisection(BaseModel):
     members: tuple[int, ...] = Field(min_length=1)
     good: int = Field(default=0, ge=0)
     bad: int = Field(default=0, ge=0)
+    # The prefix lengths the current round tests at once, ascending.
+    round: tuple[int, ...] = ()
 
     @model_validator(mode="after")
     def _bounds(self) -> Bisection:
+        if any(not 0 < length <= len(self.members) for length in self.round):
+            raise ValueError(f"a round tests prefixes of 1..{len(self.members)}")
         if not self.good < self.bad <= len(self.members):
             raise ValueError(
                 f"need 0 <= good < bad <= {len(self.members)}, got {self.good}, {self.bad}"
@@ -142,11 +151,31 @@ class Bisection(BaseModel):
 
     @property
     def next_length(self) -> int | None:
-        """Length of the prefix to test next, None when the culprit is known. Rounds up so
-        a batch of 2 tests its first MR alone and odd batches test the larger half first."""
-        if self.done:
-            return None
-        return (self.good + self.bad + 1) // 2
+        """Length of the prefix binary search tests next, None when the culprit is known.
+        Rounds up so a batch of 2 tests its first MR alone and odd batches test the larger
+        half first."""
+        cuts = self.cuts(2)
+        return cuts[0] if cuts else None
+
+    def cuts(self, ways: int) -> tuple[int, ...]:
+        """The prefix lengths a round of ``ways`` tests: the suspects cut into ``ways``
+        parts as even as can be, larger parts first (as binary search does), ascending.
+        Fewer when there are fewer suspects than ways; none when the culprit is known."""
+        if ways < 2:
+            raise ValueError(f"a round needs at least 2 ways, got {ways}")
+        suspects = self.bad - self.good
+        ends = {self.good + -(-part * suspects // ways) for part in range(1, ways)}
+        return tuple(sorted(end for end in ends if end < self.bad))
+
+    @property
+    def pending(self) -> tuple[int, ...]:
+        """The current round's prefixes whose answers still matter, shortest first: the
+        others are implied by the answers had (a longer one than a red, a shorter one than
+        a green)."""
+        return tuple(length for length in self.round if self.good < length < self.bad)
+
+    def next_round(self, ways: int) -> Bisection:
+        return self.model_copy(update={"round": self.cuts(ways)})
 
     @property
     def next_prefix(self) -> tuple[int, ...] | None:

@@ -110,6 +110,16 @@ def requeued(config: ProjectConfig, why: str) -> Transition:
     )
 
 
+def bisecting(lengths: Sequence[int], total: int) -> str:
+    """A batch step's note: the prefixes a bisection round tests at once."""
+    firsts = " and the first ".join(str(length) for length in lengths)
+    together = ", at once" if len(lengths) > 1 else ""
+    return f"testing the first {firsts} of {total}{together}"
+
+
+FLAKY_RETRY = "flaky retry"
+
+
 def batch_title(target_branch: str, members: Sequence[int]) -> str:
     listed = ", ".join(f"!{iid}" for iid in members)
     return f"Merge Assist batch into {target_branch}: {listed}"

@@ -233,6 +233,27 @@ class Batch(BaseModel):
         """The MRs the awaited pipeline tests: a prefix of ``order``."""
         return self.order[: self.tested_length or 0]
 
+    @property
+    def under_test(self) -> list[str]:
+        """Every commit whose pipeline the run still waits for: the awaited one, and while a
+        bisection round goes on, the round's other prefixes, tested at once."""
+        shas = [self.testing_sha] if self.testing_sha is not None else []
+        if self.bisection is not None and self.build is not None:
+            for length in self.bisection.pending:
+                sha = self.build.prefix_sha(length)
+                if sha not in shas:
+                    shas.append(sha)
+        return shas
+
+    def prefix_ref(self, length: int) -> str:
+        """The branch whose pipeline tests the prefix of ``length``: the test branch, but
+        each other prefix of a bisection round on a branch of its own beside it, since a
+        branch runs one pipeline at a time (GitLab cancels redundant ones)."""
+        assert self.test_ref is not None
+        cuts = self.bisection.round if self.bisection is not None else ()
+        way = cuts.index(length) if length in cuts else 0
+        return self.test_ref if way == 0 else f"{self.test_ref}-bisect-{way}"
+
 
 class BranchLock(BaseModel):
     """Held by the batches that run for a project's target branch: one, or with the train

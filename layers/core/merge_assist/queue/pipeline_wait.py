@@ -11,11 +11,13 @@ CI timeout the outcome is ``TIMED_OUT``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
 from merge_assist.platform.config import ProjectConfig
+from merge_assist.platform.errors import GitLabRefused
 from merge_assist.platform.events import EventKind, PipelineSnapshot, QueueEvent
 from merge_assist.queue.models import Batch
 from merge_assist.queue.ports import Executions, QueueStore
@@ -83,6 +85,18 @@ def answer_wait(
     # Gone or not, this token has had its answer; a newer wait keeps its own.
     store.delete_task_token(project_id, key, token)
     return resumed
+
+
+def stop_pipelines(ctx: WorkflowContext, project_id: int, shas: Iterable[str]) -> None:
+    """Cancel the running pipelines of ``shas``: CI nobody waits for any more. Best effort:
+    one GitLab refuses to stop finishes for nobody."""
+    for sha in shas:
+        try:
+            for pipeline in ctx.gitlab.pipelines_for_sha(project_id, sha):
+                if pipeline.status not in FINISHED_STATUSES:
+                    ctx.gitlab.cancel_pipeline(project_id, pipeline.id)
+        except GitLabRefused:
+            continue
 
 
 class PipelineCheck(BaseModel):

@@ -7,7 +7,7 @@ The workflow's decisions, apart from its I/O: after each pipeline the state mach
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from merge_assist.queue import comments
@@ -25,7 +25,7 @@ SKIPPED = "skipped"
 
 
 class Action(StrEnum):
-    TEST = "test"  # run the pipeline of the prefix of ``test_length``
+    TEST = "test"  # wait for the pipeline of the prefix of ``test_length``
     LAND = "land"  # fast-forward the target to the prefix of ``land_length``
     RELEASE = "release"  # nothing (more) lands; end the batch
 
@@ -40,6 +40,11 @@ class Verdict:
     bisection: Bisection | None = None
     # The next test runs the same prefix again: a flaky retry of the isolated culprit.
     retry: bool = False
+    # A new bisection round: the prefixes whose pipelines start now, all at once
+    # (``test_length`` is the shortest, awaited first). Empty while a round goes on.
+    round: tuple[int, ...] = ()
+    # Prefixes of the round whose answers no longer matter: their pipelines may stop.
+    moot: tuple[int, ...] = ()
 
 
 def decide(
@@ -51,12 +56,43 @@ def decide(
     retries_left: int,
     retrying: bool = False,
     pipeline_url: str | None = None,
+    ways: int = 2,
 ) -> Verdict:
     """``members``: the batch's MRs in merge order; ``tested_length``: the prefix the
     pipeline tested (the whole batch at first); ``retries_left``: flaky retries the project
     still allows before the isolated culprit is rejected; ``retrying``: the pipeline was
-    such a retry."""
-    everyone = tuple(members)
+    such a retry; ``ways``: how many parts a bisection round cuts the suspects into."""
+    verdict = _decide(
+        tuple(members),
+        tested_length,
+        status,
+        bisection=bisection,
+        retries_left=retries_left,
+        retrying=retrying,
+        pipeline_url=pipeline_url,
+        ways=ways,
+    )
+    waiting = set(bisection.pending) if bisection is not None else set()
+    still = (
+        set(verdict.bisection.pending)
+        if verdict.action is Action.TEST and verdict.bisection
+        else set()
+    )
+    moot = tuple(sorted(waiting - still - {tested_length}))
+    return replace(verdict, moot=moot) if moot else verdict
+
+
+def _decide(
+    everyone: tuple[int, ...],
+    tested_length: int,
+    status: str,
+    *,
+    bisection: Bisection | None,
+    retries_left: int,
+    retrying: bool,
+    pipeline_url: str | None,
+    ways: int,
+) -> Verdict:
     if status == PASSED and bisection is None:
         return Verdict(Action.LAND, land_length=tested_length)
     if status == CANCELED:
@@ -83,7 +119,16 @@ def decide(
         return Verdict(Action.RELEASE, requeued=everyone)
     culprit = bisection.culprit
     if culprit is None:
-        return Verdict(Action.TEST, test_length=bisection.next_length, bisection=bisection)
+        if pending := bisection.pending:
+            # The round goes on: the next answer is from a pipeline already running.
+            return Verdict(Action.TEST, test_length=pending[0], bisection=bisection)
+        bisection = bisection.next_round(ways)
+        return Verdict(
+            Action.TEST,
+            test_length=bisection.round[0],
+            bisection=bisection,
+            round=bisection.round,
+        )
     if retries_left > 0:
         return Verdict(Action.TEST, test_length=bisection.bad, bisection=bisection, retry=True)
     landable = len(bisection.landable)

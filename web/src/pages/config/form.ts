@@ -17,6 +17,7 @@ export interface ConfigForm {
   skipTargetPipeline: boolean;
   ciTimeout: string;
   flakyRetries: string;
+  bisectWays: string;
   targetBranches: string;
   paused: boolean;
 }
@@ -39,6 +40,7 @@ export function formOf(config: ProjectConfig): ConfigForm {
     skipTargetPipeline: config.skip_target_pipeline ?? false,
     ciTimeout: String(config.ci_timeout_minutes ?? 60),
     flakyRetries: String(config.flaky_retries ?? 0),
+    bisectWays: String(config.bisect_ways ?? 3),
     targetBranches: (config.target_branches ?? []).join("\n"),
     paused: config.paused ?? false,
   };
@@ -90,6 +92,10 @@ export function check(form: ConfigForm, saved: ProjectConfig): Checked {
   if (typeof flakyRetries === "string") errors.flakyRetries = flakyRetries;
   else if (flakyRetries !== (saved.flaky_retries ?? 0)) change.flaky_retries = flakyRetries;
 
+  const bisectWays = whole(form.bisectWays, "Bisection ways", 2, 8);
+  if (typeof bisectWays === "string") errors.bisectWays = bisectWays;
+  else if (bisectWays !== (saved.bisect_ways ?? 3)) change.bisect_ways = bisectWays;
+
   const branches = parseBranches(form.targetBranches);
   const invalid = branches.filter((branch) => !BRANCH.test(branch) || branch.length > 255);
   if (branches.length === 0) errors.targetBranches = "Give at least one target branch.";
@@ -135,6 +141,7 @@ const NAMES: Record<keyof ConfigChange, string> = {
   batch_size_max: "Largest automatic batch",
   ci_timeout_minutes: "CI timeout",
   flaky_retries: "Flaky retries",
+  bisect_ways: "Bisection ways",
   target_branches: "Target branches",
   strategy: "Strategy",
   train_depth: "Train depth",

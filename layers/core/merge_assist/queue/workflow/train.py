@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from merge_assist.platform.errors import GitLabRefused, NotFoundError
+from merge_assist.platform.errors import NotFoundError
 from merge_assist.queue import train
 from merge_assist.queue.models import Batch, BranchLock
-from merge_assist.queue.pipeline_wait import FINISHED_STATUSES, PipelineOutcome, answer_wait
+from merge_assist.queue.pipeline_wait import PipelineOutcome, answer_wait, stop_pipelines
 from merge_assist.queue.verdict import CANCELED
 from merge_assist.queue.workflow import members
 from merge_assist.queue.workflow.context import WorkflowContext
@@ -68,14 +68,9 @@ def cancel_behind(ctx: WorkflowContext, batch: Batch) -> list[str]:
 def _stop(ctx: WorkflowContext, car: Batch) -> None:
     """Its pipeline is stopped (CI nobody waits for) and its waits are answered, so its
     execution takes its next step, finds itself off the train and ends."""
+    stop_pipelines(ctx, car.project_id, car.under_test)
     sha = car.testing_sha
     if sha is not None:
-        try:
-            for pipeline in ctx.gitlab.pipelines_for_sha(car.project_id, sha):
-                if pipeline.status not in FINISHED_STATUSES:
-                    ctx.gitlab.cancel_pipeline(car.project_id, pipeline.id)
-        except GitLabRefused:
-            pass  # best effort: the pipeline finishes for nobody
         answer_wait(
             ctx.store,
             ctx.executions,

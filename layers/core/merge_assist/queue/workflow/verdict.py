@@ -1,5 +1,6 @@
 """Step ``ReachVerdict``: what the awaited pipeline means for the batch (``verdict.decide``),
-done: MRs rejected or put back in line, the next prefix pushed for bisection, or landing."""
+done: MRs rejected or put back in line, a bisection round's prefixes pushed (each starts its
+pipeline; the round's answers are awaited shortest first), or landing."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from merge_assist.platform.config import ProjectConfig, Strategy
 from merge_assist.queue import comments
 from merge_assist.queue import verdict as verdicts
 from merge_assist.queue.models import Batch, BatchState, BatchStep, BatchStepKind
-from merge_assist.queue.pipeline_wait import CHANGED, PipelineOutcome, pipeline_deadline
+from merge_assist.queue.pipeline_wait import (
+    CHANGED,
+    PipelineOutcome,
+    pipeline_deadline,
+    stop_pipelines,
+)
 from merge_assist.queue.verdict import Action
 from merge_assist.queue.workflow import members
 from merge_assist.queue.workflow import train as train_moves
@@ -60,11 +66,13 @@ def reach_verdict(ctx: WorkflowContext, request: VerdictInput) -> StepResult:
         retries_left=batch.retries_left,
         retrying=batch.retrying,
         pipeline_url=red_url,
+        ways=config.bisect_ways,
     )
     whole = decided.action is Action.LAND and decided.land_length == len(batch.order)
     if batch.strategy is Strategy.TRAIN and not whole:
         # The cars behind were built on this whole commit, which will not land.
         train_moves.cancel_behind(ctx, batch)
+    stop_pipelines(ctx, batch.project_id, [_prefix_sha(batch, n) for n in decided.moot])
     for iid, reason in decided.rejected.items():
         members.reject(ctx, config, batch, iid, reason)
     why = None
@@ -112,19 +120,25 @@ def reach_verdict(ctx: WorkflowContext, request: VerdictInput) -> StepResult:
     assert decided.test_length is not None
     length = decided.test_length
     sha = _prefix_sha(batch, length)
-    ref = _test_ref(batch)
+    # Each prefix of the round is tested on its own branch; where, the round decides.
+    planned = batch.model_copy(update={"bisection": decided.bisection})
+    ref = planned.prefix_ref(length)
     floor = None
     if decided.retry:
-        floor = _rerun(ctx, config, batch, sha, result)
-        steps.append(BatchStep(kind=BatchStepKind.RETRIED, sha=sha, note="flaky retry"))
-    else:
-        ctx.repository(config).push(ref, sha, expected_old_sha=None, force=True)
+        floor = _rerun(ctx, config, batch, ref=ref, sha=sha, result=result)
+        steps.append(BatchStep(kind=BatchStepKind.RETRIED, sha=sha, note=comments.FLAKY_RETRY))
+    elif decided.round:
+        repository = ctx.repository(config)
+        for cut in decided.round:
+            repository.push(
+                planned.prefix_ref(cut), _prefix_sha(batch, cut), expected_old_sha=None, force=True
+            )
         steps.append(
             BatchStep(
                 kind=BatchStepKind.BISECTED,
-                sha=sha,
-                merge_requests=batch.order[:length],
-                note=f"testing the first {length} of {len(batch.order)}",
+                sha=sha if len(decided.round) == 1 else None,
+                merge_requests=batch.order[: decided.round[-1]],
+                note=comments.bisecting(decided.round, len(batch.order)),
             )
         )
     save(
@@ -151,14 +165,15 @@ def _rerun(
     ctx: WorkflowContext,
     config: ProjectConfig,
     batch: Batch,
+    *,
+    ref: str,
     sha: str,
     result: PipelineOutcome,
 ) -> int:
-    """A new pipeline for ``sha`` (a flaky retry); the lowest id its answer may have. The
-    test branch may hold another prefix by now (the last one bisection tried passed): then
-    ``sha`` is pushed back, which starts the pipeline, else one is asked for. Pipeline ids
-    only grow, so any answer older than the one just judged is stale."""
-    ref = _test_ref(batch)
+    """A new pipeline for ``sha`` (a flaky retry) on ``ref``; the lowest id its answer may
+    have. The branch may hold another prefix by now (the last one bisection tried passed):
+    then ``sha`` is pushed back, which starts the pipeline, else one is asked for. Pipeline
+    ids only grow, so any answer older than the one just judged is stale."""
     if ctx.gitlab.branch_sha(batch.project_id, ref) == sha:
         return ctx.gitlab.create_pipeline(batch.project_id, ref).id
     ctx.repository(config).push(ref, sha, expected_old_sha=None, force=True)
@@ -176,14 +191,13 @@ def _prefix_sha(batch: Batch, length: int) -> str:
     return batch.build.prefix_sha(length)
 
 
-def _test_ref(batch: Batch) -> str:
-    assert batch.test_ref is not None
-    return batch.test_ref
-
-
 def _rebuild(ctx: WorkflowContext, batch: Batch, gone: list[int]) -> StepResult:
     if batch.strategy is Strategy.TRAIN:
         train_moves.cancel_behind(ctx, batch)
+    # The rest of a bisection round tests commits that will not be built again.
+    stop_pipelines(
+        ctx, batch.project_id, [sha for sha in batch.under_test if sha != batch.testing_sha]
+    )
     save(
         ctx,
         batch,
@@ -210,7 +224,7 @@ def _resume_from(ctx: WorkflowContext, batch: Batch, config: ProjectConfig) -> S
         return StepResult(
             next=Next.TEST,
             sha=batch.testing_sha,
-            ref=batch.test_ref,
+            ref=batch.prefix_ref(batch.tested_length or 0),
             deadline=pipeline_deadline(ctx.clock.now(), config),
         )
     return StepResult(next=Next.RELEASE)
