@@ -19,6 +19,7 @@ from merge_assist.queue.workflow.context import Next, WorkflowContext
 from merge_assist.queue.workflow.verdict import VerdictInput, reach_verdict
 from tests.conftest import MakeMR
 from tests.integration.conftest import FakeClock
+from tests.integration.test_workflow_metrics import NoExecutions
 from tests.recording_meter import RecordingMeter
 
 PROJECT = 1
@@ -84,14 +85,6 @@ class FakeRepository:
         if self.heads.get(branch) != sha:
             self.heads[branch] = sha
             self.gitlab.started(sha, branch)
-
-
-class NoExecutions:
-    def start(self, name: str, execution_input: dict[str, Any]) -> bool:
-        return False
-
-    def resume(self, task_token: str, output: dict[str, Any]) -> bool:
-        return False
 
 
 @pytest.fixture
