@@ -255,6 +255,8 @@ class LambdaRuntime:
             self._functions[function_name] = spec
             if handler is not None:
                 self._handlers[function_name] = handler
+            if spec.handler in ONE_REQUEST_AT_A_TIME:
+                self._turns.setdefault(function_name, threading.Lock())
         with self._slots:
             self._limits[function_name] = limit
             self._slots.notify_all()
@@ -398,13 +400,7 @@ class LambdaRuntime:
 
     def _call(self, function_name: str, event: Any, context: LambdaContext) -> Any:
         handler = self.handler(function_name)
-        with self._lock:
-            spec = self._functions[function_name]
-            turn = (
-                self._turns.setdefault(function_name, threading.Lock())
-                if spec.handler in ONE_REQUEST_AT_A_TIME
-                else None
-            )
+        turn = self._turns.get(function_name)
         if turn is None:
             return handler(event, context)
         with turn:
