@@ -881,15 +881,19 @@ def queue_history(
 
 
 def run_merge_assist(
-    stack: LocalStack, workload: Workload, contender: Contender
+    stack: LocalStack,
+    workload: Workload,
+    contender: Contender,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> ContenderResult:
-    """One run on an already started stack whose simulator runs at ``workload.time_scale``."""
+    """One run on an already started stack whose simulator runs at ``workload.time_scale``.
+    A wrongly rejected MR is reported through ``progress`` with the reasons the queue gave."""
     from merge_assist.adapters.aws import store_from_settings
     from merge_assist.adapters.gitlab_gateway import PythonGitLabGateway
     from merge_assist.adapters.project_infra import AwsProjectInfrastructure
     from merge_assist.admin.onboarding import connect_project
     from merge_assist.platform.errors import NotFoundError
-    from merge_assist.queue.models import StatusCategory
+    from merge_assist.queue.models import Reason, StatusCategory
 
     gitlab = stack.gitlab
     if gitlab is None:
@@ -916,6 +920,7 @@ def run_merge_assist(
         },
     )
     run = _Run(gitlab, project, workload, stack.bot_username)
+    reasons: dict[int, list[Reason]] = {}
 
     def outcome(index: int, iid: int) -> str | None:
         if gitlab.merge_request(project, iid)["state"] == "merged":
@@ -925,10 +930,12 @@ def run_merge_assist(
         except NotFoundError:
             return None
         if state.status is StatusCategory.REJECTED:
+            reasons[index] = state.reasons
             return "rejected"
         # Not ready after its own pipeline passed: the queue let it go (a conflict with
         # the target), with the reason on the MR.
         if state.status is StatusCategory.NOT_READY and state.reasons and own_pipeline_passed(iid):
+            reasons[index] = state.reasons
             return "rejected"
         return None
 
@@ -961,7 +968,11 @@ def run_merge_assist(
         dispatches=tuple(dispatches),
         api_calls=calls[stack.bot_username],
     )
-    return compute(name, workload, record)
+    result = compute(name, workload, record)
+    for index in result.wrongly_rejected:
+        why = "; ".join(f"{r.code}: {r.message}" for r in reasons.get(index, [])) or "no reason"
+        progress(f"  {name}: MR {index} wrongly rejected ({why})")
+    return result
 
 
 MARGE_LOG_TAIL = 60
@@ -1244,6 +1255,17 @@ def contenders(default_batch: int) -> list[Contender]:
             )
             for depth in (2, 4)
         ),
+        # Cars of one MR each, as GitLab's merge trains build them: a red car names its
+        # culprit without bisecting, at one pipeline per car.
+        Contender("merge-assist-train-4x1", "merge-assist", "train", 1, train_depth=4),
+        Contender(
+            "merge-assist-train-4x1-ci-skip",
+            "merge-assist",
+            "train",
+            1,
+            skip_target_pipeline=True,
+            train_depth=4,
+        ),
         Contender(
             "merge-assist-train-2-ci-skip",
             "merge-assist",
@@ -1312,7 +1334,7 @@ def run_benchmark(
                         log_dir=data_dir / "marge",
                     )
                 else:
-                    result = run_merge_assist(stack, workload, contender)
+                    result = run_merge_assist(stack, workload, contender, progress)
                 results.append(result)
     return QueueBenchmark(
         size=size,

@@ -27,7 +27,7 @@ import requests
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from local import moto_atomic, moto_routing, moto_serialize, moto_transport
+from local import moto_atomic, moto_lookup, moto_routing, moto_serialize, moto_transport
 from local.authorizer import JwtAuthorizer
 from local.gitlab_sim import GitLabSimulator
 from local.http_front import HttpFront, compile_route
@@ -129,6 +129,7 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._exit.enter_context(_moto_config())
         moto_atomic.install()
+        moto_lookup.install()
         moto_routing.install()
         moto_serialize.install()
         self._moto = ThreadedMotoServer(ip_address=config.host, port=config.aws_port, verbose=False)

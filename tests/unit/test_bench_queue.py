@@ -429,6 +429,8 @@ def test_contenders_are_chosen_by_name_in_the_benchmarks_order() -> None:
         "merge-assist-batch-auto-ci-skip",
         "merge-assist-train-2",
         "merge-assist-train-4",
+        "merge-assist-train-4x1",
+        "merge-assist-train-4x1-ci-skip",
         "merge-assist-train-2-ci-skip",
         "merge-assist-train-auto-ci-skip",
         "marge-bot",
