@@ -45,7 +45,7 @@ def test_a_reset_still_empties_the_backends_the_fast_lookup_served() -> None:
     with mock_aws():
         _create_table("first")
         assert _tables() == ["first"]
-        assert dynamodb_backends in BackendDict._instances
+        assert dynamodb_backends in BackendDict._instances  # type: ignore[misc]
     with mock_aws():
         assert _tables() == []
         _create_table("second")
