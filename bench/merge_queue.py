@@ -1121,6 +1121,34 @@ def load_queue_run(path: Path) -> QueueBenchmark:
     return QueueBenchmark.from_json(path.read_text())
 
 
+def gather(queues: Sequence[QueueBenchmark]) -> list[QueueBenchmark]:
+    """Runs of one workload (same MRs, seed and CI duration) as one run, so contenders run at
+    different times share a table: their results in the benchmark's order, a contender run
+    again showing its later run, the wall time summed and the machine's figures the last
+    run's. Runs of different workloads stay apart, in the order given."""
+    from merge_assist.platform.config import DEFAULT_BATCH_SIZE
+
+    order = {c.name: i for i, c in enumerate(contenders(DEFAULT_BATCH_SIZE))}
+
+    def rank(result: ContenderResult) -> int:
+        return order.get(result.name.replace(" --batch", "-batch"), len(order))
+
+    gathered: list[QueueBenchmark] = []
+    for queue in queues:
+        same = next((i for i, g in enumerate(gathered) if g.workload == queue.workload), None)
+        if same is None:
+            gathered.append(queue)
+            continue
+        earlier, later = sorted((gathered[same], queue), key=lambda q: q.ended_at)
+        results = {r.name: r for r in earlier.results} | {r.name: r for r in later.results}
+        gathered[same] = replace(
+            later,
+            results=tuple(sorted(results.values(), key=rank)),
+            wall_seconds=earlier.wall_seconds + later.wall_seconds,
+        )
+    return gathered
+
+
 def render_table(workload: Workload, results: Sequence[ContenderResult]) -> str:
     floor = floors(workload.fail_rate)
     header = (

@@ -149,7 +149,9 @@ def _run_bench(args: argparse.Namespace) -> int:
     if report:
         from bench import report as bench_report
 
-        written = bench_report.write(Path(args.docs), webhook=webhook, queues=queues, cost=cost)
+        written = bench_report.write(
+            Path(args.docs), webhook=webhook, queues=bench_queue.gather(queues), cost=cost
+        )
         print("Wrote " + ", ".join(str(path) for path in written), flush=True)
     return 0
 

@@ -30,6 +30,7 @@ from bench.merge_queue import (
     dispatcher_log,
     extra_pipelines,
     floors,
+    gather,
     generate_workload,
     load_queue_run,
     mean_parts,
@@ -505,6 +506,32 @@ def test_a_run_written_as_json_reads_back_the_same(tmp_path: Path) -> None:
     path.write_text('{"format": 0}')
     with pytest.raises(ValueError, match="format"):
         load_queue_run(path)
+
+
+def test_runs_of_one_workload_share_a_table_in_the_benchmarks_order() -> None:
+    first = replace(_queue_run(12.0), ended_at="2026-12-01T10:00:00+00:00")
+    train = replace(first.results[0], name="merge-assist-train-4x1")
+    marge_again = replace(first.results[1], merged=16)
+    later = replace(
+        first,
+        results=(marge_again, train),
+        wall_seconds=80.0,
+        ended_at="2026-12-01T12:00:00+00:00",
+        load_average=(0.3, 0.3, 0.3),
+    )
+    other = _queue_run(1.2)
+    gathered = gather([later, other, first])
+    assert [q.workload.ci_seconds for q in gathered] == [12.0, 1.2]
+    both = gathered[0]
+    assert [r.name for r in both.results] == [
+        "merge-assist-batch-5",
+        "merge-assist-train-4x1",
+        "marge-bot",
+    ]
+    assert both.results[2].merged == 16  # the later run of marge-bot
+    assert both.wall_seconds == 200.0
+    assert both.load_average == (0.3, 0.3, 0.3)
+    assert gathered[1] == other
 
 
 def test_the_report_shows_each_run_under_its_own_heading_with_its_breakdown(
