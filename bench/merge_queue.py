@@ -1061,8 +1061,11 @@ class QueueBenchmark:
 
     @property
     def heading(self) -> str:
-        """``CI 1.2 s, 16 MRs``: what sets this run apart from another."""
-        return f"CI {self.workload.ci_seconds:g} s, {len(self.workload.changes)} MRs"
+        """``CI 1.2 s, 16 MRs, seed 1``: what sets this run apart from another."""
+        return (
+            f"CI {self.workload.ci_seconds:g} s, {len(self.workload.changes)} MRs, "
+            f"seed {self.workload.seed}"
+        )
 
     def table(self) -> str:
         return render_table(self.workload, self.results)

@@ -143,7 +143,11 @@ def queue_section(queues: Sequence[QueueBenchmark], chart_names: Sequence[str | 
             "- **Merge Assist** runs on the local stack: the real webhook receiver, dispatcher, "
             "workflow functions and the real state machine in moto's interpreter; `serial`, and "
             "`batch` at sizes 2, 4, 8, the configured default and `auto` (up to the default "
-            "`batch_size_max`), landing by `push` (`-ci-skip`: with `skip_target_pipeline`, so "
+            "`batch_size_max`), and `train` (`train-D`: up to D cars tested at once, each car a "
+            "batch of the configured default size built on the tested commit of the car ahead; "
+            "`train-4x1`: four cars of one MR each, as GitLab's merge trains build them; "
+            "`train-auto`: cars of the `auto` size), all with the default three-way bisection, "
+            "landing by `push` (`-ci-skip`: with `skip_target_pipeline`, so "
             "the landing push starts no target pipeline; skipped pipelines are not counted). Its "
             "workflow falls back to asking GitLab about a pipeline whose webhook is late by "
             "`pipeline_poll_seconds` = the larger of 30 s and 3 CI runs. Its functions are "
@@ -315,9 +319,7 @@ def chart(queue: QueueBenchmark, path: Path) -> None:
     waits.set_title("Mean wait, ready → merged (CI durations)")
     for axis in (pipes, waits):
         axis.set_xticks(positions, names, rotation=30, ha="right")
-    figure.suptitle(
-        f"{queue.heading}, p = {queue.workload.fail_rate:.2f}, seed {queue.workload.seed}"
-    )
+    figure.suptitle(f"{queue.heading}, p = {queue.workload.fail_rate:.2f}")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -544,8 +544,8 @@ def test_the_report_shows_each_run_under_its_own_heading_with_its_breakdown(
         tmp_path / "benchmarks.png",
         tmp_path / "benchmarks-2.png",
     ]
-    assert "### CI 1.2 s, 16 MRs" in markdown
-    assert "### CI 12 s, 16 MRs" in markdown
+    assert "### CI 1.2 s, 16 MRs, seed 1" in markdown
+    assert "### CI 12 s, 16 MRs, seed 1" in markdown
     assert markdown.index("### CI 1.2 s") < markdown.index("### CI 12 s")
     # events/MR 70/14, dispatcher p50 and p95, no echo timed, calls/MR 280/14, then the wait
     # and its parts.
