@@ -978,6 +978,11 @@ def run_merge_assist(
 MARGE_LOG_TAIL = 60
 
 
+def marge_name(*, batch: bool) -> str:
+    """The name a marge-bot run's results go by: its command line's."""
+    return "marge-bot --batch" if batch else "marge-bot"
+
+
 def run_marge(
     stack: LocalStack, workload: Workload, *, batch: bool, log_dir: Path
 ) -> ContenderResult:
@@ -989,7 +994,7 @@ def run_marge(
     gitlab = stack.gitlab
     if gitlab is None:
         raise RuntimeError("the queue benchmark needs the embedded GitLab simulator")
-    name = "marge-bot --batch" if batch else "marge-bot"
+    name = marge_name(batch=batch)
     username = f"marge-{uuid.uuid4().hex[:6]}"
     bot, token = gitlab.create_user(username, name="Marge Bot")
     project = _new_project(
@@ -1131,10 +1136,13 @@ def gather(queues: Sequence[QueueBenchmark]) -> list[QueueBenchmark]:
     run's. Runs of different workloads stay apart, in the order given."""
     from merge_assist.platform.config import DEFAULT_BATCH_SIZE
 
-    order = {c.name: i for i, c in enumerate(contenders(DEFAULT_BATCH_SIZE))}
+    order = {
+        marge_name(batch=c.strategy == "batch") if c.bot == "marge-bot" else c.name: i
+        for i, c in enumerate(contenders(DEFAULT_BATCH_SIZE))
+    }
 
     def rank(result: ContenderResult) -> int:
-        return order.get(result.name.replace(" --batch", "-batch"), len(order))
+        return order.get(result.name, len(order))
 
     gathered: list[QueueBenchmark] = []
     for queue in queues:

@@ -4,6 +4,7 @@ still empties every backend in use."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import boto3
 from moto import mock_aws
@@ -15,23 +16,21 @@ from local import moto_lookup
 ACCOUNT = "123456789012"
 
 
-def _tables() -> list[str]:
-    client = boto3.client(
+def _dynamodb() -> Any:
+    return boto3.client(
         "dynamodb",
         region_name="us-east-1",
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
-    return list(client.list_tables()["TableNames"])
+
+
+def _tables() -> list[str]:
+    return list(_dynamodb().list_tables()["TableNames"])
 
 
 def _create_table(name: str) -> None:
-    boto3.client(
-        "dynamodb",
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    ).create_table(
+    _dynamodb().create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
